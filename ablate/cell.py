@@ -1,0 +1,120 @@
+"""One cell of a sweep, as a recipe: build data, build model, train, evaluate, report.
+
+`run_cell` is what a Ray Tune trial runs (see ablate/run.py); it can also be called directly.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from ablate.baselines import BASELINES
+from ablate.data.build import build_test_dataset, build_train_dataset, tokenize_dataset
+from ablate.data.clusters import category_to_cluster
+from ablate.data.encoding import tokenizer_truncation
+from ablate.data.select import select_tasks
+from ablate.data.sources import resolve_task_dir
+from ablate.data.tasks import TaskLibrary
+from ablate.evaluate import generate_predictions, prediction_records, score_rows
+from ablate.model import PRESETS, build_model, is_baseline, load_pretrained_tokenizer
+from ablate.plan import Cell
+from ablate.track import CellRun, eval_metrics, metric_key
+from ablate.train import TrainResult, train_model
+
+
+@dataclass(frozen=True)
+class CellPaths:
+    cache_dir: Path
+
+
+def run_cell(cell: Cell, paths: CellPaths, run: CellRun, *, resume_state: dict | None = None,
+             save_checkpoint: Callable | None = None) -> dict[str, float]:
+    """Train and evaluate one cell, logging everything to its MLflow child run; returns headline metrics."""
+    settings = cell.settings
+    data, train = settings.data, settings.train
+
+    # 1. Data: the cell's tasks (seeded, nested), encoded as Tk-Instruct prompts.
+    library = TaskLibrary(resolve_task_dir(data.source, data.synthetic_seed, paths.cache_dir))
+    cluster_of = category_to_cluster(settings.cluster_map)
+    selection = select_tasks(library, split=data.split, held_out_clusters=data.held_out_clusters,
+                             train_clusters=data.train_clusters, num_train_tasks=data.num_train_tasks,
+                             cluster_map=settings.cluster_map, seed=settings.seed)
+    run.log_text(json.dumps({"train_tasks": selection.train_tasks, "test_tasks": selection.test_tasks}, indent=1),
+                 "tasks.json")
+
+    # 2. Model: a heuristic baseline needs none; otherwise a preset from config or a pretrained model.
+    if is_baseline(settings.model):
+        model = tokenizer = truncation = None
+        train_result = TrainResult(steps=0, seconds=0.0, examples_per_second=0.0)
+    else:
+        tokenizer, tokenizer_id = _tokenizer_for(settings.model, library.root, paths.cache_dir)
+        truncation = tokenizer_truncation(tokenizer, train.max_source_length)
+        model = build_model(settings.model, len(tokenizer), settings.seed)
+
+        # 3. Train on the cell's training tasks.
+        train_rows = build_train_dataset(library, selection, data.instances_per_task, train.encoding,
+                                         truncation, settings.seed)
+        train_data = tokenize_dataset(train_rows, tokenizer, tokenizer_id, train.max_source_length,
+                                      train.max_target_length, paths.cache_dir)
+        run.log_metrics({"num_train_tasks": len(selection.train_tasks), "num_train_examples": len(train_data),
+                         "num_parameters": sum(p.numel() for p in model.parameters())})
+        train_result = train_model(model, tokenizer, train_data, train, settings.seed,
+                                   resume_state=resume_state, save_checkpoint=save_checkpoint)
+        run.log_series({"train_loss": train_result.loss_history})
+
+    # 4. Evaluate every test encoding on the held-out tasks (one training serves them all).
+    headline: dict[str, float] = {}
+    eval_began = time.perf_counter()
+    for position, encoding in enumerate(settings.test_encodings):
+        rows = build_test_dataset(library, selection, settings.eval.instances_per_task, encoding,
+                                  truncation, cluster_of).to_dict()
+        if model is None:
+            predict = BASELINES[settings.model]
+            tasks = {name: library.get(name) for name in selection.test_tasks}
+            instances = {i.id: i for t in tasks.values() for i in t.instances}
+            predictions = [predict(tasks[t], instances[i]) for t, i in zip(rows["task"], rows["id"])]
+        else:
+            predictions = generate_predictions(model, tokenizer, rows["source"],
+                                               max_source_length=train.max_source_length,
+                                               max_new_tokens=settings.eval.max_new_tokens,
+                                               num_beams=settings.eval.num_beams,
+                                               batch_size=settings.eval.batch_size)
+        result = score_rows(rows, predictions)
+
+        # 5. Report: metrics per encoding / category / task / cluster, and the predictions.
+        run.log_metrics(eval_metrics(encoding, result))
+        run.log_text("\n".join(json.dumps(r, ensure_ascii=False) for r in prediction_records(rows, predictions)),
+                     f"predictions/{metric_key(encoding)}.jsonl")
+        if position == 0:  # the first test encoding gives the run's headline numbers
+            headline = {m: result[m] for m in ("exact_match", "rouge1", "rougeL")}
+    eval_seconds = time.perf_counter() - eval_began
+    run.log_metrics({**headline, "train_seconds": train_result.seconds, "eval_seconds": eval_seconds,
+                     "examples_per_second": train_result.examples_per_second, "train_steps": train_result.steps})
+    return headline
+
+
+def _tokenizer_for(model_name: str, task_dir: Path, cache_dir: Path):
+    """Presets use the task suite's word-level tokenizer (built once per data source); pretrained
+    models use their own. Returns the tokenizer and an id for the tokenized-data cache."""
+    if model_name not in PRESETS:
+        return load_pretrained_tokenizer(model_name), model_name
+    from ablate.data.tokenizer import as_hf_tokenizer, build_word_tokenizer, suite_texts
+
+    tokenizer_file = task_dir / "tokenizer.json"
+    if not tokenizer_file.is_file():
+        from ablate.data.tasks import fingerprint_task_dir
+
+        tokenizer_file = cache_dir / "tokenizers" / f"{fingerprint_task_dir(task_dir)}.json"
+        if not tokenizer_file.is_file():
+            tokenizer_file.parent.mkdir(parents=True, exist_ok=True)
+            raw_tasks = ((p.stem, json.loads(p.read_text(encoding="utf-8")))
+                         for p in sorted((task_dir / "tasks").glob("*.json")))
+            scratch = tokenizer_file.with_suffix(f".tmp{time.time_ns()}")
+            build_word_tokenizer(suite_texts(raw_tasks)).save(str(scratch))
+            scratch.replace(tokenizer_file)
+    import hashlib
+
+    return as_hf_tokenizer(str(tokenizer_file)), hashlib.sha256(tokenizer_file.read_bytes()).hexdigest()[:16]

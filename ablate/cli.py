@@ -1,0 +1,304 @@
+"""The `ablate` command line. Heavy imports happen inside each command, so --help is instant.
+
+    ablate sweep sweeps/clusters.yaml        run a sweep (Ray Tune + MLflow)
+    ablate plan sweeps/clusters.yaml         list its cells, their status and a cost estimate
+    ablate validate sweeps/clusters.yaml     check a spec without running anything
+    ablate ui                                browse results in the MLflow UI
+    ablate prompt | eval | baseline | synth  the data layer on its own
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from ablate.errors import AblateError
+
+
+def _add_spec_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("spec", help="sweep spec YAML (see sweeps/)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a spec field, e.g. --set train.steps=50 (repeatable)")
+    parser.add_argument("--tracking-uri", help="MLflow tracking URI (default: sqlite:///mlflow.db here)")
+    parser.add_argument("--out", help="output folder for plan, caches and Ray logs (default: ablate_runs/NAME)")
+
+
+def cmd_sweep(args) -> int:
+    from ablate.sweep import plan_report, prepare_sweep, print_plan, run_sweep
+
+    prepared = prepare_sweep(args.spec, args.overrides, tracking_uri=args.tracking_uri, output_dir=args.out)
+    if args.dry_run:
+        return _show_plan(plan_report(prepared), args.json)
+    if args.address:
+        _check_ray_address(args.address)
+    return run_sweep(prepared, address=args.address, force=args.force)
+
+
+def _show_plan(report: dict, as_json: bool) -> int:
+    from ablate.sweep import print_plan
+
+    if as_json:
+        print(json.dumps(report, indent=2))
+    else:
+        print_plan(report, sys.stdout)
+    return 0
+
+
+def cmd_plan(args) -> int:
+    from ablate.sweep import plan_report, prepare_sweep
+
+    prepared = prepare_sweep(args.spec, args.overrides, tracking_uri=args.tracking_uri, output_dir=args.out)
+    return _show_plan(plan_report(prepared), args.json)
+
+
+def cmd_validate(args) -> int:
+    from ablate.sweep import prepare_sweep
+
+    prepared = prepare_sweep(args.spec, args.overrides, tracking_uri=args.tracking_uri, output_dir=args.out)
+    print(f"{args.spec}: OK ({len(prepared.cells)} cells)")
+    return 0
+
+
+def _check_ray_address(address: str) -> None:
+    """Fail before anything starts when a Ray cluster address cannot be reached."""
+    import socket
+    from urllib.parse import urlparse
+
+    if address == "auto":
+        return
+    parsed = urlparse(address if "://" in address else f"ray://{address}")
+    host, port = parsed.hostname, parsed.port or (10001 if address.startswith("ray://") else 6379)
+    try:
+        socket.create_connection((host, port), timeout=3).close()
+    except OSError as exc:
+        raise AblateError(f"the Ray cluster at '{address}' is unreachable ({exc.strerror or exc}).",
+                          field="--address", fix="start it (ray start --head) or fix --address; "
+                                                 "leave --address out to run on this machine.") from None
+
+
+def cmd_prompt(args) -> int:
+    from ablate.data.encoding import build_source, parse_encoding, tokenizer_truncation
+    from ablate.data.tasks import load_task
+
+    task = load_task(args.task_json)
+    encoding = parse_encoding(args.encoding)
+    if not 0 <= args.index < len(task.instances):
+        raise AblateError(f"instance index {args.index} is out of range; the task has {len(task.instances)}.",
+                          file=args.task_json, field="--index", fix=f"use 0 to {len(task.instances) - 1}.")
+    instance = task.instances[args.index]
+    truncation = None
+    if args.max_source_length:
+        if not args.tokenizer:
+            raise AblateError("--max-source-length needs --tokenizer (a tokenizer.json or a local model folder).",
+                              field="--tokenizer", fix="add --tokenizer PATH.")
+        truncation = tokenizer_truncation(_load_tokenizer(args.tokenizer), args.max_source_length)
+    source = build_source(task, instance, encoding, truncation)
+    if args.json:
+        print(json.dumps({"task": task.name, "id": instance.id, "source": source,
+                          "references": list(instance.references)}, ensure_ascii=False))
+    else:
+        sys.stdout.write(source + "\n")
+    return 0
+
+
+def _load_tokenizer(path: str):
+    if path.endswith(".json"):
+        from ablate.data.tokenizer import as_hf_tokenizer
+
+        return as_hf_tokenizer(path)
+    from ablate.model import load_pretrained_tokenizer
+
+    return load_pretrained_tokenizer(path)
+
+
+def _test_rows(task_dir: str, split: str, instances: int):
+    """(task, instance) pairs of a split's test tasks: the first N instances of each."""
+    from ablate.data.select import test_instances
+    from ablate.data.tasks import TaskLibrary
+
+    library = TaskLibrary(task_dir)
+    tasks = [library.get(name) for name in library.split(split).test_tasks]
+    return [(task, instance) for task in tasks for instance in test_instances(task, instances)]
+
+
+def _score(rows, predictions: list[str]) -> dict:
+    from ablate.data.clusters import DEFAULT_CLUSTERS, category_to_cluster
+    from ablate.metrics import evaluate_predictions
+
+    cluster_of = category_to_cluster(DEFAULT_CLUSTERS)
+    return evaluate_predictions(predictions, [i.references for _, i in rows], [t.name for t, _ in rows],
+                                [t.category for t, _ in rows], [cluster_of.get(t.category) for t, _ in rows])
+
+
+def _print_scores(title: str, result: dict) -> None:
+    print(f"{title}: exact_match {result['exact_match']:.4f}  rouge1 {result['rouge1']:.4f}  "
+          f"rougeL {result['rougeL']:.4f}")
+    for category, values in result["per_category"].items():
+        metric = result["headline_metric"][category]
+        print(f"  {category:<40} {metric} {values[metric]:.4f}")
+
+
+def cmd_eval(args) -> int:
+    rows = _test_rows(args.tasks, args.split, args.instances)
+    predictions = _read_predictions(args.predictions)
+    wanted = [instance.id for _, instance in rows]
+    missing = [i for i in wanted if i not in predictions]
+    unknown = sorted(set(predictions) - set(wanted))
+    if missing or unknown:
+        detail = []
+        if missing:
+            detail.append(f"{len(missing)} test instance(s) have no prediction (first: '{missing[0]}')")
+        if unknown:
+            detail.append(f"{len(unknown)} prediction id(s) are not test instances of split '{args.split}' "
+                          f"(first: '{unknown[0]}')")
+        raise AblateError("; ".join(detail) + ".", file=args.predictions, field="id",
+                          fix=f"give one line per test instance (first {args.instances} of each test task).")
+    result = _score(rows, [predictions[i] for i in wanted])
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        _print_scores(args.predictions, result)
+    return 0
+
+
+def _read_predictions(path: str) -> dict[str, str]:
+    predictions: dict[str, str] = {}
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise AblateError(f"cannot read the predictions ({exc.strerror}).", file=path,
+                          fix="give a JSONL file of {\"id\": ..., \"prediction\": ...} lines.") from None
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            key, text = str(record["id"]), record["prediction"]
+        except (json.JSONDecodeError, KeyError, TypeError):
+            raise AblateError(f"line {number} is not a JSON object with 'id' and 'prediction'.", file=path,
+                              field=f"line {number}", fix='write lines like {"id": "task1-0", "prediction": "yes"}.') from None
+        if not isinstance(text, str):
+            raise AblateError(f"line {number}: 'prediction' must be a string.", file=path, field=f"line {number}",
+                              fix="write the prediction as a JSON string.")
+        if key in predictions:
+            raise AblateError(f"line {number}: id '{key}' appears twice.", file=path, field="id",
+                              fix="give one prediction per instance.")
+        predictions[key] = text
+    return predictions
+
+
+def cmd_baseline(args) -> int:
+    from ablate.baselines import BASELINES
+
+    rows = _test_rows(args.tasks, args.split, args.instances)
+    results = {name: _score(rows, [rule(t, i) for t, i in rows]) for name, rule in BASELINES.items()}
+    if args.json:
+        print(json.dumps(results, indent=2))
+    else:
+        for name, result in results.items():
+            _print_scores(name, result)
+    return 0
+
+
+def cmd_synth(args) -> int:
+    from ablate.data.synthetic import write_suite
+
+    out = Path(args.out)
+    if (out / "tasks").exists() and any((out / "tasks").iterdir()):
+        raise AblateError("the folder already holds tasks.", file=str(out), field="--out",
+                          fix="choose an empty or new folder.")
+    write_suite(out, seed=args.seed, num_instances=args.instances)
+    print(f"Wrote the synthetic suite (seed {args.seed}) to {out}: tasks/, splits/default/, tokenizer.json")
+    return 0
+
+
+def cmd_ui(args) -> int:
+    import os
+    import shutil
+
+    from ablate.track import resolve_tracking_uri
+
+    uri = resolve_tracking_uri(args.tracking_uri, Path.cwd())
+    print(f"MLflow UI for {uri}: http://{args.host}:{args.port}  (Ctrl-C to stop)", flush=True)
+    mlflow = shutil.which("mlflow") or "mlflow"
+    os.execvp(mlflow, [mlflow, "ui", "--backend-store-uri", uri, "--host", args.host, "--port", str(args.port)])
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ablate", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    sweep = commands.add_parser("sweep", help="run a sweep on Ray Tune, tracked in MLflow")
+    _add_spec_arguments(sweep)
+    sweep.add_argument("--address", help="Ray cluster address (default: start Ray on this machine)")
+    sweep.add_argument("--force", action="store_true", help="re-run cells that already finished")
+    sweep.add_argument("--dry-run", action="store_true", help="print the plan and stop")
+    sweep.add_argument("--json", action="store_true", help="with --dry-run: the plan as JSON")
+    sweep.set_defaults(func=cmd_sweep)
+
+    plan = commands.add_parser("plan", help="list a sweep's cells, their status and a cost estimate")
+    _add_spec_arguments(plan)
+    plan.add_argument("--json", action="store_true")
+    plan.set_defaults(func=cmd_plan)
+
+    validate = commands.add_parser("validate", help="check a spec (and its data) without running anything")
+    _add_spec_arguments(validate)
+    validate.set_defaults(func=cmd_validate)
+
+    prompt = commands.add_parser("prompt", help="print the exact Tk-Instruct source of one instance")
+    prompt.add_argument("task_json")
+    prompt.add_argument("--encoding", required=True, help="e.g. def+pos2")
+    prompt.add_argument("--index", type=int, required=True, help="instance index (0-based)")
+    prompt.add_argument("--json", action="store_true")
+    prompt.add_argument("--max-source-length", type=int, help="truncate as the official collator (tokens)")
+    prompt.add_argument("--tokenizer", help="tokenizer.json or model folder used to count tokens")
+    prompt.set_defaults(func=cmd_prompt)
+
+    for name, func, help_text in (("eval", cmd_eval, "score predictions with the official metrics"),
+                                  ("baseline", cmd_baseline, "score the copy_demo and copy_input baselines")):
+        sub = commands.add_parser(name, help=help_text)
+        sub.add_argument("--tasks", required=True, help="task directory (tasks/ and splits/)")
+        sub.add_argument("--split", default="default")
+        sub.add_argument("--instances", type=int, default=100, help="first N instances per test task")
+        sub.add_argument("--json", action="store_true")
+        if name == "eval":
+            sub.add_argument("--predictions", required=True, help='JSONL of {"id", "prediction"}')
+        sub.set_defaults(func=func)
+
+    synth = commands.add_parser("synth", help="write the built-in synthetic task suite")
+    synth.add_argument("--out", required=True)
+    synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--instances", type=int, default=400, help="instances per task")
+    synth.set_defaults(func=cmd_synth)
+
+    ui = commands.add_parser("ui", help="start the MLflow UI on 127.0.0.1 for the store")
+    ui.add_argument("--tracking-uri", help="default: sqlite:///mlflow.db here")
+    ui.add_argument("--host", default="127.0.0.1")
+    ui.add_argument("--port", type=int, default=5000)
+    ui.set_defaults(func=cmd_ui)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except AblateError as exc:
+        if args.debug:
+            raise
+        print(f"ablate: error: {exc.render()}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\nablate: interrupted. Finished cells are saved in MLflow; run the same command again to resume.",
+              file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,85 @@
+"""A cell's data as HF `datasets`: encoded prompts, targets, and tokenized, cached tensors."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from pathlib import Path
+from typing import Mapping
+
+from ablate.data.encoding import Truncation, build_source, choose_reference, parse_encoding
+from ablate.data.select import TaskSelection, sample_instances, test_instances
+from ablate.data.tasks import TaskLibrary
+
+
+def build_train_dataset(library: TaskLibrary, selection: TaskSelection, instances_per_task: int,
+                        encoding: str, truncation: Truncation | None, seed: int):
+    """Training pairs: Tk-Instruct source and one seeded reference per sampled instance."""
+    from datasets import Dataset
+
+    parsed = parse_encoding(encoding)
+    rng = random.Random(f"{seed}:targets")
+    rows = []
+    for name in selection.train_tasks:
+        task = library.get(name)
+        for instance in sample_instances(task, instances_per_task, seed):
+            rows.append({"id": instance.id, "task": name,
+                         "source": build_source(task, instance, parsed, truncation),
+                         "target": choose_reference(instance, rng)})
+    return Dataset.from_list(rows)
+
+
+def build_test_dataset(library: TaskLibrary, selection: TaskSelection, instances_per_task: int,
+                       encoding: str, truncation: Truncation | None, cluster_of: Mapping[str, str]):
+    """Evaluation rows: the first N instances of each test task, with every reference."""
+    from datasets import Dataset
+
+    parsed = parse_encoding(encoding)
+    rows = []
+    for name in selection.test_tasks:
+        task = library.get(name)
+        for instance in test_instances(task, instances_per_task):
+            rows.append({"id": instance.id, "task": name, "category": task.category,
+                         "cluster": cluster_of.get(task.category, ""),
+                         "source": build_source(task, instance, parsed, truncation),
+                         "references": list(instance.references)})
+    return Dataset.from_list(rows)
+
+
+def _content_hash(dataset, tokenizer_id: str, max_source: int, max_target: int) -> str:
+    digest = hashlib.sha256(f"{tokenizer_id}:{max_source}:{max_target}".encode())
+    for column in ("source", "target"):
+        if column in dataset.column_names:
+            digest.update(json.dumps(list(dataset[column])).encode())
+    return digest.hexdigest()[:20]
+
+
+def tokenize_dataset(dataset, tokenizer, tokenizer_id: str, max_source: int, max_target: int,
+                     cache_dir: Path | None):
+    """Token ids for sources (and targets), cached on disk by content hash."""
+    from datasets import load_from_disk
+
+    target = None
+    if cache_dir is not None:
+        target = cache_dir / "tokenized" / _content_hash(dataset, tokenizer_id, max_source, max_target)
+        if (target / "dataset_info.json").is_file():
+            return load_from_disk(str(target))
+
+    def encode(batch):
+        encoded = tokenizer(batch["source"], max_length=max_source, truncation=True)
+        if "target" in batch:
+            encoded["labels"] = tokenizer(text_target=batch["target"], max_length=max_target,
+                                          truncation=True)["input_ids"]
+        return encoded
+
+    tokenized = dataset.map(encode, batched=True)
+    if target is not None:
+        scratch = target.with_name(target.name + f".tmp{random.randrange(1 << 30)}")
+        tokenized.save_to_disk(str(scratch))
+        try:
+            scratch.rename(target)
+        except OSError:
+            pass  # another cell saved the same content first
+        return load_from_disk(str(target)) if target.is_dir() else tokenized
+    return tokenized

@@ -1,0 +1,113 @@
+"""Where tasks come from: the built-in synthetic suite, a SuperNI directory, or a HF dataset.
+
+Every source ends as a SuperNI task directory on disk, so the rest of ablate reads one format.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections import defaultdict
+from pathlib import Path
+
+from ablate.errors import AblateError
+
+SYNTHETIC = "synthetic"
+HF_PREFIX = "hf:"
+
+
+def source_fingerprint(source: str, synthetic_seed: int) -> str:
+    """A content fingerprint of a data source, independent of where it lives on disk."""
+    if source == SYNTHETIC:
+        from ablate.data.synthetic import SUITE_VERSION
+
+        return hashlib.sha256(f"synthetic:{SUITE_VERSION}:{synthetic_seed}".encode()).hexdigest()[:16]
+    if source.startswith(HF_PREFIX):
+        return hashlib.sha256(source.encode()).hexdigest()[:16]
+    from ablate.data.tasks import fingerprint_task_dir
+
+    return fingerprint_task_dir(source)
+
+
+def check_source(source: str) -> None:
+    """Fail early on a source that cannot work (a missing directory)."""
+    if source == SYNTHETIC or source.startswith(HF_PREFIX):
+        return
+    from ablate.data.tasks import check_task_dir
+
+    try:
+        check_task_dir(source)
+    except AblateError as exc:
+        raise AblateError(exc.message, file=exc.file, field="data.source", fix=exc.fix) from None
+
+
+def _atomic_dir(target: Path, fill) -> Path:
+    """Create `target` by filling a temporary sibling and renaming it, so no half-written folder is ever seen."""
+    if target.is_dir():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    try:
+        fill(scratch)
+        os.replace(scratch, target)
+    except OSError:
+        if not target.is_dir():  # another process may have won the race
+            raise
+    finally:
+        if scratch.exists():
+            shutil.rmtree(scratch, ignore_errors=True)
+    return target
+
+
+def resolve_task_dir(source: str, synthetic_seed: int, cache_dir: Path) -> Path:
+    """The task directory of a source, generating or converting it into `cache_dir` when needed."""
+    if source == SYNTHETIC:
+        from ablate.data.synthetic import SUITE_VERSION, write_suite
+
+        target = cache_dir / f"synthetic-v{SUITE_VERSION}-seed{synthetic_seed}"
+        return _atomic_dir(target, lambda d: write_suite(d, synthetic_seed))
+    if source.startswith(HF_PREFIX):
+        target = cache_dir / f"hf-{source_fingerprint(source, synthetic_seed)}"
+        return _atomic_dir(target, lambda d: convert_hf_dataset(source[len(HF_PREFIX):], d))
+    return Path(source)
+
+
+def convert_hf_dataset(name: str, out_dir: Path) -> None:
+    """Write a HF dataset of SuperNI rows as a task directory.
+
+    Rows need a task name (`task_name`), `id`, `definition`, an input (`inputs`/`input`),
+    references (`targets`/`output`, a string or a list) and optionally `category` and a
+    `split` column ('train'/'test'); the dataset's own splits are used otherwise.
+    """
+    from datasets import load_dataset
+
+    dataset = load_dataset(name)
+    tasks: dict[str, dict] = {}
+    split_of: dict[str, set[str]] = defaultdict(set)
+    for split_name, rows in dataset.items():
+        for row in rows:
+            task_name = row.get("task_name") or row.get("Task")
+            if not task_name:
+                raise AblateError("a row has no task_name.", file=f"hf:{name}", field="task_name",
+                                  fix="use a dataset with SuperNI rows (task_name, id, definition, inputs, targets).")
+            references = row.get("targets", row.get("output"))
+            references = [references] if isinstance(references, str) else list(references)
+            task = tasks.setdefault(task_name, {
+                "Definition": [row.get("definition", "")],
+                "Categories": [row.get("category") or "Misc."],
+                "Positive Examples": [], "Negative Examples": [], "Instances": []})
+            task["Instances"].append({"id": str(row["id"]), "input": row.get("inputs", row.get("input", "")),
+                                      "output": references})
+            split_of[row.get("split") or split_name].add(task_name)
+    (out_dir / "tasks").mkdir(parents=True)
+    for task_name, task in tasks.items():
+        (out_dir / "tasks" / f"{task_name}.json").write_text(json.dumps(task, ensure_ascii=False))
+    split_dir = out_dir / "splits" / "default"
+    split_dir.mkdir(parents=True)
+    test = sorted(split_of.get("test", set()))
+    train = sorted(set(tasks) - set(test))
+    (split_dir / "train_tasks.txt").write_text("\n".join(train) + "\n")
+    (split_dir / "test_tasks.txt").write_text("\n".join(test) + "\n")

@@ -1,0 +1,236 @@
+"""Super-NaturalInstructions tasks: typed objects and loaders for a task directory.
+
+A task directory holds `tasks/<name>.json` and `splits/<split>/{train,test}_tasks.txt`
+(the layout of github.com/allenai/natural-instructions).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from ablate.errors import AblateError
+
+KNOWN_KEYS = {"Definition", "Positive Examples", "Negative Examples", "Instances", "Categories"}
+
+
+class Example(BaseModel):
+    """A positive or negative demonstration. `explanation` is None when the key is absent."""
+
+    model_config = ConfigDict(frozen=True)
+    input: str
+    output: str
+    explanation: str | None = None
+
+
+class Instance(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    id: str
+    input: str
+    references: tuple[str, ...]
+
+
+class Task(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    name: str
+    definition: str
+    positive_examples: tuple[Example, ...]
+    negative_examples: tuple[Example, ...]
+    instances: tuple[Instance, ...]
+    categories: tuple[str, ...]
+    metadata: dict[str, Any] = {}
+
+    @property
+    def category(self) -> str:
+        return self.categories[0]
+
+
+@dataclass(frozen=True)
+class TaskSplit:
+    """Task names of one split, in file order."""
+
+    name: str
+    train_tasks: tuple[str, ...]
+    test_tasks: tuple[str, ...]
+
+
+def _fail(path: Path, field: str, message: str, fix: str) -> AblateError:
+    return AblateError(message, file=str(path), field=field, fix=fix)
+
+
+def _as_str(value: Any, path: Path, field: str) -> str:
+    if not isinstance(value, str):
+        raise _fail(path, field, f"expected a string, got {type(value).__name__}.",
+                    "write this field as a JSON string.")
+    return value
+
+
+def _parse_examples(raw: Any, path: Path, field: str) -> tuple[Example, ...]:
+    if not isinstance(raw, list):
+        raise _fail(path, field, "expected a list of {input, output, explanation} objects.",
+                    "write the examples as a JSON list (it may be empty).")
+    examples = []
+    for i, item in enumerate(raw):
+        where = f"{field}[{i}]"
+        if not isinstance(item, dict) or "input" not in item or "output" not in item:
+            raise _fail(path, where, "an example needs 'input' and 'output'.",
+                        "give every example an 'input' and an 'output' string.")
+        explanation = item.get("explanation")
+        examples.append(Example(
+            input=_as_str(item["input"], path, f"{where}.input"),
+            output=_as_str(item["output"], path, f"{where}.output"),
+            explanation=None if explanation is None else _as_str(explanation, path, f"{where}.explanation"),
+        ))
+    return tuple(examples)
+
+
+def _parse_instances(raw: Any, path: Path) -> tuple[Instance, ...]:
+    if not isinstance(raw, list):
+        raise _fail(path, "Instances", "expected a list of {id, input, output} objects.",
+                    "write the instances as a JSON list.")
+    instances = []
+    for i, item in enumerate(raw):
+        where = f"Instances[{i}]"
+        if not isinstance(item, dict) or not {"id", "input", "output"} <= set(item):
+            raise _fail(path, where, "an instance needs 'id', 'input' and 'output'.",
+                        "give every instance an id, an input string and a list of reference outputs.")
+        references = item["output"]
+        if isinstance(references, str):
+            references = [references]
+        if not isinstance(references, list) or not references:
+            raise _fail(path, f"{where}.output", "the list of references is empty.",
+                        "give at least one reference output for every instance.")
+        instances.append(Instance(
+            id=str(item["id"]),
+            input=_as_str(item["input"], path, f"{where}.input"),
+            references=tuple(_as_str(r, path, f"{where}.output") for r in references),
+        ))
+    return tuple(instances)
+
+
+def parse_task(name: str, raw: Any, path: Path) -> Task:
+    """Build a Task from the decoded JSON of one task file; errors name the file and field."""
+    if not isinstance(raw, dict):
+        raise _fail(path, "(top level)", "a task file must hold a JSON object.",
+                    "see the Super-NaturalInstructions task schema.")
+    for key in ("Definition", "Instances", "Categories"):
+        if key not in raw:
+            raise _fail(path, key, "this required field is missing.",
+                        f"add '{key}' to the task file.")
+    definition = raw["Definition"]
+    if isinstance(definition, list):
+        if not definition:
+            raise _fail(path, "Definition", "the definition list is empty.",
+                        "write the definition as a list holding one string.")
+        definition = definition[0]
+    categories = raw["Categories"]
+    if not isinstance(categories, list) or not categories or not all(isinstance(c, str) for c in categories):
+        raise _fail(path, "Categories", "expected a non-empty list of category names.",
+                    'write e.g. "Categories": ["Textual Entailment"].')
+    return Task(
+        name=name,
+        definition=_as_str(definition, path, "Definition"),
+        positive_examples=_parse_examples(raw.get("Positive Examples", []), path, "Positive Examples"),
+        negative_examples=_parse_examples(raw.get("Negative Examples", []), path, "Negative Examples"),
+        instances=_parse_instances(raw["Instances"], path),
+        categories=tuple(categories),
+        metadata={k: v for k, v in raw.items() if k not in KNOWN_KEYS},
+    )
+
+
+def load_task(path: str | Path) -> Task:
+    """Load one task JSON file; the task's name is the file name without `.json`."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise AblateError(f"cannot read the task file ({exc.strerror}).", file=str(path),
+                          fix="check the path and its permissions.") from None
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise _fail(path, f"line {exc.lineno} column {exc.colno}", f"invalid JSON: {exc.msg}.",
+                    "repair the JSON syntax of the task file.") from None
+    return parse_task(path.stem, raw, path)
+
+
+def _read_names(path: Path) -> tuple[str, ...]:
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        raise AblateError("the split file is missing or unreadable.", file=str(path),
+                          fix="create it with one task name per line (no .json).") from None
+    return tuple(line.strip() for line in lines if line.strip())
+
+
+def check_task_dir(task_dir: str | Path) -> Path:
+    task_dir = Path(task_dir)
+    if not (task_dir / "tasks").is_dir():
+        raise AblateError("no 'tasks/' folder in the task directory.", file=str(task_dir),
+                          fix="point at a Super-NaturalInstructions clone (with tasks/ and splits/) "
+                              "or run `ablate synth --out DIR` to make one.")
+    return task_dir
+
+
+def list_splits(task_dir: str | Path) -> list[str]:
+    splits = Path(task_dir) / "splits"
+    return sorted(p.name for p in splits.iterdir() if p.is_dir()) if splits.is_dir() else []
+
+
+def load_split(task_dir: str | Path, split: str) -> TaskSplit:
+    """Read `splits/<split>/train_tasks.txt` and `test_tasks.txt`; every name must have a task file."""
+    task_dir = check_task_dir(task_dir)
+    split_dir = task_dir / "splits" / split
+    if not split_dir.is_dir():
+        raise AblateError(f"split '{split}' does not exist.", file=str(split_dir),
+                          fix=f"use one of: {', '.join(list_splits(task_dir)) or '(none found)'}.")
+    result = {}
+    for kind in ("train_tasks", "test_tasks"):
+        path = split_dir / f"{kind}.txt"
+        names = _read_names(path)
+        for name in names:
+            if not (task_dir / "tasks" / f"{name}.json").is_file():
+                raise AblateError(f"names task '{name}', but tasks/{name}.json does not exist.",
+                                  file=str(path), field=name,
+                                  fix="remove the line or add the task file.")
+        result[kind] = names
+    return TaskSplit(name=split, **result)
+
+
+class TaskLibrary:
+    """Lazily loaded tasks of one directory, so a sweep reads only the tasks it uses."""
+
+    def __init__(self, task_dir: str | Path) -> None:
+        self.root = check_task_dir(task_dir)
+        self._cache: dict[str, Task] = {}
+
+    def names(self) -> list[str]:
+        return sorted(p.stem for p in (self.root / "tasks").glob("*.json"))
+
+    def get(self, name: str) -> Task:
+        if name not in self._cache:
+            self._cache[name] = load_task(self.root / "tasks" / f"{name}.json")
+        return self._cache[name]
+
+    def split(self, split: str) -> TaskSplit:
+        return load_split(self.root, split)
+
+
+def fingerprint_task_dir(task_dir: str | Path) -> str:
+    """A content fingerprint of a task directory: task file names and sizes, split file contents.
+
+    Cheap enough for the 1,600-task SuperNI clone; independent of where the directory lives.
+    """
+    root = check_task_dir(task_dir)
+    digest = hashlib.sha256()
+    for path in sorted((root / "tasks").glob("*.json")):
+        digest.update(f"{path.name}:{path.stat().st_size}\n".encode())
+    for path in sorted((root / "splits").glob("*/*.txt")):
+        digest.update(f"{path.parent.name}/{path.name}\n".encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]

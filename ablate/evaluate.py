@@ -1,0 +1,38 @@
+"""Evaluation: predictions for a cell's test rows (greedy generation or a baseline), scored officially."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from ablate.metrics import evaluate_predictions
+
+
+def generate_predictions(model, tokenizer, sources: Sequence[str], *, max_source_length: int,
+                         max_new_tokens: int, num_beams: int, batch_size: int) -> list[str]:
+    """Decoded generations for `sources`, in order (greedy when num_beams is 1)."""
+    import torch
+
+    model.eval()
+    predictions: list[str] = []
+    with torch.no_grad():
+        for start in range(0, len(sources), batch_size):
+            batch = tokenizer(list(sources[start:start + batch_size]), max_length=max_source_length,
+                              truncation=True, padding=True, return_tensors="pt").to(model.device)
+            output = model.generate(**batch, max_new_tokens=max_new_tokens, num_beams=num_beams,
+                                    do_sample=False)
+            predictions.extend(t.strip() for t in tokenizer.batch_decode(output, skip_special_tokens=True))
+    return predictions
+
+
+def score_rows(rows, predictions: Sequence[str]) -> dict:
+    """Official metrics of predictions for test rows (columns task, category, cluster, references)."""
+    return evaluate_predictions(
+        predictions, rows["references"], rows["task"], rows["category"],
+        clusters=[c or None for c in rows["cluster"]],
+    )
+
+
+def prediction_records(rows, predictions: Sequence[str]) -> list[dict]:
+    """One JSON-able record per instance, for the predictions artifact."""
+    return [{"id": i, "task": t, "prediction": p, "references": r}
+            for i, t, p, r in zip(rows["id"], rows["task"], predictions, rows["references"])]

@@ -1,0 +1,106 @@
+"""The plan: a pure, deterministic expansion of a spec into cells with stable ids.
+
+A cell's id hashes its fully resolved settings (data fingerprint and seed included; sweep
+name, tracking, resources and key order excluded), so two specs holding the same cell share it.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import itertools
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from ablate.data.clusters import DEFAULT_CLUSTERS
+from ablate.spec import DataSpec, EvalSpec, Frozen, SweepSpec, TrainSpec, expand_axis
+
+
+class CellSettings(Frozen):
+    """Everything that decides a cell's result."""
+
+    data: DataSpec
+    model: str
+    train: TrainSpec
+    eval: EvalSpec
+    seed: int
+    data_fingerprint: str
+
+    @property
+    def test_encodings(self) -> list[str]:
+        return list(self.eval.encodings or [self.train.encoding])
+
+    @property
+    def cluster_map(self) -> dict[str, list[str]]:
+        return dict(self.data.clusters or {})
+
+
+@dataclass(frozen=True)
+class Cell:
+    id: str
+    name: str
+    axis_values: dict[str, Any]
+    settings: CellSettings
+
+    def to_json(self) -> dict:
+        return {"id": self.id, "name": self.name, "axis_values": self.axis_values,
+                "settings": self.settings.model_dump(mode="json")}
+
+
+def cell_id(settings: CellSettings) -> str:
+    """A stable hash of the resolved settings; the data source path is replaced by its fingerprint."""
+    resolved = settings.model_dump(mode="json")
+    resolved["data"]["source"] = settings.data_fingerprint
+    canonical = json.dumps(resolved, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+
+
+def _format_value(value: Any) -> str:
+    if isinstance(value, list):
+        return "+".join(str(v) for v in value)
+    return str(value)
+
+
+def cell_name(axis_values: dict[str, Any]) -> str:
+    return " ".join(f"{k}={_format_value(v)}" for k, v in axis_values.items()) or "base"
+
+
+def _set_path(tree: dict, path: str, value: Any) -> None:
+    parts = path.split(".")
+    for part in parts[:-1]:
+        tree = tree[part]
+    tree[parts[-1]] = value
+
+
+def expand_grid(spec: SweepSpec, data_fingerprint: str) -> list[Cell]:
+    """Cells of the spec: the product of its axes (test encodings folded into each cell) x seeds."""
+    axes = [(key, *expand_axis(spec, key, values)) for key, values in spec.axes.items()]
+    folded = [a for a in axes if a[0] == "test_encoding"]
+    crossed = [a for a in axes if a[0] != "test_encoding"]
+    base = spec.model_dump(mode="json", include={"data", "model", "train", "eval"})
+    base["data"]["clusters"] = base["data"]["clusters"] or {k: list(v) for k, v in DEFAULT_CLUSTERS.items()}
+    if folded:
+        base["eval"]["encodings"] = folded[0][2]
+    cells = []
+    for combination in itertools.product(*(values for _, _, values in crossed)):
+        axis_values = {key: value for (key, _, _), value in zip(crossed, combination)}
+        for seed in spec.seeds:
+            tree = copy.deepcopy(base)
+            for (key, path, _), value in zip(crossed, combination):
+                _set_path(tree, path, value)
+            settings = CellSettings.model_validate({**tree, "seed": seed, "data_fingerprint": data_fingerprint})
+            values = {**axis_values, "seed": seed}
+            cells.append(Cell(id=cell_id(settings), name=cell_name(values), axis_values=values, settings=settings))
+    return cells
+
+
+def plan_errors(spec: SweepSpec, data_fingerprint: str) -> list[str]:
+    """Problems that only show once axes are applied (e.g. an axis value a field rejects)."""
+    try:
+        expand_grid(spec, data_fingerprint)
+    except ValidationError as exc:
+        return [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
+    return []

@@ -1,0 +1,201 @@
+"""Running cells on Ray Tune: one trial per cell, resumable checkpoints, progress and a summary.
+
+The driver gives Tune the explicit list of cells to run (planning, naming and caching happen
+before, without Ray); each trial runs the cell recipe in ablate/cell.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from ablate.plan import Cell
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """Where a sweep's cells read and write; passed to every trial."""
+
+    sweep: str
+    output_dir: str
+    tracking_uri: str
+    experiment_id: str
+    parent_run_id: str
+
+
+@dataclass
+class CellOutcome:
+    cell: Cell
+    status: str  # "done" | "failed"
+    metrics: dict[str, float] = field(default_factory=dict)
+    error: str | None = None
+    log_path: str | None = None
+
+
+def cell_trial(config: dict[str, Any]) -> None:
+    """A Ray Tune function trainable: run one cell, resuming from Tune's checkpoint if there is one."""
+    import torch
+    from ray import tune
+
+    from ablate.cell import CellPaths, run_cell
+    from ablate.plan import CellSettings
+    from ablate.track import CellRun
+
+    cell_json, context = config["cell"], RunContext(**config["context"])
+    cell = Cell(id=cell_json["id"], name=cell_json["name"], axis_values=cell_json["axis_values"],
+                settings=CellSettings.model_validate(cell_json["settings"]))
+    torch.set_num_threads(max(1, int(config["threads"])))
+
+    resume_state, run = None, None
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as folder:
+            run_id = (Path(folder) / "run_id.txt").read_text().strip()
+            if (Path(folder) / "state.pt").is_file():
+                resume_state = torch.load(Path(folder) / "state.pt", weights_only=False)
+        run = CellRun(context.tracking_uri, run_id)
+        run.set_tag("ablate.resumed_from_step", str(resume_state["step"] if resume_state else 0))
+    if run is None:
+        run = CellRun.start(context.tracking_uri, context.experiment_id, context.parent_run_id,
+                            cell_id=cell.id, name=cell.name, sweep=context.sweep, axis_values=cell.axis_values,
+                            settings=cell.settings.model_dump(mode="json"),
+                            data_fingerprint=cell.settings.data_fingerprint)
+        # A checkpoint holding only the run id: a retry after a crash reattaches this run.
+        _report_checkpoint(run.run_id, None, {"step": 0})
+
+    def save_checkpoint(step: int, make_state) -> None:
+        _report_checkpoint(run.run_id, make_state(), {"step": step})
+
+    try:
+        metrics = run_cell(cell, CellPaths(cache_dir=Path(context.output_dir) / "cache"), run,
+                           resume_state=resume_state, save_checkpoint=save_checkpoint)
+    except Exception as exc:
+        run.set_tag("ablate.error", f"{type(exc).__name__}: {exc}"[:5000])
+        run.set_tag("ablate.diverged", str(type(exc).__name__ == "DivergedError").lower())
+        run.finish("FAILED")
+        raise
+    run.finish("FINISHED")
+    tune.report({**metrics, "cell_done": 1, "mlflow_run_id": run.run_id})
+
+
+def _report_checkpoint(run_id: str, state: dict | None, metrics: dict) -> None:
+    import torch
+    from ray import tune
+
+    with tempfile.TemporaryDirectory() as folder:
+        (Path(folder) / "run_id.txt").write_text(run_id)
+        if state is not None:
+            torch.save(state, Path(folder) / "state.pt")
+        tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
+
+
+def _progress_callback(total: int, cached: int, concurrency: int, out: TextIO):
+    from ray.tune import Callback
+
+    class Progress(Callback):
+        """Prints cells done / cached / failed / total, the running cells and an ETA."""
+
+        def __init__(self) -> None:
+            self.started: dict[str, float] = {}
+            self.durations: list[float] = []
+            self.done = self.failed = 0
+            self.names: dict[str, str] = {}
+
+        def _line(self, event: str) -> None:
+            finished = self.done + self.failed
+            remaining = total - cached - finished
+            eta = ""
+            if self.durations and remaining > 0:
+                seconds = sum(self.durations) / len(self.durations) * remaining / max(1, concurrency)
+                eta = f" | ETA {int(seconds // 60)}m{int(seconds % 60):02d}s"
+            running = ", ".join(self.names[t] for t in self.started) or "-"
+            print(f"[{finished + cached}/{total}] done {self.done}, cached {cached}, failed {self.failed}"
+                  f" | running: {running}{eta} | {event}", file=out, flush=True)
+
+        def on_trial_start(self, iteration, trials, trial, **info):
+            self.started[trial.trial_id] = time.time()
+            self.names[trial.trial_id] = trial.config["cell"]["name"]
+            self._line(f"started {self.names[trial.trial_id]}")
+
+        def on_trial_restore(self, iteration, trials, trial, **info):
+            self._line(f"retrying {self.names.get(trial.trial_id, trial.trial_id)} from its checkpoint")
+
+        def on_trial_complete(self, iteration, trials, trial, **info):
+            self.durations.append(time.time() - self.started.pop(trial.trial_id, time.time()))
+            self.done += 1
+            self._line(f"finished {self.names[trial.trial_id]}")
+
+        def on_trial_error(self, iteration, trials, trial, **info):
+            self.started.pop(trial.trial_id, None)
+            self.failed += 1
+            self._line(f"FAILED {self.names.get(trial.trial_id, trial.trial_id)}")
+
+    return Progress()
+
+
+def run_cells(cells: list[Cell], context: RunContext, *, cpus_per_cell: float, gpus_per_cell: float,
+              max_concurrent: int, max_failures: int, address: str | None, total: int, cached: int,
+              out: TextIO = sys.stdout) -> list[CellOutcome]:
+    """Run `cells` as Tune trials (starting a local Ray runtime unless `address` names a cluster)."""
+    # Every cell checkpoints once at its start (the MLflow run id, for retries); Tune warns about that.
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    import ray
+    from ray import tune
+
+    started_here = False
+    if not ray.is_initialized():
+        if address:
+            ray.init(address=address, log_to_driver=False)
+        else:
+            ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False,
+                     _node_ip_address="127.0.0.1")
+            started_here = True
+    try:
+        trainable = tune.with_resources(cell_trial, {"cpu": cpus_per_cell, "gpu": gpus_per_cell})
+        storage = Path(context.output_dir).resolve() / "ray"
+        tuner = tune.Tuner(
+            trainable,
+            param_space={"cell": tune.grid_search([c.to_json() for c in cells]),
+                         "context": context.__dict__, "threads": max(1, int(cpus_per_cell))},
+            tune_config=tune.TuneConfig(max_concurrent_trials=max_concurrent, reuse_actors=False),
+            run_config=tune.RunConfig(
+                name=f"{context.sweep}-{time.strftime('%Y%m%d-%H%M%S')}",
+                storage_path=str(storage),
+                failure_config=tune.FailureConfig(max_failures=max_failures),
+                checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+                callbacks=[_progress_callback(total, cached, max_concurrent, out)],
+                verbose=0,
+            ),
+        )
+        results = tuner.fit()
+        by_id = {c.id: c for c in cells}
+        outcomes = []
+        for result in results:
+            cell = by_id[result.config["cell"]["id"]]
+            if result.error is None and (result.metrics or {}).get("cell_done"):
+                metrics = {k: v for k, v in result.metrics.items() if k in ("exact_match", "rouge1", "rougeL")}
+                outcomes.append(CellOutcome(cell, "done", metrics))
+            else:
+                error = str(result.error).strip().splitlines() if result.error else ["no result reported"]
+                first = next((line for line in reversed(error) if line.strip()), error[0])
+                log = Path(result.path) / "error.txt" if result.path else None
+                outcomes.append(CellOutcome(cell, "failed", error=first[:300],
+                                            log_path=str(log) if log and log.exists() else result.path))
+        return outcomes
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
+def write_json(path: Path, payload: Any) -> None:
+    """Write JSON atomically (a crash never leaves half a file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    scratch = path.with_suffix(path.suffix + ".tmp")
+    scratch.write_text(json.dumps(payload, indent=2))
+    scratch.replace(path)

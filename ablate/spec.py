@@ -1,0 +1,265 @@
+"""Sweep specs: YAML parsed once, at the edge, into frozen pydantic objects.
+
+`load_spec(path, overrides)` reads the YAML, applies `--set key=value` overrides and
+validates; every problem found is reported at once as one AblateError (exit code 2).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from ablate.errors import AblateError, did_you_mean
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class DataSpec(Frozen):
+    source: str = Field(description="'synthetic' (built-in suite), a path to a SuperNI clone, or 'hf:<dataset>'")
+    split: str = Field("default", description="splits/<split>/ of the task directory")
+    synthetic_seed: int = Field(0, description="seed of the built-in synthetic suite")
+    clusters: dict[str, list[str]] | None = Field(None, description="cluster -> categories; null: the default map")
+    held_out_clusters: list[str] = Field(default_factory=list,
+                                         description="evaluate on these clusters' tasks; empty: the split's test tasks")
+    train_clusters: list[str] | None = Field(None, description="train on these clusters; null: all but held-out")
+    num_train_tasks: int | None = Field(None, gt=0, description="nested seeded subset of training tasks; null: all")
+    instances_per_task: int = Field(gt=0, description="nested seeded sample of training instances per task")
+
+
+class TrainSpec(Frozen):
+    steps: int | None = Field(None, gt=0, description="optimizer steps (or give epochs)")
+    epochs: float | None = Field(None, gt=0, description="passes over the cell's training data (or give steps)")
+    batch_size: int = Field(gt=0)
+    learning_rate: float = Field(gt=0)
+    schedule: Literal["constant", "linear", "cosine", "constant_with_warmup"] = "linear"
+    warmup_steps: int = Field(0, ge=0)
+    weight_decay: float = Field(0.0, ge=0)
+    max_source_length: int = Field(gt=0, description="model tokens; official truncation rules")
+    max_target_length: int = Field(gt=0)
+    encoding: str = Field(description="training prompt encoding, e.g. def+pos2")
+    log_every: int = Field(10, gt=0, description="log the training loss every N steps")
+    checkpoint_every: int = Field(200, gt=0, description="report a resumable checkpoint every N steps")
+
+    @model_validator(mode="after")
+    def _steps_or_epochs(self) -> "TrainSpec":
+        if (self.steps is None) == (self.epochs is None):
+            raise ValueError("give exactly one of 'steps' and 'epochs'")
+        return self
+
+    @field_validator("encoding")
+    @classmethod
+    def _valid_encoding(cls, value: str) -> str:
+        return _check_encoding(value)
+
+
+class EvalSpec(Frozen):
+    encodings: list[str] | None = Field(None, description="test encodings; null: the training encoding")
+    instances_per_task: int = Field(100, gt=0, description="first N instances of each test task (official: 100)")
+    max_new_tokens: int = Field(32, gt=0)
+    num_beams: int = Field(1, gt=0, description="1: greedy decoding")
+    batch_size: int = Field(64, gt=0)
+
+    @field_validator("encodings")
+    @classmethod
+    def _valid_encodings(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None:
+            if not value:
+                raise ValueError("give at least one test encoding, or null for the training encoding")
+            for name in value:
+                _check_encoding(name)
+        return value
+
+
+class ResourcesSpec(Frozen):
+    cpus_per_cell: float = Field(1, gt=0)
+    gpus_per_cell: float = Field(0, ge=0)
+    max_concurrent: int = Field(2, gt=0, description="cells running at once")
+    max_failures: int = Field(1, ge=0, description="retries of a crashed cell (from its checkpoint)")
+
+
+class TrackingSpec(Frozen):
+    experiment: str | None = Field(None, description="MLflow experiment; null: the sweep name")
+    tracking_uri: str | None = Field(None, description="null: sqlite:///mlflow.db in the working directory")
+
+
+class CumulativeClusters(Frozen):
+    cumulative: list[str] = Field(min_length=1, description="clusters added one at a time, in this order")
+
+
+AXIS_PATHS = {
+    "train_clusters": "data.train_clusters",
+    "num_train_tasks": "data.num_train_tasks",
+    "instances_per_task": "data.instances_per_task",
+    "model": "model",
+    "train_encoding": "train.encoding",
+    "test_encoding": "eval.encodings",
+}
+
+
+class SweepSpec(Frozen):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="sweep (and experiment) name")
+    data: DataSpec
+    model: str = Field(description="preset (t5-tiny, ...), baseline (copy_demo, copy_input), hf:<name> or a local path")
+    train: TrainSpec
+    eval: EvalSpec = EvalSpec()
+    seeds: list[int] = Field(min_length=1)
+    resources: ResourcesSpec = ResourcesSpec()
+    tracking: TrackingSpec = TrackingSpec()
+    axes: dict[str, Any] = Field(default_factory=dict, description="axis name or dotted path -> values")
+
+    @field_validator("model")
+    @classmethod
+    def _known_model(cls, value: str) -> str:
+        from ablate.model import check_model_name
+
+        check_model_name(value)
+        return value
+
+    @field_validator("seeds")
+    @classmethod
+    def _distinct_seeds(cls, value: list[int]) -> list[int]:
+        if len(set(value)) != len(value):
+            raise ValueError("seeds repeat; list each seed once")
+        return value
+
+    @model_validator(mode="after")
+    def _check_axes(self) -> "SweepSpec":
+        for key, values in self.axes.items():
+            expand_axis(self, key, values)
+        return self
+
+
+def _check_encoding(value: str) -> str:
+    from ablate.data.encoding import parse_encoding
+
+    try:
+        parse_encoding(value)
+    except AblateError as exc:
+        raise ValueError(exc.render()) from None
+    return value
+
+
+def _field_names(model: type[BaseModel]) -> list[str]:
+    return list(model.model_fields)
+
+
+def _field_at(path: str) -> tuple[type[BaseModel], str] | None:
+    """The pydantic model class and field name a dotted path ends in, or None if it does not exist."""
+    model: type[BaseModel] = SweepSpec
+    parts = path.split(".")
+    for i, part in enumerate(parts):
+        if part not in model.model_fields:
+            return None
+        if i == len(parts) - 1:
+            return model, part
+        annotation = model.model_fields[part].annotation
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return None
+        model = annotation
+    return None
+
+
+def expand_axis(spec: SweepSpec, key: str, values: Any) -> tuple[str, list[Any]]:
+    """An axis as (settings path, list of values); raises ValueError with the fix on a bad axis."""
+    path = AXIS_PATHS.get(key, key)
+    if key not in AXIS_PATHS and (_field_at(key) is None or "." not in key):
+        raise ValueError(f"unknown axis '{key}'. {did_you_mean(key, list(AXIS_PATHS))} "
+                         "Or give a dotted path to a setting, e.g. train.learning_rate")
+    if key == "train_clusters" and isinstance(values, dict):
+        cumulative = CumulativeClusters.model_validate(values).cumulative
+        values = [cumulative[: i + 1] for i in range(len(cumulative))]
+    if not isinstance(values, list) or not values:
+        raise ValueError(f"axis '{key}' needs a non-empty list of values")
+    if key == "train_clusters" and not all(isinstance(v, list) and v for v in values):
+        raise ValueError("axis 'train_clusters' takes a list of non-empty cluster lists, "
+                         "or {cumulative: [c1, c2, ...]} to add clusters one at a time")
+    if key not in ("train_clusters", "test_encoding"):
+        if any(isinstance(v, (list, dict)) for v in values):
+            raise ValueError(f"axis '{key}' takes scalar values, got a list or mapping")
+    if len({repr(v) for v in values}) != len(values):
+        raise ValueError(f"axis '{key}' repeats a value")
+    return path, values
+
+
+def format_validation_error(exc: ValidationError, file: str) -> AblateError:
+    """All pydantic errors at once, each with its field path and a fix."""
+    lines = []
+    for error in exc.errors():
+        loc = ".".join(str(p) for p in error["loc"]) or "(top level)"
+        if error["type"] == "extra_forbidden":
+            parent = _field_at(".".join(str(p) for p in error["loc"][:-1])) if len(error["loc"]) > 1 else None
+            model = SweepSpec
+            if parent is not None:
+                annotation = parent[0].model_fields[parent[1]].annotation
+                model = annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else SweepSpec
+            lines.append(f"- {loc}: unknown key. {did_you_mean(str(error['loc'][-1]), _field_names(model))}")
+        elif error["type"] == "missing":
+            lines.append(f"- {loc}: required field is missing; add it.")
+        else:
+            message = error["msg"].removeprefix("Value error, ")
+            value = error.get("input")
+            shown = "" if isinstance(value, (dict, list)) or value is None else f" (got {value!r})"
+            lines.append(f"- {loc}: {message}{shown}.")
+    return AblateError(f"{len(lines)} problem(s) in the sweep spec:\n" + "\n".join(lines), file=file,
+                       fix="correct the fields above; `ablate validate SPEC` checks a spec without running it.")
+
+
+def apply_override(raw: dict, assignment: str, file: str) -> None:
+    """Apply one `--set a.b.c=value` to the raw YAML mapping; the value is parsed as YAML."""
+    if "=" not in assignment:
+        raise AblateError(f"--set '{assignment}' has no '='.", file=file, fix="write --set key.path=value.")
+    path, text = assignment.split("=", 1)
+    if _field_at(path) is None and not path.startswith("axes."):
+        raise AblateError(f"--set names '{path}', which is not a spec field.", file=file, field=path,
+                          fix="use a dotted path to an existing field, e.g. train.steps=100 or seeds=[0,1].")
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        value = text
+    target = raw
+    parts = path.split(".")
+    for part in parts[:-1]:
+        if not isinstance(target.get(part), dict):
+            target[part] = {}
+        target = target[part]
+    target[parts[-1]] = value
+
+
+def read_yaml(path: str | Path) -> dict:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise AblateError(f"cannot read the spec ({exc.strerror}).", file=str(path),
+                          fix="check the path; shipped specs are in sweeps/.") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1} column {mark.column + 1}" if mark else None
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise AblateError(f"YAML syntax error: {problem}.", file=str(path), field=where,
+                          fix="repair the YAML (indentation, colons, quotes).") from None
+    if not isinstance(raw, dict):
+        raise AblateError("the spec must be a YAML mapping of fields.", file=str(path),
+                          fix="start from a shipped spec in sweeps/.")
+    return raw
+
+
+def load_spec(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> SweepSpec:
+    raw = read_yaml(path)
+    for assignment in overrides:
+        apply_override(raw, assignment, str(path))
+    try:
+        return SweepSpec.model_validate(raw)
+    except ValidationError as exc:
+        raise format_validation_error(exc, str(path)) from None
+
+
+def spec_to_yaml(spec: SweepSpec) -> str:
+    return yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False)

@@ -1,0 +1,198 @@
+"""The driver of `ablate sweep`: spec -> plan -> checks -> MLflow parent run -> Ray Tune -> summary."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+from ablate.data.sources import check_source, source_fingerprint
+from ablate.errors import AblateError
+from ablate.model import PRESETS, is_baseline
+from ablate.plan import Cell, expand_grid, plan_errors
+from ablate.spec import SweepSpec, load_spec, spec_to_yaml
+from ablate.train import total_steps
+from ablate.validate import check_cells
+
+
+@dataclass(frozen=True)
+class PreparedSweep:
+    spec: SweepSpec
+    spec_file: str
+    cells: list[Cell]
+    tracking_uri: str
+    experiment: str
+    output_dir: Path
+
+
+def prepare_sweep(spec_file: str, overrides: list[str], *, tracking_uri: str | None = None,
+                  output_dir: str | None = None, workdir: Path | None = None) -> PreparedSweep:
+    """Load, expand and check a spec; raises one AblateError listing every problem. Writes nothing."""
+    from ablate.track import resolve_tracking_uri
+
+    workdir = workdir or Path.cwd()
+    spec = load_spec(spec_file, overrides)
+    try:
+        check_source(spec.data.source)
+    except AblateError as exc:
+        raise AblateError(exc.message, file=spec_file, field="data.source", fix=exc.fix) from None
+    fingerprint = source_fingerprint(spec.data.source, spec.data.synthetic_seed)
+    errors = plan_errors(spec, fingerprint)
+    if errors:
+        raise _problems(spec_file, errors)
+    cells = list({c.id: c for c in expand_grid(spec, fingerprint)}.values())  # equal settings run once
+    out = Path(output_dir) if output_dir else workdir / "ablate_runs" / spec.name
+    errors = check_cells(cells, out / "cache")
+    if errors:
+        raise _problems(spec_file, errors)
+    uri = resolve_tracking_uri(tracking_uri or spec.tracking.tracking_uri, workdir)
+    return PreparedSweep(spec, spec_file, cells, uri, spec.tracking.experiment or spec.name, out)
+
+
+def _problems(spec_file: str, errors: list[str]) -> AblateError:
+    listing = "\n".join(f"- {e}" for e in errors)
+    return AblateError(f"{len(errors)} problem(s) with the planned cells:\n{listing}", file=spec_file,
+                       fix="correct the spec (or --set) as each line says; `ablate validate SPEC` re-checks it.")
+
+
+def estimate_seconds(cell: Cell) -> float:
+    """A rough CPU estimate from the preset's measured step time (shared/NOTES.md)."""
+    settings = cell.settings
+    if is_baseline(settings.model):
+        return 2.0
+    preset = PRESETS.get(settings.model)
+    per_step = (preset.cpu_seconds_per_step if preset else 5.0) * settings.train.batch_size / 16
+    examples = settings.data.instances_per_task * (settings.data.num_train_tasks or 40)
+    evaluations = len(settings.test_encodings) * 20 * min(settings.eval.instances_per_task, 100)
+    return 8 + per_step * total_steps(settings.train, examples) + evaluations * per_step / 16
+
+
+def cell_statuses(prepared: PreparedSweep) -> dict[str, str]:
+    """Status per cell id from the MLflow store (done / failed / to run); reads, never creates, the store."""
+    from ablate.track import cell_runs, cell_status, find_experiment
+
+    runs = cell_runs(prepared.tracking_uri, find_experiment(prepared.tracking_uri, prepared.experiment))
+    return {c.id: cell_status(runs.get(c.id, [])) for c in prepared.cells}
+
+
+def plan_report(prepared: PreparedSweep) -> dict:
+    statuses = cell_statuses(prepared)
+    cells = [{"id": c.id, "name": c.name, "axis_values": c.axis_values, "status": statuses[c.id],
+              "test_encodings": c.settings.test_encodings, "estimated_seconds": round(estimate_seconds(c), 1)}
+             for c in prepared.cells]
+    to_run = [c for c in cells if c["status"] != "done"]
+    concurrency = prepared.spec.resources.max_concurrent
+    cpu_seconds = sum(c["estimated_seconds"] for c in to_run)
+    return {"sweep": prepared.spec.name, "experiment": prepared.experiment, "tracking_uri": prepared.tracking_uri,
+            "total": len(cells), "done": len(cells) - len(to_run), "to_run": len(to_run), "cells": cells,
+            "estimate": {"cell_seconds": round(cpu_seconds, 1),
+                         "wall_seconds": round(cpu_seconds / max(1, min(concurrency, len(to_run) or 1)), 1)}}
+
+
+def print_plan(report: dict, out: TextIO) -> None:
+    print(f"Sweep '{report['sweep']}': {report['total']} cells ({report['done']} done, "
+          f"{report['to_run']} to run); MLflow experiment '{report['experiment']}' at {report['tracking_uri']}",
+          file=out)
+    for cell in report["cells"]:
+        print(f"  {cell['id']}  {cell['status']:<7} {cell['name']}  (~{cell['estimated_seconds']:.0f}s)", file=out)
+    minutes = report["estimate"]["wall_seconds"] / 60
+    print(f"Estimated cost: ~{report['estimate']['cell_seconds'] / 60:.1f} cell-minutes, "
+          f"~{minutes:.1f} minutes of wall time here.", file=out)
+
+
+class SweepLock:
+    """One `ablate sweep` per output folder at a time; a second one refuses with a clear message."""
+
+    def __init__(self, output_dir: Path) -> None:
+        self.path = output_dir / ".lock"
+        self.handle = None
+
+    def __enter__(self) -> "SweepLock":
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.handle = open(self.path, "a+")
+        try:
+            fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.handle.seek(0)
+            holder = self.handle.read().strip() or "another process"
+            self.handle.close()
+            raise AblateError(f"another `ablate sweep` ({holder}) is running with this output folder.",
+                              file=str(self.path), fix="wait for it to finish; its cells are not trained twice.") from None
+        self.handle.seek(0)
+        self.handle.truncate()
+        self.handle.write(f"pid {os.getpid()}")
+        self.handle.flush()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        fcntl.flock(self.handle, fcntl.LOCK_UN)
+        self.handle.close()
+
+
+def run_sweep(prepared: PreparedSweep, *, address: str | None = None, force: bool = False,
+              out: TextIO = sys.stdout) -> int:
+    """Run every cell not already FINISHED in MLflow; returns 0 when all cells are done, 1 otherwise."""
+    from ablate import track
+    from ablate.run import RunContext, run_cells, write_json
+
+    spec, uri = prepared.spec, prepared.tracking_uri
+    track.check_tracking_uri(uri)
+    with SweepLock(prepared.output_dir):
+        began = time.time()
+        experiment_id = track.ensure_experiment(uri, prepared.experiment)
+        runs = track.cell_runs(uri, experiment_id)
+        closed = track.close_stale_runs(uri, runs)
+        if closed:
+            print(f"Closed {closed} run(s) left RUNNING by an interrupted sweep as KILLED.", file=out)
+        done = {cid for cid, r in runs.items() if track.cell_status(r) == "done"}
+        to_run = [c for c in prepared.cells if force or c.id not in done]
+        cached = len(prepared.cells) - len(to_run)
+
+        plan_json = {"sweep": spec.name, "cells": [c.to_json() for c in prepared.cells]}
+        write_json(prepared.output_dir / "plan.json", plan_json)
+        (prepared.output_dir / "spec.resolved.yaml").write_text(spec_to_yaml(spec))
+        parent_run_id = track.start_parent_run(uri, experiment_id, spec.name, {
+            "spec.resolved.yaml": spec_to_yaml(spec), "plan.json": json.dumps(plan_json, indent=1)})
+
+        print(f"Sweep '{spec.name}': {len(prepared.cells)} cells, {cached} cached, {len(to_run)} to run "
+              f"(MLflow experiment '{prepared.experiment}', parent run {parent_run_id}).", file=out, flush=True)
+        outcomes = []
+        if to_run:
+            resources = spec.resources
+            context = RunContext(sweep=spec.name, output_dir=str(prepared.output_dir.resolve()),
+                                 tracking_uri=uri, experiment_id=experiment_id, parent_run_id=parent_run_id)
+            outcomes = run_cells(to_run, context, cpus_per_cell=resources.cpus_per_cell,
+                                 gpus_per_cell=resources.gpus_per_cell, max_concurrent=resources.max_concurrent,
+                                 max_failures=resources.max_failures, address=address,
+                                 total=len(prepared.cells), cached=cached, out=out)
+        failed = [o for o in outcomes if o.status == "failed"]
+        counts = {"total": len(prepared.cells), "cached": cached, "done": len(outcomes) - len(failed),
+                  "failed": len(failed)}
+        track.finish_parent_run(uri, parent_run_id, counts)
+        print_summary(prepared, counts, outcomes, time.time() - began, out)
+        return 1 if failed else 0
+
+
+def print_summary(prepared: PreparedSweep, counts: dict[str, int], outcomes, seconds: float, out: TextIO) -> None:
+    print(f"\nSweep '{prepared.spec.name}' finished in {seconds:.0f}s: {counts['done']} trained, "
+          f"{counts['cached']} cached, {counts['failed']} failed, of {counts['total']} cells.", file=out)
+    for outcome in outcomes:
+        if outcome.status == "done":
+            scores = ", ".join(f"{k} {v:.1f}" for k, v in outcome.metrics.items())
+            print(f"  done    {outcome.cell.name}: {scores}", file=out)
+    for outcome in outcomes:
+        if outcome.status == "failed":
+            print(f"  FAILED  {outcome.cell.name} ({outcome.cell.id}): {outcome.error}\n"
+                  f"          log: {outcome.log_path}", file=out)
+    if counts["failed"]:
+        print("  Run the same command again to retry the failed cells (finished cells are not re-run).", file=out)
+    print(f"Results: MLflow experiment '{prepared.experiment}' in {prepared.tracking_uri}; "
+          f"plan and Ray logs in {prepared.output_dir}", file=out)
+    ui = "ablate ui" if prepared.tracking_uri.endswith(str(Path.cwd() / "mlflow.db")) else \
+        f"ablate ui --tracking-uri {prepared.tracking_uri}"
+    print(f"Browse: {ui}", file=out)
