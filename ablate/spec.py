@@ -241,9 +241,9 @@ def read_yaml(path: str | Path) -> dict:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1} column {mark.column + 1}" if mark else None
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise AblateError(f"YAML syntax error: {problem}.", file=str(path), field=where,
+        raise AblateError(f"YAML syntax error{where}: {problem}.", file=str(path),
                           fix="repair the YAML (indentation, colons, quotes).") from None
     if not isinstance(raw, dict):
         raise AblateError("the spec must be a YAML mapping of fields.", file=str(path),

@@ -95,6 +95,11 @@ def _operations() -> list[Operation]:
         add(f"last_{cls}", "Summarization", f"Write the last {cls} in the list, or none",
             lambda w, cls=cls: (_of(cls, w) or [NONE_WORD])[-1],
             lambda w, a, cls=cls: f"the last {cls} is {a}")
+        # reading comprehension: how many words precede the first member of a class.
+        add(f"before_{cls}", "Information Extraction",
+            f"Count the words before the first {cls} in the list and answer with a number word, or none",
+            lambda w, cls=cls: _words_before_first(cls, w),
+            lambda w, a, cls=cls: f"{a} words come before the first {cls}")
         # paraphrase: the list without a class.
         add(f"remove_{cls}", "Paraphrasing", f"Write the list again without its {cls} words, or none",
             lambda w, cls=cls: " ".join(x for x in w if CLASS_OF[x] != cls) or NONE_WORD,
@@ -145,6 +150,13 @@ def _after_first(cls: str, words: list[str]) -> str:
     for position, word in enumerate(words[:-1]):
         if CLASS_OF[word] == cls:
             return words[position + 1]
+    return NONE_WORD
+
+
+def _words_before_first(cls: str, words: list[str]) -> str:
+    for position, word in enumerate(words):
+        if CLASS_OF[word] == cls:
+            return NUMBER_WORDS[position]
     return NONE_WORD
 
 

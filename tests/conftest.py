@@ -1,0 +1,33 @@
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+FIXTURES = Path(__file__).parent / "fixtures"
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def fixture_tasks() -> Path:
+    """Hand-written SuperNI tasks with edge cases (tests/fixtures/tasks)."""
+    return FIXTURES / "tasks"
+
+
+@pytest.fixture(scope="session")
+def synthetic_dir(tmp_path_factory) -> Path:
+    from ablate.data.synthetic import write_suite
+
+    return write_suite(tmp_path_factory.mktemp("synthetic"), seed=0)
+
+
+def ablate_cli(*args: str, cwd: Path | None = None, timeout: float = 600, env: dict | None = None):
+    """Run the real `ablate` entry point of this environment."""
+    exe = shutil.which("ablate", path=str(Path(sys.executable).parent)) or "ablate"
+    full_env = {**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})}
+    return subprocess.run([exe, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=full_env)

@@ -1,0 +1,123 @@
+"""Tk-Instruct prompt text, checked against strings written out by hand from the official rules."""
+
+import pytest
+
+from ablate.data.encoding import (Encoding, Truncation, build_source, choose_reference, parse_encoding,
+                                  punctuate)
+from ablate.data.tasks import load_task
+from ablate.errors import AblateError
+
+
+@pytest.fixture
+def weather(fixture_tasks):
+    return load_task(fixture_tasks / "tasks" / "task901_edge_no_final_punct.json")
+
+
+@pytest.fixture
+def summary(fixture_tasks):
+    return load_task(fixture_tasks / "tasks" / "task902_edge_missing_explanations.json")
+
+
+def test_punctuate_adds_a_period_only_without_final_ascii_punctuation():
+    assert punctuate("yes") == "yes."
+    assert punctuate("yes!") == "yes!"
+    assert punctuate("a:") == "a:"
+    assert punctuate("ok ") == "ok ."
+    assert punctuate("café…") == "café….", "non-ASCII punctuation does not count"
+
+
+def test_definition_only(weather):
+    source = build_source(weather, weather.instances[0], parse_encoding("def"))
+    assert source == ("Definition: Given a sentence about weather, say whether it mentions rain.\n\n"
+                      "Now complete the following example -\nInput: The storm brought heavy rain.\nOutput: ")
+
+
+def test_everything_with_empty_explanation_fewer_negatives_and_newline_input(weather):
+    source = build_source(weather, weather.instances[1], parse_encoding("def+pos2+neg2+expl"))
+    assert source == (
+        "Definition: Given a sentence about weather, say whether it mentions rain.\n\n"
+        " Positive Example 1 -\nInput: It rained all day.\n Output: yes.\n Explanation: It mentions rain.\n\n"
+        " Positive Example 2 -\nInput: Sunny skies!\n Output: no.\n Explanation: .\n\n"
+        " Negative Example 1 -\nInput: Clouds gathered.\n Output: maybe.\n"
+        " Explanation: The answer must be yes or no.\n\n"
+        "Now complete the following example -\nInput: Line one\nLine two with snow.\nOutput: ")
+
+
+def test_task_id_and_examples_without_definition(weather):
+    source = build_source(weather, weather.instances[2], parse_encoding("task_id+pos2"))
+    assert source == ("task901_edge_no_final_punct. "
+                      " Positive Example 1 -\nInput: It rained all day.\n Output: yes.\n\n"
+                      " Positive Example 2 -\nInput: Sunny skies!\n Output: no.\n\n"
+                      "Now complete the following example -\nInput: Ünïcödé regen — naïve café ☔.\nOutput: ")
+
+
+def test_missing_explanation_key_adds_no_explanation_line_and_empty_output_gets_a_period(summary):
+    source = build_source(summary, summary.instances[0], parse_encoding("pos4+neg2+expl"))
+    assert source == (" Positive Example 1 -\nInput: The cat sat on the mat and slept.\n Output: Cat sleeps.\n\n"
+                      " Negative Example 1 -\nInput: Dogs bark loudly at night.\n"
+                      " Output: The dogs are barking loudly at night.\n\n"
+                      " Negative Example 2 -\nInput: Birds sing.\n Output: .\n\n"
+                      "Now complete the following example -\nInput: Rivers flow into the sea.\nOutput: ")
+
+
+def test_definition_ending_in_colon_keeps_it(summary):
+    assert build_source(summary, summary.instances[1], parse_encoding("def")).startswith(
+        "Definition: Summarize the text in three words or fewer:\n\n")
+
+
+def _word_truncation(limit):
+    return Truncation(limit, lambda text: len(text.split()), lambda text, n: " ".join(text.split()[:n]))
+
+
+def test_truncation_adds_examples_while_they_fit_then_cuts(weather):
+    encoding = parse_encoding("def+pos2")
+    full = build_source(weather, weather.instances[0], encoding)
+    assert build_source(weather, weather.instances[0], encoding, _word_truncation(1000)) == full
+    # Definition (11 words) + instance (10 words) + the first example (13 words) fit in 35; the second does not.
+    fitted = build_source(weather, weather.instances[0], encoding, _word_truncation(35))
+    assert "Positive Example 1" in fitted and "Positive Example 2" not in fitted
+    assert fitted.endswith("Output: ")
+    cut = build_source(weather, weather.instances[0], encoding, _word_truncation(5))
+    assert cut == "Definition: Given a sentence about"
+
+
+def test_truncation_measures_without_task_id_as_the_official_collator(weather):
+    with_id = build_source(weather, weather.instances[0], parse_encoding("task_id+def+pos2"), _word_truncation(35))
+    assert "Positive Example 1" in with_id and "Positive Example 2" not in with_id
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("def", Encoding(definition=True)),
+    ("pos2", Encoding(num_pos=2)),
+    ("def+pos2+neg2+expl", Encoding(definition=True, num_pos=2, num_neg=2, explanation=True)),
+    ("task_id+def+pos2", Encoding(task_id=True, definition=True, num_pos=2)),
+    ("def+pos4", Encoding(definition=True, num_pos=4)),
+    ("task_id", Encoding(task_id=True)),
+])
+def test_parse_encoding_round_trips(name, expected):
+    assert parse_encoding(name) == expected
+    assert parse_encoding(name).name == name
+
+
+@pytest.mark.parametrize("name, says", [
+    ("def+pos2+foo", "unknown element 'foo'"), ("", "empty"), ("def+def", "twice"),
+    ("pos0", "zero"), ("def+expl", "'expl' adds explanations"), ("Def", "unknown element"),
+])
+def test_bad_encodings_name_the_problem_and_list_valid_elements(name, says):
+    with pytest.raises(AblateError) as error:
+        parse_encoding(name)
+    assert says in str(error.value)
+
+
+def test_unknown_element_lists_valid_ones():
+    with pytest.raises(AblateError, match="task_id, def, posK, negK, expl"):
+        parse_encoding("definition")
+
+
+def test_training_target_is_a_seeded_choice_among_references(summary):
+    import random
+
+    instance = summary.instances[0]
+    picks = [choose_reference(instance, random.Random(seed)) for seed in range(30)]
+    assert set(picks) <= set(instance.references) and len(set(picks)) > 1
+    assert picks == [choose_reference(instance, random.Random(seed)) for seed in range(30)]

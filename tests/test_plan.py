@@ -1,0 +1,66 @@
+"""Grid expansion and stable cell ids: pure, deterministic, testable without Ray."""
+
+import textwrap
+
+import yaml
+
+from ablate.plan import expand_grid
+from ablate.spec import SweepSpec
+from tests.test_spec import BASE
+
+
+def spec_of(extra: str = "", **changes) -> SweepSpec:
+    raw = yaml.safe_load(BASE + textwrap.dedent(extra))
+    raw.update(changes)
+    return SweepSpec.model_validate(raw)
+
+
+def test_grid_is_product_of_axes_times_seeds():
+    spec = spec_of("axes:\n  num_train_tasks: [1, 2, 4]\n  model: [t5-tiny, copy_demo]\n", seeds=[0, 1])
+    cells = expand_grid(spec, "fp")
+    assert len(cells) == 12 and len({c.id for c in cells}) == 12
+    assert cells[0].axis_values == {"num_train_tasks": 1, "model": "t5-tiny", "seed": 0}
+    assert cells[0].name == "num_train_tasks=1 model=t5-tiny seed=0"
+    assert cells[0].settings.data.num_train_tasks == 1 and cells[-1].settings.model == "copy_demo"
+
+
+def test_cumulative_clusters_expand_to_prefixes():
+    spec = spec_of("axes:\n  train_clusters: {cumulative: [program_execution, translation, extraction]}\n")
+    cells = expand_grid(spec, "fp")
+    assert [c.settings.data.train_clusters for c in cells] == [
+        ["program_execution"], ["program_execution", "translation"],
+        ["program_execution", "translation", "extraction"]]
+
+
+def test_test_encodings_fold_into_each_training_cell():
+    spec = spec_of("axes:\n  train_encoding: [def, pos2]\n  test_encoding: [def, pos2, def+pos2]\n")
+    cells = expand_grid(spec, "fp")
+    assert len(cells) == 2
+    assert all(c.settings.test_encodings == ["def", "pos2", "def+pos2"] for c in cells)
+    assert [c.settings.train.encoding for c in cells] == ["def", "pos2"]
+
+
+def test_dotted_path_axis():
+    cells = expand_grid(spec_of("axes:\n  train.learning_rate: [0.001, 0.0003]\n"), "fp")
+    assert [c.settings.train.learning_rate for c in cells] == [0.001, 0.0003]
+
+
+def test_ids_are_stable_and_shared_across_specs():
+    one = expand_grid(spec_of("axes:\n  num_train_tasks: [1, 2]\n"), "fp")
+    other = expand_grid(spec_of("axes:\n  num_train_tasks: [2, 8]\n", name="another_sweep",
+                                resources={"max_concurrent": 1}, tracking={"experiment": "x"}), "fp")
+    assert one[1].id == other[0].id, "same settings, same id, whatever the sweep name or resources"
+    assert expand_grid(spec_of("axes:\n  num_train_tasks: [1, 2]\n"), "fp")[0].id == one[0].id
+
+
+def test_ids_ignore_key_order_and_source_path_but_not_data_or_seed():
+    base = yaml.safe_load(BASE)
+    reordered = dict(reversed(list(base.items())))
+    reordered["train"] = dict(reversed(list(base["train"].items())))
+    a = expand_grid(SweepSpec.model_validate(base), "fp")[0]
+    b = expand_grid(SweepSpec.model_validate(reordered), "fp")[0]
+    assert a.id == b.id
+    moved = {**base, "data": {**base["data"], "source": "/elsewhere/superni"}}
+    assert expand_grid(SweepSpec.model_validate(moved), "fp")[0].id == a.id, "path replaced by fingerprint"
+    assert expand_grid(SweepSpec.model_validate(base), "other-data")[0].id != a.id
+    assert expand_grid(SweepSpec.model_validate({**base, "seeds": [1]}), "fp")[0].id != a.id
