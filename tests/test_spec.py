@@ -64,7 +64,7 @@ def test_all_errors_reported_at_once_with_did_you_mean(tmp_path):
 
 
 def test_yaml_syntax_error_names_the_line(tmp_path):
-    with pytest.raises(AblateError, match=r"YAML syntax error at line 3, column 9"):
+    with pytest.raises(AblateError, match=r"YAML syntax error at line 3, column 12: mapping values are not allowed"):
         load_spec(write(tmp_path, "name: x\ndata:\n  source: a: b\n"))
 
 
