@@ -1,0 +1,78 @@
+"""End to end through the real `ablate` entry point: real Ray Tune, real MLflow SQLite store."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO, ablate_cli
+
+pytestmark = pytest.mark.slow
+SMOKE = str(REPO / "sweeps" / "smoke.yaml")
+
+
+def _runs(workdir: Path, experiment: str = "smoke"):
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{workdir / 'mlflow.db'}")
+    found = client.get_experiment_by_name(experiment)
+    return client, client.search_runs([found.experiment_id], max_results=1000)
+
+
+def test_smoke_sweep_records_one_parent_and_a_finished_child_per_cell_then_caches(tmp_path):
+    first = ablate_cli("sweep", SMOKE, cwd=tmp_path)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "[4/4] done 4, cached 0, failed 0" in first.stdout
+    assert "4 trained, 0 cached, 0 failed, of 4 cells" in first.stdout and "Browse: ablate ui" in first.stdout
+
+    client, runs = _runs(tmp_path)
+    parents = [r for r in runs if r.data.tags.get("ablate.role") == "parent"]
+    children = [r for r in runs if r.data.tags.get("ablate.role") == "cell"]
+    assert len(parents) == 1 and len(children) == 4
+    parent = parents[0]
+    assert {a.path for a in client.list_artifacts(parent.info.run_id)} >= {"spec.resolved.yaml", "plan.json"}
+    plan = json.loads((tmp_path / "ablate_runs" / "smoke" / "plan.json").read_text())
+    assert {c["id"] for c in plan["cells"]} == {r.data.tags["ablate.cell_id"] for r in children}
+    for child in children:
+        assert child.info.status == "FINISHED"
+        assert child.data.tags["mlflow.parentRunId"] == parent.info.run_id
+        assert child.data.tags["ablate.data_fingerprint"] and child.data.tags["ablate.version"]
+        assert child.info.run_name.startswith("instances_per_task=")
+        assert child.data.params["train.encoding"] == "def+pos2" and child.data.params["model"] == "t5-tiny"
+        assert child.data.params["data.instances_per_task"] in ("8", "16")
+        history = client.get_metric_history(child.info.run_id, "train_loss")
+        assert [m.step for m in history] == [10, 20, 30] and history[-1].value < history[0].value
+        metrics = child.data.metrics
+        for key in ("exact_match", "rougeL", "def-pos2/exact_match", "def-pos2/cluster/nli/exact_match",
+                    "def-pos2/category/textual_entailment/headline", "train_seconds", "examples_per_second"):
+            assert key in metrics, key
+        assert any(k.startswith("def-pos2/task/task") for k in metrics)
+        artifacts = {a.path for a in client.list_artifacts(child.info.run_id, "predictions")}
+        assert artifacts == {"predictions/def-pos2.jsonl"}
+        lines = client.download_artifacts(child.info.run_id, "predictions/def-pos2.jsonl", str(tmp_path / "dl"))
+        records = [json.loads(line) for line in Path(lines).read_text().splitlines()]
+        assert len(records) == 20 * 10 and {"id", "task", "prediction", "references"} <= set(records[0])
+
+    second = ablate_cli("sweep", SMOKE, cwd=tmp_path)
+    assert second.returncode == 0, second.stderr
+    assert "0 trained, 4 cached, 0 failed" in second.stdout
+    _, again = _runs(tmp_path)
+    assert len(again) == 5, "a re-run adds no run"
+    planned = json.loads(ablate_cli("plan", SMOKE, "--json", cwd=tmp_path).stdout)
+    assert [c["status"] for c in planned["cells"]] == ["done"] * 4
+
+
+def test_bad_spec_exits_2_and_starts_nothing(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(Path(SMOKE).read_text().replace("instances_per_task: [8, 16]", "instances_per_task: [8, 4000]")
+                   .replace("model: t5-tiny", "model: t5-tiniest"))
+    result = ablate_cli("sweep", str(bad), cwd=tmp_path)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr and "bad.yaml" in result.stderr
+    assert "Did you mean 't5-tiny'?" in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.yaml"], "nothing written, no store created"
+    spec_ok_data_bad = tmp_path / "toomany.yaml"
+    spec_ok_data_bad.write_text(Path(SMOKE).read_text().replace("[8, 16]", "[8, 4000]"))
+    result = ablate_cli("sweep", str(spec_ok_data_bad), cwd=tmp_path)
+    assert result.returncode == 2 and "asks for 4000 instances" in result.stderr and "which has 400" in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.yaml", "toomany.yaml"]
