@@ -3,6 +3,7 @@
     ablate sweep sweeps/clusters.yaml        run a sweep (Ray Tune + MLflow)
     ablate plan sweeps/clusters.yaml         list its cells, their status and a cost estimate
     ablate validate sweeps/clusters.yaml     check a spec without running anything
+    ablate report sweeps/clusters.yaml       curves, saturation fits and figures from MLflow
     ablate ui                                browse results in the MLflow UI
     ablate prompt | eval | baseline | synth  the data layer on its own
 """
@@ -214,6 +215,29 @@ def cmd_synth(args) -> int:
     return 0
 
 
+def cmd_report(args) -> int:
+    from ablate.analyse.publish import make_report, print_report, publish_report
+    from ablate.spec import load_spec
+    from ablate.track import resolve_tracking_uri
+
+    target = Path(args.target)
+    experiment, uri = args.target, args.tracking_uri
+    if target.suffix in (".yaml", ".yml") or target.is_file():
+        spec = load_spec(target)
+        experiment = spec.tracking.experiment or spec.name
+        uri = uri or spec.tracking.tracking_uri
+    uri = resolve_tracking_uri(uri, Path.cwd())
+    sweep_dir = Path("ablate_runs") / experiment
+    report = make_report(uri, experiment, args.metric, sweep_dir / "cache" if (sweep_dir / "cache").is_dir() else None)
+    written = publish_report(report, uri, Path(args.out) if args.out else sweep_dir / "report")
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print_report(report)
+        print("Figures: " + ", ".join(str(p) for p in written) + " (also in the parent run's report/ artifacts)")
+    return 0
+
+
 def cmd_ui(args) -> int:
     import os
     import shutil
@@ -275,6 +299,14 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--seed", type=int, default=0)
     synth.add_argument("--instances", type=int, default=400, help="instances per task")
     synth.set_defaults(func=cmd_synth)
+
+    report = commands.add_parser("report", help="curves, fits, knees and figures of a finished sweep")
+    report.add_argument("target", help="the sweep's spec YAML or its MLflow experiment name")
+    report.add_argument("--out", help="folder for the figures and report.json (default: ablate_runs/NAME/report)")
+    report.add_argument("--metric", default="rougeL", choices=["rougeL", "exact_match", "rouge1"])
+    report.add_argument("--tracking-uri", help="default: the spec's, else sqlite:///mlflow.db here")
+    report.add_argument("--json", action="store_true", help="print the numbers behind every figure")
+    report.set_defaults(func=cmd_report)
 
     ui = commands.add_parser("ui", help="start the MLflow UI on 127.0.0.1 for the store")
     ui.add_argument("--tracking-uri", help="default: sqlite:///mlflow.db here")

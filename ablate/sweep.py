@@ -175,7 +175,24 @@ def run_sweep(prepared: PreparedSweep, *, address: str | None = None, force: boo
                   "failed": len(failed)}
         track.finish_parent_run(uri, parent_run_id, counts)
         print_summary(prepared, counts, outcomes, time.time() - began, out)
+        write_report(prepared, out)
         return 1 if failed else 0
+
+
+def write_report(prepared: PreparedSweep, out: TextIO) -> None:
+    """The sweep's report (figures in MLflow and ablate_runs/NAME/report); a failure here loses no result."""
+    from ablate.analyse.publish import make_report, print_report, publish_report
+
+    try:
+        report = make_report(prepared.tracking_uri, prepared.experiment, "rougeL", prepared.output_dir / "cache")
+        written = publish_report(report, prepared.tracking_uri, prepared.output_dir / "report")
+    except Exception as exc:  # the cells are safe in MLflow; say how to retry the report alone
+        print(f"Report not written ({type(exc).__name__}: {exc}); retry with: ablate report {prepared.spec_file}",
+              file=out)
+        return
+    sys.stdout.flush()
+    print_report(report)
+    print("Figures: " + ", ".join(str(p) for p in written), file=out)
 
 
 def print_summary(prepared: PreparedSweep, counts: dict[str, int], outcomes, seconds: float, out: TextIO) -> None:

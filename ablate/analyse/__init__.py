@@ -1,0 +1,1 @@
+"""Analysis: MLflow runs -> curves, fits, knees, figures and dashboards."""

@@ -1,0 +1,138 @@
+"""Figures from a report dict: matplotlib PNG (publication style) and plotly HTML.
+
+Curves: log-scale x for counts, 95% CI bands over seeds, the knee marked, heuristic baselines
+as dashed lines, missing / failed cells marked with an x. Encodings: an annotated heatmap.
+"""
+
+from __future__ import annotations
+
+import math
+
+from ablate.analyse.report import MEAN_LINE
+
+BASELINE_STYLES = {"copy_demo": "--", "copy_input": ":"}
+
+
+def _present(points):
+    return [p for p in points if p["n"] > 0]
+
+
+def curve_figure(report: dict):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import matplotlib.ticker
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=150)
+    curves = report["curves"]
+    ordered = [MEAN_LINE] + sorted(k for k in curves if k != MEAN_LINE) if MEAN_LINE in curves else sorted(curves)
+    for line in ordered:
+        curve = curves[line]
+        points = _present(curve["points"])
+        if not points:
+            continue
+        xs = [p["x"] for p in points]
+        means = [p["mean"] for p in points]
+        is_mean = line == MEAN_LINE
+        (handle,) = ax.plot(xs, means, marker="o", lw=2.4 if is_mean else 1.2, alpha=1 if is_mean else 0.75,
+                            color="black" if is_mean else None, label=line, zorder=3 if is_mean else 2)
+        ax.fill_between(xs, [max(0.0, p["ci_low"]) for p in points], [min(100.0, p["ci_high"]) for p in points],
+                        color=handle.get_color(), alpha=0.15 if is_mean else 0.08, lw=0)
+        if curve.get("knee") is not None and curve.get("knee_inside_range"):
+            ax.axvline(curve["knee"], color=handle.get_color(), ls="-.", lw=1)
+            ax.annotate(f"knee {curve['knee']:.3g}", (curve["knee"], min(means)), rotation=90, fontsize=7,
+                        va="bottom", ha="right", color=handle.get_color())
+        for p in curve["points"]:
+            if p["n"] == 0 or p.get("failed") or p.get("missing"):
+                ax.plot([p["x"]], [means[0] if not p["n"] else p["mean"]], marker="x", color="red", ms=9, zorder=4)
+    for name, scores in report.get("baselines", {}).items():
+        if MEAN_LINE in scores:
+            ax.axhline(scores[MEAN_LINE], ls=BASELINE_STYLES.get(name, "--"), color="gray", lw=1.2,
+                       label=f"{name} baseline")
+    if report.get("log_x"):
+        ax.set_xscale("log", base=2)
+        ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.set_ylim(bottom=0, top=min(100.0, ax.get_ylim()[1]))
+    xs = sorted({p["x"] for c in curves.values() for p in c["points"] if not math.isnan(p["x"])})
+    if xs and not report.get("log_x"):
+        ax.set_xticks(xs)
+    ax.set_xlabel(report["x_label"])
+    ax.set_ylabel(f"held-out {report['metric']} (%, test encoding {report['encoding']})")
+    ax.set_title(f"{report['experiment']}: mean and 95% CI over seeds", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, frameon=False, loc="best")
+    fig.tight_layout()
+    return fig
+
+
+def matrix_figure(report: dict):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    matrix = report["matrix"]
+    rows, columns = matrix["rows"], matrix["columns"]
+    values = np.array([[matrix["cells"][r][c]["mean"] if matrix["cells"][r][c]["n"] else np.nan for c in columns]
+                       for r in rows], dtype=float)
+    fig, ax = plt.subplots(figsize=(1.1 * len(columns) + 2.5, 0.6 * len(rows) + 2), dpi=150)
+    image = ax.imshow(values, cmap="viridis", aspect="auto")
+    for i, row in enumerate(rows):
+        for j, column in enumerate(columns):
+            cell = matrix["cells"][row][column]
+            text = "missing" if not cell["n"] else f"{cell['mean']:.1f}\n±{(cell['ci_high'] - cell['mean']):.1f}"
+            ax.text(j, i, text, ha="center", va="center", fontsize=7,
+                    color="white" if not cell["n"] or cell["mean"] < np.nanmean(values) else "black")
+    ax.set_xticks(range(len(columns)), columns, rotation=35, ha="right", fontsize=8)
+    ax.set_yticks(range(len(rows)), rows, fontsize=8)
+    ax.set_xlabel("testing encoding")
+    ax.set_ylabel("training encoding")
+    ax.set_title(f"{report['experiment']}: held-out {report['metric']} (%), mean over seeds", fontsize=10)
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+    fig.tight_layout()
+    return fig
+
+
+def curve_html(report: dict, include_plotlyjs: bool | str = True) -> str:
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    for line, curve in report["curves"].items():
+        points = _present(curve["points"])
+        xs = [p["x"] for p in points]
+        fig.add_trace(go.Scatter(
+            x=xs, y=[p["mean"] for p in points], mode="lines+markers", name=line,
+            line={"width": 3 if line == MEAN_LINE else 1.5},
+            error_y={"type": "data", "symmetric": False, "array": [p["ci_high"] - p["mean"] for p in points],
+                     "arrayminus": [p["mean"] - p["ci_low"] for p in points]},
+            text=[f"{p['label']}: n={p['n']}" for p in points], hovertemplate="%{text}<br>%{y:.2f}"))
+    for name, scores in report.get("baselines", {}).items():
+        if MEAN_LINE in scores:
+            fig.add_hline(y=scores[MEAN_LINE], line_dash="dash", annotation_text=f"{name} baseline")
+    fig.update_layout(title=f"{report['experiment']} ({report['metric']})", xaxis_title=report["x_label"],
+                      yaxis_title=f"held-out {report['metric']} (%)", template="simple_white")
+    if report.get("log_x"):
+        fig.update_xaxes(type="log")
+    return fig.to_html(full_html=False, include_plotlyjs=include_plotlyjs)
+
+
+def matrix_html(report: dict, include_plotlyjs: bool | str = True) -> str:
+    import plotly.graph_objects as go
+
+    matrix = report["matrix"]
+    z = [[matrix["cells"][r][c]["mean"] for c in matrix["columns"]] for r in matrix["rows"]]
+    fig = go.Figure(go.Heatmap(z=z, x=matrix["columns"], y=matrix["rows"], colorscale="Viridis",
+                               text=[[f"{v:.1f}" if v is not None else "missing" for v in row] for row in z],
+                               texttemplate="%{text}"))
+    fig.update_layout(title=f"{report['experiment']} ({report['metric']})", xaxis_title="testing encoding",
+                      yaxis_title="training encoding", template="simple_white")
+    return fig.to_html(full_html=False, include_plotlyjs=include_plotlyjs)
+
+
+def report_figures(report: dict, include_plotlyjs: bool | str = True):
+    """(matplotlib figure, plotly HTML fragment) for a report."""
+    if "matrix" in report:
+        return matrix_figure(report), matrix_html(report, include_plotlyjs)
+    return curve_figure(report), curve_html(report, include_plotlyjs)

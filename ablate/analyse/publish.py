@@ -1,0 +1,96 @@
+"""Side effects of a report: files under --out and artifacts of the sweep's parent MLflow run."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+from ablate.analyse.collect import collect_sweep
+from ablate.analyse.plots import report_figures
+from ablate.analyse.report import baseline_scores, build_report
+
+
+def make_report(tracking_uri: str, experiment: str, metric: str, cache_dir: Path | None = None) -> dict:
+    """Collect the sweep from MLflow and compute every number behind its figures."""
+    sweep = collect_sweep(tracking_uri, experiment)
+    with tempfile.TemporaryDirectory(prefix="ablate-report-") as scratch:
+        baselines = baseline_scores(sweep, metric, cache_dir or Path(scratch))
+    return build_report(sweep, metric, baselines)
+
+
+def publish_report(report: dict, tracking_uri: str, out_dir: Path | None) -> list[Path]:
+    """Write report.json, <name>.png and <name>.html to `out_dir` and log them to the parent run."""
+    import matplotlib.pyplot as plt
+    from mlflow.tracking import MlflowClient
+
+    figure, html = report_figures(report)
+    name = report["experiment"]
+    client = MlflowClient(tracking_uri=tracking_uri)
+    run_id = report["parent_run_id"]
+    client.log_figure(run_id, figure, f"report/{name}.png")
+    client.log_text(run_id, _page(name, html), f"report/{name}.html")
+    client.log_dict(run_id, report, "report/report.json")
+    client.log_table(run_id, data=_table(report), artifact_file="report/points.json")
+    written: list[Path] = []
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        figure.savefig(out_dir / f"{name}.png")
+        (out_dir / f"{name}.html").write_text(_page(name, html))
+        (out_dir / "report.json").write_text(json.dumps(report, indent=2))
+        written = [out_dir / f"{name}.png", out_dir / f"{name}.html", out_dir / "report.json"]
+    plt.close(figure)
+    return written
+
+
+def _page(title: str, fragment: str) -> str:
+    return f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title></head><body>{fragment}</body></html>"
+
+
+def _table(report: dict) -> dict[str, list]:
+    """Points as columns (line, x, label, n, mean, ci_low, ci_high) for mlflow's table view."""
+    columns: dict[str, list] = {k: [] for k in ("line", "x", "label", "n", "mean", "ci_low", "ci_high")}
+    if "matrix" in report:
+        for row, cells in report["matrix"]["cells"].items():
+            for column, point in cells.items():
+                for key, value in (("line", row), ("x", 0), ("label", column), ("n", point["n"]),
+                                   ("mean", point["mean"]), ("ci_low", point["ci_low"]), ("ci_high", point["ci_high"])):
+                    columns[key].append(value)
+        return columns
+    for line, curve in report["curves"].items():
+        for point in curve["points"]:
+            columns["line"].append(line)
+            for key in ("x", "label", "n", "mean", "ci_low", "ci_high"):
+                columns[key].append(point[key])
+    return columns
+
+
+def print_report(report: dict) -> None:
+    """A plain-text digest: points, fits, knees, trends and baselines."""
+    cells = report["cells"]
+    print(f"Report '{report['experiment']}' ({report['metric']}): {cells['done']}/{cells['total']} cells done, "
+          f"{cells['failed']} failed, {cells['missing']} missing")
+    for cell in cells["not_done"]:
+        print(f"  {cell['status'].upper():<8} {cell['name']}" + (f": {cell['error']}" if cell["error"] else ""))
+    for name, scores in report["baselines"].items():
+        print(f"  baseline {name}: " + ", ".join(f"{k} {v:.2f}" for k, v in scores.items()))
+    if "matrix" in report:
+        matrix = report["matrix"]
+        print("  train \\ test " + " ".join(f"{c:>14}" for c in matrix["columns"]))
+        for row in matrix["rows"]:
+            values = [matrix["cells"][row][c]["mean"] for c in matrix["columns"]]
+            print(f"  {row:<12} " + " ".join(f"{v:>14.2f}" if v is not None else f"{'missing':>14}" for v in values))
+        return
+    for line, curve in report["curves"].items():
+        points = " ".join(f"{p['label']}:{p['mean']:.1f}±{p['ci_high'] - p['mean']:.1f}(n={p['n']})"
+                          if p["n"] else f"{p['label']}:missing" for p in curve["points"])
+        extra = []
+        if curve.get("spearman") is not None:
+            extra.append(f"spearman {curve['spearman']:.2f}")
+        if curve.get("fit"):
+            extra.append(f"fit {curve['fit']['model']}")
+        if curve.get("knee") is not None:
+            low, high = curve["knee_ci"] or (None, None)
+            ci = f" [{low:.3g}, {high:.3g}]" if low is not None else ""
+            extra.append(f"knee {curve['knee']:.3g}{ci}")
+        print(f"  {line:<16} {points}  | {', '.join(extra)}")
