@@ -238,6 +238,14 @@ def cmd_report(args) -> int:
     return 0
 
 
+def cmd_dashboard(args) -> int:
+    from ablate.analyse.dashboard import write_dashboard
+
+    index = write_dashboard(args.page, args.out, args.tracking_uri)
+    print(f"Dashboard written: {index} (open it in a browser; no server needed)")
+    return 0
+
+
 def cmd_ui(args) -> int:
     import os
     import shutil
@@ -307,6 +315,12 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--tracking-uri", help="default: the spec's, else sqlite:///mlflow.db here")
     report.add_argument("--json", action="store_true", help="print the numbers behind every figure")
     report.set_defaults(func=cmd_report)
+
+    dashboard = commands.add_parser("dashboard", help="render a static HTML page of several sweeps")
+    dashboard.add_argument("page", help="dashboard YAML (see dashboards/)")
+    dashboard.add_argument("--out", required=True, help="folder for index.html")
+    dashboard.add_argument("--tracking-uri", help="default: the page's, else sqlite:///mlflow.db here")
+    dashboard.set_defaults(func=cmd_dashboard)
 
     ui = commands.add_parser("ui", help="start the MLflow UI on 127.0.0.1 for the store")
     ui.add_argument("--tracking-uri", help="default: sqlite:///mlflow.db here")

@@ -164,7 +164,8 @@ def build_report(sweep: SweepRecords, metric: str, baselines: dict[str, dict[str
     for cell in sweep.cells:
         counts[cell.status] += 1
     report = {
-        "experiment": sweep.experiment, "metric": metric, "parent_run_id": sweep.parent_run_id,
+        "experiment": sweep.experiment, "experiment_id": sweep.experiment_id, "metric": metric,
+        "parent_run_id": sweep.parent_run_id,
         "cells": {"total": len(sweep.cells), "done": counts["done"], "failed": counts["failed"],
                   "missing": counts["missing"],
                   "not_done": [{"name": c.name, "id": c.cell_id, "status": c.status, "error": c.error}

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-SUITE_VERSION = "1"
+SUITE_VERSION = "2"
 
 WORD_CLASSES: dict[str, tuple[str, ...]] = {
     "animal": ("cat", "dog", "cow", "fox", "owl", "bee", "pig", "hen"),
@@ -62,13 +62,33 @@ def _yes_no(flag: bool) -> str:
     return "yes" if flag else "no"
 
 
+def _conditions(cls: str) -> dict[str, tuple[str, Callable[[list[str]], bool]]]:
+    """Statements about a list, by key: (the words of the statement, whether it holds)."""
+    return {
+        "contains": (f"the list contains {_a(cls)}", lambda w: bool(_of(cls, w))),
+        "lacks": (f"the list has no {cls}", lambda w: not _of(cls, w)),
+        "first_is": (f"the first word of the list is {_a(cls)}", lambda w: CLASS_OF[w[0]] == cls),
+    }
+
+
+# Binary answer formats: the same statement can be asked with any of them.
+YES_NO, POSITIVE_NEGATIVE, TRUE_FALSE = ("yes", "no"), ("positive", "negative"), ("true", "false")
+
+
 def _operations() -> list[Operation]:
     ops: list[Operation] = []
 
     def add(key, category, definition, answer, explain, balance=None):
         ops.append(Operation(key, category, definition, answer, explain, balance))
 
-    # program_execution: positions, sorting, counting, yes/no on a given word.
+    def add_binary(key, category, statement, holds, labels):
+        """"Answer <yes> if <statement>, otherwise answer <no>" with balanced labels."""
+        right, wrong = labels
+        add(key, category, f"Answer {right} if {statement}, otherwise answer {wrong}",
+            lambda w: right if holds(w) else wrong,
+            lambda w, a: f"it is {'' if holds(w) else 'not '}true that {statement}", balance=labels)
+
+    # program_execution: positions, sorting, counting, and the yes/no format on a given word.
     add("first_word", "Program Execution", "Write the first word of the list",
         lambda w: w[0], lambda w, a: f"the list starts with {a}")
     add("last_word", "Program Execution", "Write the last word of the list",
@@ -78,12 +98,15 @@ def _operations() -> list[Operation]:
     add("count_words", "Program Execution", "Count the words in the list and answer with a number word",
         lambda w: NUMBER_WORDS[len(w)], lambda w, a: f"the list has {a} words")
     for word in PROBE_WORDS:
-        add(f"has_{word}", "Program Execution",
-            f"Answer yes if the word {word} is in the list, otherwise answer no",
-            lambda w, word=word: _yes_no(word in w),
-            lambda w, a, word=word: f"{word} is {'' if a == 'yes' else 'not '}in the list",
-            balance=("yes", "no"))
+        add_binary(f"has_{word}", "Program Execution", f"the word {word} is in the list",
+                   lambda w, word=word: word in w, YES_NO)
     for cls in WORD_CLASSES:
+        statements = _conditions(cls)
+        # sentiment: whether a class is present, asked as positive / negative.
+        add_binary(f"positive_if_contains_{cls}", "Sentiment Analysis", *statements["contains"], POSITIVE_NEGATIVE)
+        # paraphrase (text matching): class of the first word, and absence of a class, as true / false.
+        add_binary(f"true_if_first_is_{cls}", "Text Matching", *statements["first_is"], TRUE_FALSE)
+        add_binary(f"true_if_lacks_{cls}", "Text Matching", *statements["lacks"], TRUE_FALSE)
         # extraction: which words belong to a class.
         add(f"filter_{cls}", "Keyword Tagging", f"Write every {cls} in the list, in order, or none",
             lambda w, cls=cls: " ".join(_of(cls, w)) or NONE_WORD,
@@ -109,34 +132,25 @@ def _operations() -> list[Operation]:
             f"Write the word that comes right after the first {cls} in the list, or none",
             lambda w, cls=cls: _after_first(cls, w),
             lambda w, a, cls=cls: f"after the first {cls} comes {a}")
-        # held out, nli: does the list contain a class member (and its negation).
-        add(f"contains_{cls}", "Textual Entailment",
-            f"Answer yes if the list contains {_a(cls)}, otherwise answer no",
-            lambda w, cls=cls: _yes_no(bool(_of(cls, w))),
-            lambda w, a, cls=cls: f"there is {_a(cls) if a == 'yes' else 'no ' + cls} in the list",
-            balance=("yes", "no"))
-        add(f"lacks_{cls}", "Textual Entailment",
-            f"Answer yes if the list has no {cls}, otherwise answer no",
-            lambda w, cls=cls: _yes_no(not _of(cls, w)),
-            lambda w, a, cls=cls: f"there is {'no ' + cls if a == 'yes' else _a(cls)} in the list",
-            balance=("yes", "no"))
-        # held out, commonsense: is the first word of a class.
-        add(f"first_is_{cls}", "Commonsense Classification",
-            f"Answer yes if the first word of the list is {_a(cls)}, otherwise answer no",
-            lambda w, cls=cls: _yes_no(CLASS_OF[w[0]] == cls),
-            lambda w, a, cls=cls: f"{w[0]} is {'' if a == 'yes' else 'not '}{_a(cls)}",
-            balance=("yes", "no"))
-        # held out, closed-book QA: counting members of a class.
+        # held out, nli: presence and absence of a class, asked as yes / no.
+        add_binary(f"contains_{cls}", "Textual Entailment", *statements["contains"], YES_NO)
+        add_binary(f"lacks_{cls}", "Textual Entailment", *statements["lacks"], YES_NO)
+        # held out, commonsense: the class of the first word, asked as yes / no.
+        add_binary(f"first_is_{cls}", "Commonsense Classification", *statements["first_is"], YES_NO)
+        # held out, closed-book QA: counting the members of one class.
         add(f"count_{cls}", "Question Answering",
             f"Count the {cls} words in the list and answer with a number word",
             lambda w, cls=cls: NUMBER_WORDS[len(_of(cls, w))],
             lambda w, a, cls=cls: f"the list has {a} {cls} words")
     for first, second in CLASS_PAIRS:
-        add(f"more_{first}_than_{second}", "Sentiment Analysis",
-            f"Answer positive if the list has more {first} words than {second} words, otherwise answer negative",
-            lambda w, f=first, s=second: "positive" if len(_of(f, w)) > len(_of(s, w)) else "negative",
-            lambda w, a, f=first, s=second: f"it has {len(_of(f, w))} {f} and {len(_of(s, w))} {s} words",
-            balance=("positive", "negative"))
+        add_binary(f"more_{first}_than_{second}", "Sentiment Analysis",
+                   f"the list has more {first} words than {second} words",
+                   lambda w, f=first, s=second: len(_of(f, w)) > len(_of(s, w)), POSITIVE_NEGATIVE)
+        # reading comprehension: counting the members of two classes together.
+        add(f"count_{first}_and_{second}", "Information Extraction",
+            f"Count the {first} and {second} words in the list and answer with a number word",
+            lambda w, f=first, s=second: NUMBER_WORDS[len(_of(f, w)) + len(_of(s, w))],
+            lambda w, a, f=first, s=second: f"the list has {a} {f} or {s} words")
     add("label_words", "Translation", "Replace every word of the list with the name of its class",
         lambda w: " ".join(CLASS_OF[x] for x in w), lambda w, a: "each word becomes its class")
     add("label_first", "Translation", "Write the class of the first word of the list",
@@ -217,7 +231,7 @@ def build_task(number: int, op: Operation, seed: int, num_instances: int) -> tup
         "Source": ["synthetic"],
         "Categories": [op.category],
         "Reasoning": [],
-        "Definition": [f"You are given a list of words. {op.definition}."],
+        "Definition": [f"{op.definition}."],
         "Input_language": ["English"],
         "Output_language": ["English"],
         "Instruction_language": ["English"],

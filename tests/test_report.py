@@ -1,0 +1,62 @@
+"""build_report is pure: records in, every number behind the figures out."""
+
+from ablate.analyse.collect import CellRecord, SweepRecords
+from ablate.analyse.plots import report_figures
+from ablate.analyse.report import build_report
+
+SETTINGS = {"eval": {"encodings": None}, "train": {"encoding": "def"}, "model": "t5-tiny"}
+
+
+def _record(clusters, seed, status="done", nli=50.0, qa=10.0):
+    metrics = {"def/cluster/nli/rougeL": nli, "def/cluster/closed_book_qa/rougeL": qa, "def/rougeL": (nli + qa) / 2}
+    return CellRecord(cell_id=f"{len(clusters)}-{seed}", name=f"n={len(clusters)} seed={seed}",
+                      axis_values={"train_clusters": clusters, "seed": seed}, settings=SETTINGS, status=status,
+                      metrics=metrics if status == "done" else {}, error="boom" if status == "failed" else None)
+
+
+def _sweep(records):
+    return SweepRecords("clusters", "1", "parent", "sqlite:///x.db", records)
+
+
+def test_clusters_curve_has_a_line_per_cluster_plus_mean_and_counts_clusters():
+    orders = [["a"], ["a", "b"], ["a", "b", "c"]]
+    records = [_record(c, s, nli=40 + 10 * len(c) + s, qa=5 * len(c)) for c in orders for s in (0, 1, 2)]
+    report = build_report(_sweep(records), "rougeL", {"copy_demo": {"mean": 30.0}})
+    assert report["axis"] == "train_clusters" and report["x_label"] == "number of training clusters"
+    assert set(report["curves"]) == {"mean", "nli", "closed_book_qa"}
+    nli = report["curves"]["nli"]["points"]
+    assert [p["x"] for p in nli] == [1.0, 2.0, 3.0] and [p["n"] for p in nli] == [3, 3, 3]
+    assert nli[0]["mean"] == 51.0 and nli[0]["label"] == "1 (+a)"
+    mean = report["curves"]["mean"]["points"]
+    assert mean[2]["mean"] == (71.0 + 15.0) / 2
+    assert report["curves"]["mean"]["spearman"] == 1.0
+    assert report["baselines"] == {"copy_demo": {"mean": 30.0}}
+
+
+def test_failed_and_missing_cells_are_reported_not_dropped():
+    records = [_record(["a"], 0), _record(["a"], 1, status="failed"), _record(["a", "b"], 0, status="missing"),
+               _record(["a", "b", "c"], 0)]
+    report = build_report(_sweep(records), "rougeL", {})
+    assert report["cells"]["done"] == 2 and report["cells"]["failed"] == 1 and report["cells"]["missing"] == 1
+    assert {c["status"] for c in report["cells"]["not_done"]} == {"failed", "missing"}
+    points = report["curves"]["mean"]["points"]
+    assert points[0]["n"] == 1 and points[0]["failed"] == ["n=1 seed=1"]
+    assert points[1]["n"] == 0 and points[1]["missing"] == ["n=2 seed=0"] and points[1]["mean"] is None
+    figure, html = report_figures(report)
+    assert figure.axes and "plotly" in html
+
+
+def test_encoding_matrix():
+    settings = {"eval": {"encodings": ["def", "pos2"]}, "train": {"encoding": "def"}, "model": "t5-tiny"}
+    records = []
+    for train in ("def", "pos2"):
+        for seed in (0, 1):
+            metrics = {f"{test}/cluster/nli/rougeL": (60.0 if train == test else 30.0) + seed for test in ("def", "pos2")}
+            records.append(CellRecord(f"{train}{seed}", train, {"train_encoding": train, "seed": seed},
+                                      {**settings, "train": {"encoding": train}}, "done", metrics))
+    report = build_report(_sweep(records), "rougeL", {})
+    matrix = report["matrix"]
+    assert matrix["rows"] == ["def", "pos2"] and matrix["columns"] == ["def", "pos2"]
+    assert matrix["cells"]["def"]["def"]["mean"] == 60.5 and matrix["cells"]["def"]["pos2"]["mean"] == 30.5
+    figure, html = report_figures(report)
+    assert figure.axes and "heatmap" in html.lower()
