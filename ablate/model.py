@@ -1,7 +1,7 @@
 """Models: T5-shaped presets built from config, pretrained HF models, and heuristic baselines.
 
 A model name in a spec is one of
-- a preset (`t5-tiny`, `t5-mini`, `t5-small`, `t5-base`), built from config with random weights;
+- a preset (`t5-nano`, `t5-tiny`, `t5-mini`, `t5-small`, `t5-base`), built from config with random weights;
 - a heuristic baseline (`copy_demo`, `copy_input`), which predicts without training;
 - `hf:<name>` or a local directory: a pretrained seq2seq model and its tokenizer.
 """
@@ -26,8 +26,9 @@ class Preset:
 
 
 # Shaped after the T5 family (T5-small: d_model 512, 6+6 layers; T5-base: 768, 12+12),
-# with two tiny members that train in minutes on a CPU.
+# with three tiny members that train in minutes on a CPU.
 PRESETS: dict[str, Preset] = {
+    "t5-nano": Preset(d_model=64, d_ff=256, num_layers=2, num_heads=2, d_kv=32, cpu_seconds_per_step=0.03),
     "t5-tiny": Preset(d_model=128, d_ff=512, num_layers=3, num_heads=4, d_kv=32, cpu_seconds_per_step=0.06),
     "t5-mini": Preset(d_model=256, d_ff=1024, num_layers=4, num_heads=4, d_kv=64, cpu_seconds_per_step=0.25),
     "t5-small": Preset(d_model=512, d_ff=2048, num_layers=6, num_heads=8, d_kv=64, cpu_seconds_per_step=1.5),

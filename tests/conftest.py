@@ -31,3 +31,11 @@ def ablate_cli(*args: str, cwd: Path | None = None, timeout: float = 600, env: d
     exe = shutil.which("ablate", path=str(Path(sys.executable).parent)) or "ablate"
     full_env = {**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})}
     return subprocess.run([exe, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=full_env)
+
+
+@pytest.fixture(scope="session")
+def smoke_sweep(tmp_path_factory):
+    """The smoke sweep run once through the real CLI (real Ray, real MLflow SQLite store)."""
+    workdir = tmp_path_factory.mktemp("smoke")
+    result = ablate_cli("sweep", str(REPO / "sweeps" / "smoke.yaml"), cwd=workdir)
+    return workdir, result

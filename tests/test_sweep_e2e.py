@@ -19,8 +19,8 @@ def _runs(workdir: Path, experiment: str = "smoke"):
     return client, client.search_runs([found.experiment_id], max_results=1000)
 
 
-def test_smoke_sweep_records_one_parent_and_a_finished_child_per_cell_then_caches(tmp_path):
-    first = ablate_cli("sweep", SMOKE, cwd=tmp_path)
+def test_smoke_sweep_records_one_parent_and_a_finished_child_per_cell_then_caches(smoke_sweep):
+    tmp_path, first = smoke_sweep
     assert first.returncode == 0, first.stdout + first.stderr
     assert "[4/4] done 4, cached 0, failed 0" in first.stdout
     assert "4 trained, 0 cached, 0 failed, of 4 cells" in first.stdout and "Browse: ablate ui" in first.stdout
@@ -52,6 +52,10 @@ def test_smoke_sweep_records_one_parent_and_a_finished_child_per_cell_then_cache
         lines = client.download_artifacts(child.info.run_id, "predictions/def-pos2.jsonl", str(tmp_path / "dl"))
         records = [json.loads(line) for line in Path(lines).read_text().splitlines()]
         assert len(records) == 20 * 10 and {"id", "task", "prediction", "references"} <= set(records[0])
+
+    assert (tmp_path / "ablate_runs" / "smoke" / "report" / "smoke.png").is_file(), "the report runs at the end"
+    assert {a.path for a in client.list_artifacts(parent.info.run_id, "report")} >= {
+        "report/smoke.png", "report/smoke.html", "report/report.json"}
 
     second = ablate_cli("sweep", SMOKE, cwd=tmp_path)
     assert second.returncode == 0, second.stderr

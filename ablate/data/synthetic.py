@@ -21,11 +21,11 @@ from typing import Callable
 SUITE_VERSION = "2"
 
 WORD_CLASSES: dict[str, tuple[str, ...]] = {
-    "animal": ("cat", "dog", "cow", "fox", "owl", "bee", "pig", "hen"),
-    "fruit": ("apple", "pear", "plum", "lime", "fig", "kiwi", "grape", "melon"),
-    "colour": ("red", "blue", "green", "pink", "gray", "gold", "teal", "white"),
-    "tool": ("saw", "axe", "drill", "hammer", "wrench", "rake", "hoe", "chisel"),
-    "city": ("paris", "rome", "oslo", "lima", "cairo", "tokyo", "delhi", "quito"),
+    "animal": ("cat", "dog", "cow", "fox", "owl"),
+    "fruit": ("apple", "pear", "plum", "lime", "fig"),
+    "colour": ("red", "blue", "green", "pink", "gray"),
+    "tool": ("saw", "axe", "drill", "hammer", "rake"),
+    "city": ("paris", "rome", "oslo", "lima", "cairo"),
 }
 CLASS_OF = {word: cls for cls, words in WORD_CLASSES.items() for word in words}
 NUMBER_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven")
@@ -71,8 +71,11 @@ def _conditions(cls: str) -> dict[str, tuple[str, Callable[[list[str]], bool]]]:
     }
 
 
-# Binary answer formats: the same statement can be asked with any of them.
-YES_NO, POSITIVE_NEGATIVE, TRUE_FALSE = ("yes", "no"), ("positive", "negative"), ("true", "false")
+YES_NO, POSITIVE_NEGATIVE = ("yes", "no"), ("positive", "negative")
+# Training clusters ask yes/no statements and counts about these classes; the held-out clusters
+# ask the same kinds of question about the other classes, which training clusters teach only
+# through other task types (extraction, summarization, translation, ...).
+SEEN_CLASSES = ("animal", "fruit")
 
 
 def _operations() -> list[Operation]:
@@ -102,11 +105,20 @@ def _operations() -> list[Operation]:
                    lambda w, word=word: word in w, YES_NO)
     for cls in WORD_CLASSES:
         statements = _conditions(cls)
-        # sentiment: whether a class is present, asked as positive / negative.
-        add_binary(f"positive_if_contains_{cls}", "Sentiment Analysis", *statements["contains"], POSITIVE_NEGATIVE)
-        # paraphrase (text matching): class of the first word, and absence of a class, as true / false.
-        add_binary(f"true_if_first_is_{cls}", "Text Matching", *statements["first_is"], TRUE_FALSE)
-        add_binary(f"true_if_lacks_{cls}", "Text Matching", *statements["lacks"], TRUE_FALSE)
+        held_out = cls not in SEEN_CLASSES
+        # sentiment (seen classes) / nli (held out): whether a class is present or absent.
+        add_binary(f"contains_{cls}", "Textual Entailment" if held_out else "Sentiment Analysis",
+                   *statements["contains"], YES_NO)
+        add_binary(f"lacks_{cls}", "Textual Entailment" if held_out else "Sentiment Analysis",
+                   *statements["lacks"], YES_NO)
+        # paraphrase (seen classes) / commonsense (held out): the class of the first word.
+        add_binary(f"first_is_{cls}", "Commonsense Classification" if held_out else "Text Matching",
+                   *statements["first_is"], YES_NO)
+        # reading comprehension (seen classes) / closed-book QA (held out): counting a class.
+        add(f"count_{cls}", "Question Answering" if held_out else "Information Extraction",
+            f"Count the {cls} words in the list and answer with a number word",
+            lambda w, cls=cls: NUMBER_WORDS[len(_of(cls, w))],
+            lambda w, a, cls=cls: f"the list has {a} {cls} words")
         # extraction: which words belong to a class.
         add(f"filter_{cls}", "Keyword Tagging", f"Write every {cls} in the list, in order, or none",
             lambda w, cls=cls: " ".join(_of(cls, w)) or NONE_WORD,
@@ -132,16 +144,6 @@ def _operations() -> list[Operation]:
             f"Write the word that comes right after the first {cls} in the list, or none",
             lambda w, cls=cls: _after_first(cls, w),
             lambda w, a, cls=cls: f"after the first {cls} comes {a}")
-        # held out, nli: presence and absence of a class, asked as yes / no.
-        add_binary(f"contains_{cls}", "Textual Entailment", *statements["contains"], YES_NO)
-        add_binary(f"lacks_{cls}", "Textual Entailment", *statements["lacks"], YES_NO)
-        # held out, commonsense: the class of the first word, asked as yes / no.
-        add_binary(f"first_is_{cls}", "Commonsense Classification", *statements["first_is"], YES_NO)
-        # held out, closed-book QA: counting the members of one class.
-        add(f"count_{cls}", "Question Answering",
-            f"Count the {cls} words in the list and answer with a number word",
-            lambda w, cls=cls: NUMBER_WORDS[len(_of(cls, w))],
-            lambda w, a, cls=cls: f"the list has {a} {cls} words")
     for first, second in CLASS_PAIRS:
         add_binary(f"more_{first}_than_{second}", "Sentiment Analysis",
                    f"the list has more {first} words than {second} words",
@@ -176,7 +178,7 @@ def _words_before_first(cls: str, words: list[str]) -> str:
 
 def _random_list(rng: random.Random) -> list[str]:
     vocabulary = sorted(CLASS_OF)
-    return rng.sample(vocabulary, rng.randint(3, 6))
+    return rng.sample(vocabulary, rng.randint(2, 5))
 
 
 def _sample_lists(op: Operation, rng: random.Random, count: int) -> list[list[str]]:
