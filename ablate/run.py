@@ -27,12 +27,13 @@ class RunContext:
     tracking_uri: str
     experiment_id: str
     parent_run_id: str
+    retry_seconds: float = 300.0
 
 
 @dataclass
 class CellOutcome:
     cell: Cell
-    status: str  # "done" | "failed"
+    status: str  # "done" | "failed" | "interrupted"
     metrics: dict[str, float] = field(default_factory=dict)
     error: str | None = None
     log_path: str | None = None
@@ -52,25 +53,33 @@ def cell_trial(config: dict[str, Any]) -> None:
                 settings=CellSettings.model_validate(cell_json["settings"]))
     torch.set_num_threads(max(1, int(config["threads"])))
 
+    output_dir = Path(context.output_dir)
     resume_state, run = None, None
+    # Tune's checkpoint when Tune retries this trial; else the cell's last checkpoint from an
+    # earlier, interrupted `ablate sweep` (e.g. killed with -9), found by cell id.
     checkpoint = tune.get_checkpoint()
+    folder = None
     if checkpoint is not None:
-        with checkpoint.as_directory() as folder:
-            run_id = (Path(folder) / "run_id.txt").read_text().strip()
-            if (Path(folder) / "state.pt").is_file():
-                resume_state = torch.load(Path(folder) / "state.pt", weights_only=False)
+        folder = Path(checkpoint.to_directory())
+    else:
+        folder = latest_checkpoint(output_dir / "ray", cell.id)
+    if folder is not None:
+        run_id = (folder / "run_id.txt").read_text().strip()
+        if (folder / "state.pt").is_file():
+            resume_state = torch.load(folder / "state.pt", weights_only=False)
         run = CellRun(context.tracking_uri, run_id)
+        run.reopen()
         run.set_tag("ablate.resumed_from_step", str(resume_state["step"] if resume_state else 0))
     if run is None:
         run = CellRun.start(context.tracking_uri, context.experiment_id, context.parent_run_id,
                             cell_id=cell.id, name=cell.name, sweep=context.sweep, axis_values=cell.axis_values,
                             settings=cell.settings.model_dump(mode="json"),
-                            data_fingerprint=cell.settings.data_fingerprint)
+                            data_fingerprint=cell.settings.data_fingerprint, retry_seconds=context.retry_seconds)
         # A checkpoint holding only the run id: a retry after a crash reattaches this run.
-        _report_checkpoint(run.run_id, None, {"step": 0})
+        _report_checkpoint(cell.id, run.run_id, None, {"step": 0})
 
     def save_checkpoint(step: int, make_state) -> None:
-        _report_checkpoint(run.run_id, make_state(), {"step": step})
+        _report_checkpoint(cell.id, run.run_id, make_state(), {"step": step})
 
     try:
         metrics = run_cell(cell, CellPaths(cache_dir=Path(context.output_dir) / "cache"), run,
@@ -84,15 +93,30 @@ def cell_trial(config: dict[str, Any]) -> None:
     tune.report({**metrics, "cell_done": 1, "mlflow_run_id": run.run_id})
 
 
-def _report_checkpoint(run_id: str, state: dict | None, metrics: dict) -> None:
+def _report_checkpoint(cell_id: str, run_id: str, state: dict | None, metrics: dict) -> None:
     import torch
     from ray import tune
 
     with tempfile.TemporaryDirectory() as folder:
         (Path(folder) / "run_id.txt").write_text(run_id)
+        (Path(folder) / "cell.json").write_text(json.dumps({"cell_id": cell_id, "step": metrics["step"]}))
         if state is not None:
             torch.save(state, Path(folder) / "state.pt")
         tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
+
+
+def latest_checkpoint(ray_dir: Path, cell_id: str) -> Path | None:
+    """The most advanced checkpoint of a cell among earlier Tune experiments of this sweep."""
+    best, best_step = None, -1
+    for marker in ray_dir.glob("*/*/checkpoint_*/cell.json"):
+        try:
+            saved = json.loads(marker.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue  # a checkpoint cut short by a crash
+        if saved.get("cell_id") == cell_id and saved.get("step", -1) > best_step \
+                and (marker.parent / "run_id.txt").is_file():
+            best, best_step = marker.parent, saved["step"]
+    return best
 
 
 def _progress_callback(total: int, cached: int, concurrency: int, out: TextIO):
@@ -145,15 +169,21 @@ def run_cells(cells: list[Cell], context: RunContext, *, cpus_per_cell: float, g
     """Run `cells` as Tune trials (starting a local Ray runtime unless `address` names a cluster)."""
     # Every cell checkpoints once at its start (the MLflow run id, for retries); Tune warns about that.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    import logging
+
     import ray
     from ray import tune
+
+    # Tune's own "resume with Tuner.restore(...)" advice does not apply: re-running `ablate sweep` resumes.
+    logging.getLogger("ray.tune.tune").setLevel(logging.ERROR)
 
     started_here = False
     if not ray.is_initialized():
         if address:
             ray.init(address=address, log_to_driver=False)
         else:
-            ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False,
+            # address="local": always a fresh runtime of our own, on 127.0.0.1 only.
+            ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False,
                      _node_ip_address="127.0.0.1")
             started_here = True
     try:
@@ -181,6 +211,8 @@ def run_cells(cells: list[Cell], context: RunContext, *, cpus_per_cell: float, g
             if result.error is None and (result.metrics or {}).get("cell_done"):
                 metrics = {k: v for k, v in result.metrics.items() if k in ("exact_match", "rouge1", "rougeL")}
                 outcomes.append(CellOutcome(cell, "done", metrics))
+            elif result.error is None:  # stopped by Ctrl-C before it finished
+                outcomes.append(CellOutcome(cell, "interrupted"))
             else:
                 error = str(result.error).strip().splitlines() if result.error else ["no result reported"]
                 first = next((line for line in reversed(error) if line.strip()), error[0])

@@ -85,6 +85,7 @@ class ResourcesSpec(Frozen):
 class TrackingSpec(Frozen):
     experiment: str | None = Field(None, description="MLflow experiment; null: the sweep name")
     tracking_uri: str | None = Field(None, description="null: sqlite:///mlflow.db in the working directory")
+    retry_seconds: float = Field(300, ge=0, description="how long cells wait out an unreachable tracking store")
 
 
 class CumulativeClusters(Frozen):

@@ -161,15 +161,27 @@ def run_sweep(prepared: PreparedSweep, *, address: str | None = None, force: boo
 
         print(f"Sweep '{spec.name}': {len(prepared.cells)} cells, {cached} cached, {len(to_run)} to run "
               f"(MLflow experiment '{prepared.experiment}', parent run {parent_run_id}).", file=out, flush=True)
-        outcomes = []
+        outcomes: list = []
         if to_run:
             resources = spec.resources
             context = RunContext(sweep=spec.name, output_dir=str(prepared.output_dir.resolve()),
-                                 tracking_uri=uri, experiment_id=experiment_id, parent_run_id=parent_run_id)
-            outcomes = run_cells(to_run, context, cpus_per_cell=resources.cpus_per_cell,
-                                 gpus_per_cell=resources.gpus_per_cell, max_concurrent=resources.max_concurrent,
-                                 max_failures=resources.max_failures, address=address,
-                                 total=len(prepared.cells), cached=cached, out=out)
+                                 tracking_uri=uri, experiment_id=experiment_id, parent_run_id=parent_run_id,
+                                 retry_seconds=spec.tracking.retry_seconds)
+            try:
+                outcomes = run_cells(to_run, context, cpus_per_cell=resources.cpus_per_cell,
+                                     gpus_per_cell=resources.gpus_per_cell, max_concurrent=resources.max_concurrent,
+                                     max_failures=resources.max_failures, address=address,
+                                     total=len(prepared.cells), cached=cached, out=out)
+            except KeyboardInterrupt:
+                outcomes = []
+                interrupted = True
+            else:
+                interrupted = any(o.status == "interrupted" for o in outcomes)
+            _close_unfinished_runs(uri, experiment_id, to_run, outcomes, interrupted)
+            if interrupted:
+                print(f"\nInterrupted. Finished cells are saved in MLflow; interrupted cells were marked KILLED and "
+                      f"resume from their last checkpoint. Resume with: ablate sweep {prepared.spec_file}", file=out)
+                return 130
         failed = [o for o in outcomes if o.status == "failed"]
         counts = {"total": len(prepared.cells), "cached": cached, "done": len(outcomes) - len(failed),
                   "failed": len(failed)}
@@ -177,6 +189,19 @@ def run_sweep(prepared: PreparedSweep, *, address: str | None = None, force: boo
         print_summary(prepared, counts, outcomes, time.time() - began, out)
         write_report(prepared, out)
         return 1 if failed else 0
+
+
+def _close_unfinished_runs(uri: str, experiment_id: str, cells: list[Cell], outcomes, interrupted: bool) -> None:
+    """Cells whose worker died (given up after retries) leave RUNNING runs: close them as FAILED with the
+    error; after Ctrl-C, close the interrupted ones as KILLED."""
+    from ablate import track
+
+    runs = track.cell_runs(uri, experiment_id)
+    errors = {o.cell.id: o.error or "failed" for o in outcomes if o.status == "failed"}
+    failed_runs = {cid: runs.get(cid, []) for cid in errors}
+    track.close_stale_runs(uri, failed_runs, status="FAILED", errors=errors)
+    if interrupted:
+        track.close_stale_runs(uri, {c.id: runs.get(c.id, []) for c in cells if c.id not in errors}, status="KILLED")
 
 
 def write_report(prepared: PreparedSweep, out: TextIO) -> None:

@@ -64,16 +64,24 @@ def store_exists(uri: str) -> bool:
     return path is None or path.is_file()
 
 
-def with_retry(action: Callable[[], T], attempts: int = 8) -> T:
-    """Retry a store write when SQLite reports a lock held by a concurrent cell."""
-    for attempt in range(attempts):
+TRANSIENT = ("locked", "connection refused", "max retries exceeded", "connection aborted",
+             "connection reset", "temporarily unavailable", "503", "502", "timed out")
+
+
+def with_retry(action: Callable[[], T], retry_seconds: float = 300.0) -> T:
+    """Retry a store call through transient failures: a SQLite lock held by a concurrent cell, or a
+    tracking server that is down for a while (up to `retry_seconds`, then the error is raised)."""
+    deadline = time.monotonic() + retry_seconds
+    delay = 0.2
+    while True:
         try:
             return action()
-        except Exception as exc:  # mlflow wraps sqlalchemy errors in MlflowException
-            if "locked" not in str(exc).lower() or attempt == attempts - 1:
+        except Exception as exc:  # mlflow wraps sqlalchemy and HTTP errors in MlflowException
+            message = str(exc).lower()
+            if not any(t in message for t in TRANSIENT) or time.monotonic() + delay > deadline:
                 raise
-            time.sleep(0.2 * (attempt + 1))
-    raise AssertionError("unreachable")
+            time.sleep(delay)
+            delay = min(delay * 2, 10.0)
 
 
 def client(uri: str):
@@ -162,14 +170,18 @@ def cell_status(runs: list[Any]) -> str:
     return "to run"
 
 
-def close_stale_runs(uri: str, runs_by_cell: dict[str, list[Any]]) -> int:
-    """Runs left RUNNING by a crashed sweep are closed as KILLED (never counted as results)."""
+def close_stale_runs(uri: str, runs_by_cell: dict[str, list[Any]], status: str = "KILLED",
+                     errors: dict[str, str] | None = None) -> int:
+    """Close runs left RUNNING (by a crash, a lost worker or Ctrl-C) so they never count as results;
+    `errors` (by cell id) are recorded on the runs closed as FAILED."""
     mlflow_client = client(uri)
     closed = 0
-    for runs in runs_by_cell.values():
+    for cell_id, runs in runs_by_cell.items():
         for run in runs:
             if run.info.status in ("RUNNING", "SCHEDULED"):
-                with_retry(lambda: mlflow_client.set_terminated(run.info.run_id, "KILLED"))
+                if errors and cell_id in errors:
+                    with_retry(lambda: mlflow_client.set_tag(run.info.run_id, "ablate.error", errors[cell_id][:5000]))
+                with_retry(lambda: mlflow_client.set_terminated(run.info.run_id, status))
                 closed += 1
     return closed
 
@@ -189,15 +201,19 @@ def metric_key(*parts: str) -> str:
 
 
 class CellRun:
-    """The child run of one cell, written from a Ray worker."""
+    """The child run of one cell, written from a Ray worker; every write rides out store outages."""
 
-    def __init__(self, uri: str, run_id: str) -> None:
-        self.uri, self.run_id = uri, run_id
+    def __init__(self, uri: str, run_id: str, retry_seconds: float = 300.0) -> None:
+        self.uri, self.run_id, self.retry_seconds = uri, run_id, retry_seconds
         self._client = client(uri)
+
+    def _retry(self, action: Callable[[], T]) -> T:
+        return with_retry(action, self.retry_seconds)
 
     @classmethod
     def start(cls, uri: str, experiment_id: str, parent_run_id: str, *, cell_id: str, name: str, sweep: str,
-              axis_values: dict[str, Any], settings: dict, data_fingerprint: str) -> "CellRun":
+              axis_values: dict[str, Any], settings: dict, data_fingerprint: str,
+              retry_seconds: float = 300.0) -> "CellRun":
         from mlflow.entities import Param
 
         tags = {ROLE: "cell", CELL_ID: cell_id, SWEEP: sweep, PARENT_TAG: parent_run_id,
@@ -205,11 +221,11 @@ class CellRun:
                 "ablate.data_fingerprint": data_fingerprint,
                 **{f"ablate.axis.{k}": json.dumps(v) for k, v in axis_values.items()}}
         mlflow_client = client(uri)
-        run = with_retry(lambda: mlflow_client.create_run(experiment_id, run_name=name, tags=tags))
-        cell_run = cls(uri, run.info.run_id)
+        run = with_retry(lambda: mlflow_client.create_run(experiment_id, run_name=name, tags=tags), retry_seconds)
+        cell_run = cls(uri, run.info.run_id, retry_seconds)
         params = [Param(k, v[:6000]) for k, v in flatten(settings).items()]
         for start in range(0, len(params), 100):
-            with_retry(lambda: mlflow_client.log_batch(cell_run.run_id, params=params[start:start + 100]))
+            cell_run._retry(lambda: mlflow_client.log_batch(cell_run.run_id, params=params[start:start + 100]))
         cell_run.log_text(json.dumps(settings, indent=2), "cell.json")
         return cell_run
 
@@ -222,16 +238,20 @@ class CellRun:
         now = int(time.time() * 1000)
         metrics = [Metric(key, float(value), now, step) for key, points in series.items() for step, value in points]
         for start in range(0, len(metrics), 1000):
-            with_retry(lambda: self._client.log_batch(self.run_id, metrics=metrics[start:start + 1000]))
+            self._retry(lambda: self._client.log_batch(self.run_id, metrics=metrics[start:start + 1000]))
 
     def log_text(self, text: str, artifact_file: str) -> None:
-        with_retry(lambda: self._client.log_text(self.run_id, text, artifact_file))
+        self._retry(lambda: self._client.log_text(self.run_id, text, artifact_file))
 
     def set_tag(self, key: str, value: str) -> None:
-        with_retry(lambda: self._client.set_tag(self.run_id, key, value))
+        self._retry(lambda: self._client.set_tag(self.run_id, key, value))
+
+    def reopen(self) -> None:
+        """Mark a run RUNNING again when a resumed cell reattaches it (it was closed as KILLED)."""
+        self._retry(lambda: self._client.update_run(self.run_id, status="RUNNING"))
 
     def finish(self, status: str = "FINISHED") -> None:
-        with_retry(lambda: self._client.set_terminated(self.run_id, status))
+        self._retry(lambda: self._client.set_terminated(self.run_id, status))
 
 
 def eval_metrics(encoding: str, result: dict) -> dict[str, float]:

@@ -39,3 +39,49 @@ def smoke_sweep(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("smoke")
     result = ablate_cli("sweep", str(REPO / "sweeps" / "smoke.yaml"), cwd=workdir)
     return workdir, result
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below `pid` (Linux /proc), for cleanup and for finding Ray workers."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, queue = [], [pid]
+    while queue:
+        for child in children.get(queue.pop(), []):
+            found.append(child)
+            queue.append(child)
+    return found
+
+
+def command_line(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def start_cli(*args: str, cwd: Path):
+    """Start `ablate` in the background (own process group); returns the Popen."""
+    exe = shutil.which("ablate", path=str(Path(sys.executable).parent)) or "ablate"
+    return subprocess.Popen([exe, *args], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "HF_HUB_OFFLINE": "1"}, start_new_session=True)
+
+
+def kill_tree(process, also: list[int] = ()) -> None:
+    """Kill a started process, everything it started, and `also` (PIDs seen below it earlier), by PID."""
+    import signal
+
+    for pid in [process.pid, *descendants(process.pid), *also]:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        pass

@@ -1,0 +1,254 @@
+"""Reliability with real processes: kill -9, lost workers, diverging cells, a tracking server outage,
+Ctrl-C, and two sweeps at once. Every check ends on the MLflow store."""
+
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO, ablate_cli, command_line, descendants, kill_tree, start_cli
+
+pytestmark = pytest.mark.slow
+
+
+def write_spec(folder: Path, name: str = "rel", steps: int = 120, extra: str = "", axes: str | None = None) -> Path:
+    text = (REPO / "sweeps" / "smoke.yaml").read_text()
+    text = text.replace("name: smoke", f"name: {name}").replace("steps: 30", f"steps: {steps}\n  checkpoint_every: 20")
+    if axes is not None:
+        text = text.replace("  instances_per_task: [8, 16]", axes)
+    path = folder / f"{name}.yaml"
+    path.write_text(text + extra)
+    return path
+
+
+def checkpoint_steps(folder: Path, name: str) -> list[int]:
+    steps = []
+    for marker in (folder / "ablate_runs" / name / "ray").glob("*/*/checkpoint_*/cell.json"):
+        try:
+            steps.append(json.loads(marker.read_text())["step"])
+        except (OSError, ValueError):
+            pass
+    return steps
+
+
+def wait_for(condition, timeout: float = 180, every: float = 0.3):
+    began = time.time()
+    while time.time() - began < timeout:
+        value = condition()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError("timed out waiting")
+
+
+def runs(folder: Path, experiment: str, uri: str | None = None):
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri or f"sqlite:///{folder / 'mlflow.db'}")
+    found = client.get_experiment_by_name(experiment)
+    cells = client.search_runs([found.experiment_id], "tags.`ablate.role` = 'cell'", max_results=1000)
+    parents = client.search_runs([found.experiment_id], "tags.`ablate.role` = 'parent'")
+    return cells, parents
+
+
+def finished_by_cell(cell_runs) -> dict[str, list]:
+    by_cell: dict[str, list] = {}
+    for run in cell_runs:
+        if run.info.status == "FINISHED":
+            by_cell.setdefault(run.data.tags["ablate.cell_id"], []).append(run)
+    return by_cell
+
+
+def assert_complete(folder: Path, name: str, cells: int = 4, uri: str | None = None):
+    cell_runs, parents = runs(folder, name, uri)
+    assert len(parents) == 1
+    finished = finished_by_cell(cell_runs)
+    assert len(finished) == cells and all(len(v) == 1 for v in finished.values()), \
+        {k: len(v) for k, v in finished.items()}
+    assert not [r for r in cell_runs if r.info.status == "RUNNING"], "no run left RUNNING"
+    return {k: v[0] for k, v in finished.items()}
+
+
+def kill_driver(process) -> None:
+    """kill -9 the `ablate sweep` process; Ray's own processes follow it (the leftovers are reaped by PID)."""
+    below = descendants(process.pid)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait(timeout=30)
+    kill_tree(process, also=below)
+
+
+def test_kill_9_of_the_driver_then_rerun_resumes_from_checkpoints(tmp_path):
+    spec = write_spec(tmp_path)
+    sweep = start_cli("sweep", str(spec), cwd=tmp_path)
+    try:
+        wait_for(lambda: any(s >= 20 for s in checkpoint_steps(tmp_path, "rel")))
+    finally:
+        kill_driver(sweep)
+    cell_runs, _ = runs(tmp_path, "rel")
+    assert any(r.info.status == "RUNNING" for r in cell_runs), "the crash left runs RUNNING"
+
+    again = ablate_cli("sweep", str(spec), cwd=tmp_path)
+    assert again.returncode == 0, again.stdout[-3000:]
+    assert "KILLED" in again.stdout
+    finished = assert_complete(tmp_path, "rel")
+    resumed = [r for r in finished.values() if int(r.data.tags.get("ablate.resumed_from_step", "0")) >= 20]
+    assert resumed, "an interrupted cell continued from its checkpoint"
+    assert not [r for r in runs(tmp_path, "rel")[0] if r.info.status not in ("FINISHED", "KILLED")]
+
+
+def test_killed_5_times_at_random_points_ends_with_the_uninterrupted_results(tmp_path):
+    reference_dir, crashed_dir = tmp_path / "reference", tmp_path / "crashed"
+    reference_dir.mkdir()
+    crashed_dir.mkdir()
+    reference = ablate_cli("sweep", str(write_spec(reference_dir)), cwd=reference_dir)
+    assert reference.returncode == 0, reference.stdout[-3000:]
+    expected = assert_complete(reference_dir, "rel")
+
+    spec = write_spec(crashed_dir)
+    rng = random.Random(7)
+    for _ in range(5):
+        sweep = start_cli("sweep", str(spec), cwd=crashed_dir)
+        time.sleep(rng.uniform(2, 20))
+        kill_driver(sweep)
+    final = ablate_cli("sweep", str(spec), cwd=crashed_dir)
+    assert final.returncode == 0, final.stdout[-3000:]
+    got = assert_complete(crashed_dir, "rel")
+    assert set(got) == set(expected), "the same cell ids"
+    for cell_id, run in expected.items():
+        for metric in ("exact_match", "rougeL"):
+            assert got[cell_id].data.metrics[metric] == pytest.approx(run.data.metrics[metric], abs=1.0), cell_id
+
+
+def _worker_pids(driver_pid: int) -> list[int]:
+    return [p for p in descendants(driver_pid) if command_line(p).startswith("ray::ImplicitFunc")]
+
+
+@pytest.mark.parametrize("max_failures", [1, 0])
+def test_killed_worker_is_retried_from_its_checkpoint_or_given_up(tmp_path, max_failures):
+    spec = write_spec(tmp_path, steps=160, axes="  instances_per_task: [8]",
+                      extra=f"") 
+    text = spec.read_text().replace("seeds: [0, 1]", "seeds: [0, 1]").replace(
+        "  max_concurrent: 2", f"  max_concurrent: 2\n  max_failures: {max_failures}")
+    spec.write_text(text)
+    sweep = start_cli("sweep", str(spec), cwd=tmp_path)
+    try:
+        wait_for(lambda: any(s >= 20 for s in checkpoint_steps(tmp_path, "rel")))
+        victim = wait_for(lambda: _worker_pids(sweep.pid))[0]
+        os.kill(victim, signal.SIGKILL)
+        output, _ = sweep.communicate(timeout=400)
+    finally:
+        kill_tree(sweep)
+    cell_runs, _ = runs(tmp_path, "rel")
+    finished = finished_by_cell(cell_runs)
+    assert not [r for r in cell_runs if r.info.status == "RUNNING"]
+    if max_failures:
+        assert sweep.returncode == 0, output[-3000:]
+        assert len(finished) == 2 and all(len(v) == 1 for v in finished.values())
+        assert any(int(v[0].data.tags.get("ablate.resumed_from_step", "0")) >= 20 for v in finished.values())
+        assert "retrying" in output
+    else:
+        assert sweep.returncode == 1, output[-3000:]
+        assert len(finished) == 1, "the other cell went on"
+        assert "1 failed" in output and "FAILED  " in output and "log:" in output
+        failed = [r for r in cell_runs if r.info.status == "FAILED"]
+        assert len(failed) == 1 and failed[0].data.tags.get("ablate.error")
+
+
+def test_a_diverging_cell_fails_as_such_and_the_others_go_on(tmp_path):
+    spec = write_spec(tmp_path, steps=40, axes="  train.learning_rate: [1.0e-3, 1.0e+12]")
+    spec.write_text(spec.read_text().replace("seeds: [0, 1]", "seeds: [0]"))
+    result = ablate_cli("sweep", str(spec), cwd=tmp_path)
+    assert result.returncode == 1, result.stdout[-3000:]
+    assert "diverged" in result.stdout and "learning_rate=1e+12" in result.stdout
+    cell_runs, _ = runs(tmp_path, "rel")
+    statuses = {r.data.params["train.learning_rate"]: r for r in cell_runs}
+    assert statuses["0.001"].info.status == "FINISHED"
+    failed = statuses["1000000000000.0"]
+    assert failed.info.status == "FAILED" and failed.data.tags["ablate.diverged"] == "true"
+    assert "DivergedError" in failed.data.tags["ablate.error"]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _start_mlflow_server(folder: Path, port: int):
+    mlflow = str(Path(sys.executable).parent / "mlflow")
+    server = subprocess.Popen([mlflow, "server", "--backend-store-uri", f"sqlite:///{folder / 'server.db'}",
+                               "--artifacts-destination", str(folder / "artifacts"), "--host", "127.0.0.1",
+                               "--port", str(port), "--workers", "1"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    import urllib.request
+
+    def healthy():
+        try:
+            return urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1).status == 200
+        except OSError:
+            return False
+
+    wait_for(healthy, timeout=90)
+    return server
+
+
+def test_tracking_server_outage_during_a_sweep_loses_nothing(tmp_path):
+    port = _free_port()
+    uri = f"http://127.0.0.1:{port}"
+    server = _start_mlflow_server(tmp_path, port)
+    sweep = None
+    try:
+        spec = write_spec(tmp_path, steps=120)
+        sweep = start_cli("sweep", str(spec), "--tracking-uri", uri, cwd=tmp_path)
+        wait_for(lambda: any(s >= 20 for s in checkpoint_steps(tmp_path, "rel")))
+        kill_tree(server)  # the server goes away in the middle of the sweep...
+        time.sleep(15)
+        server = _start_mlflow_server(tmp_path, port)  # ...and comes back
+        output, _ = sweep.communicate(timeout=500)
+        assert sweep.returncode == 0, output[-3000:]
+        assert_complete(tmp_path, "rel", uri=uri)
+    finally:
+        if sweep is not None:
+            kill_tree(sweep)
+        kill_tree(server)
+
+
+def test_ctrl_c_stops_cleanly_and_says_how_to_resume(tmp_path):
+    spec = write_spec(tmp_path, steps=400)
+    sweep = start_cli("sweep", str(spec), cwd=tmp_path)
+    try:
+        wait_for(lambda: any(s >= 20 for s in checkpoint_steps(tmp_path, "rel")))
+        below = descendants(sweep.pid)
+        sweep.send_signal(signal.SIGINT)
+        output, _ = sweep.communicate(timeout=120)
+    finally:
+        kill_tree(sweep)
+    assert sweep.returncode == 130, output[-3000:]
+    assert "Resume with: ablate sweep" in output
+    time.sleep(2)
+    assert not [p for p in below if command_line(p).startswith("ray::ImplicitFunc")], "workers stopped"
+    cell_runs, _ = runs(tmp_path, "rel")
+    assert cell_runs and not [r for r in cell_runs if r.info.status == "RUNNING"]
+    assert any(r.info.status == "KILLED" for r in cell_runs)
+
+
+def test_a_second_sweep_on_the_same_spec_refuses_while_the_first_runs(tmp_path):
+    spec = write_spec(tmp_path, steps=100)
+    first = start_cli("sweep", str(spec), cwd=tmp_path)
+    try:
+        wait_for(lambda: (tmp_path / "ablate_runs" / "rel" / "plan.json").exists())
+        second = ablate_cli("sweep", str(spec), cwd=tmp_path)
+        assert second.returncode == 2
+        assert "another `ablate sweep`" in second.stderr and "Traceback" not in second.stderr
+        output, _ = first.communicate(timeout=400)
+        assert first.returncode == 0, output[-3000:]
+    finally:
+        kill_tree(first)
+    assert_complete(tmp_path, "rel")
