@@ -147,8 +147,8 @@ def _progress_callback(total: int, cached: int, concurrency: int, out: TextIO):
             self.names[trial.trial_id] = trial.config["cell"]["name"]
             self._line(f"started {self.names[trial.trial_id]}")
 
-        def on_trial_restore(self, iteration, trials, trial, **info):
-            self._line(f"retrying {self.names.get(trial.trial_id, trial.trial_id)} from its checkpoint")
+        def on_trial_recover(self, iteration, trials, trial, **info):
+            self._line(f"worker lost; retrying {self.names.get(trial.trial_id, trial.trial_id)} from its checkpoint")
 
         def on_trial_complete(self, iteration, trials, trial, **info):
             self.durations.append(time.time() - self.started.pop(trial.trial_id, time.time()))
@@ -182,9 +182,8 @@ def run_cells(cells: list[Cell], context: RunContext, *, cpus_per_cell: float, g
         if address:
             ray.init(address=address, log_to_driver=False)
         else:
-            # address="local": always a fresh runtime of our own, on 127.0.0.1 only.
-            ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False,
-                     _node_ip_address="127.0.0.1")
+            # address="local": always a fresh runtime of our own, without the dashboard.
+            ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
             started_here = True
     try:
         trainable = tune.with_resources(cell_trial, {"cpu": cpus_per_cell, "gpu": gpus_per_cell})
@@ -214,15 +213,20 @@ def run_cells(cells: list[Cell], context: RunContext, *, cpus_per_cell: float, g
             elif result.error is None:  # stopped by Ctrl-C before it finished
                 outcomes.append(CellOutcome(cell, "interrupted"))
             else:
-                error = str(result.error).strip().splitlines() if result.error else ["no result reported"]
-                first = next((line for line in reversed(error) if line.strip()), error[0])
                 log = Path(result.path) / "error.txt" if result.path else None
-                outcomes.append(CellOutcome(cell, "failed", error=first[:300],
-                                            log_path=str(log) if log and log.exists() else result.path))
+                text = log.read_text() if log is not None and log.is_file() else str(result.error or "no result")
+                outcomes.append(CellOutcome(cell, "failed", error=_last_line(text)[:300],
+                                            log_path=str(log) if log is not None and log.is_file() else result.path))
         return outcomes
     finally:
         if started_here:
             ray.shutdown()
+
+
+def _last_line(text: str) -> str:
+    """The line of a traceback that names the exception."""
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else "failed"
 
 
 def write_json(path: Path, payload: Any) -> None:
