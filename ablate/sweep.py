@@ -40,7 +40,8 @@ def prepare_sweep(spec_file: str, overrides: list[str], *, tracking_uri: str | N
     try:
         check_source(spec.data.source)
     except AblateError as exc:
-        raise AblateError(exc.message, file=spec_file, field="data.source", fix=exc.fix) from None
+        raise AblateError(f"'{spec.data.source}': {exc.message}", file=spec_file, field="data.source",
+                          fix=exc.fix) from None
     fingerprint = source_fingerprint(spec.data.source, spec.data.synthetic_seed)
     errors = plan_errors(spec, fingerprint)
     if errors:
