@@ -248,14 +248,14 @@ def cmd_dashboard(args) -> int:
 
 def cmd_ui(args) -> int:
     import os
-    import shutil
 
     from ablate.track import resolve_tracking_uri
 
     uri = resolve_tracking_uri(args.tracking_uri, Path.cwd())
     print(f"MLflow UI for {uri}: http://{args.host}:{args.port}  (Ctrl-C to stop)", flush=True)
-    mlflow = shutil.which("mlflow") or "mlflow"
-    os.execvp(mlflow, [mlflow, "ui", "--backend-store-uri", uri, "--host", args.host, "--port", str(args.port)])
+    # The mlflow of this environment, whether or not its bin/ folder is on PATH.
+    os.execv(sys.executable, [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,
+                              "--host", args.host, "--port", str(args.port)])
     return 0
 
 
