@@ -47,29 +47,14 @@ def cell_trial(config: dict[str, Any]) -> None:
     from ablate.cell import CellPaths, run_cell
     from ablate.plan import CellSettings
     from ablate.track import CellRun
+    from ablate.train import DivergedError
 
     cell_json, context = config["cell"], RunContext(**config["context"])
     cell = Cell(id=cell_json["id"], name=cell_json["name"], axis_values=cell_json["axis_values"],
                 settings=CellSettings.model_validate(cell_json["settings"]))
     torch.set_num_threads(max(1, int(config["threads"])))
 
-    output_dir = Path(context.output_dir)
-    resume_state, run = None, None
-    # Tune's checkpoint when Tune retries this trial; else the cell's last checkpoint from an
-    # earlier, interrupted `ablate sweep` (e.g. killed with -9), found by cell id.
-    checkpoint = tune.get_checkpoint()
-    folder = None
-    if checkpoint is not None:
-        folder = Path(checkpoint.to_directory())
-    else:
-        folder = latest_checkpoint(output_dir / "ray", cell.id)
-    if folder is not None:
-        run_id = (folder / "run_id.txt").read_text().strip()
-        if (folder / "state.pt").is_file():
-            resume_state = torch.load(folder / "state.pt", weights_only=False)
-        run = CellRun(context.tracking_uri, run_id)
-        run.reopen()
-        run.set_tag("ablate.resumed_from_step", str(resume_state["step"] if resume_state else 0))
+    run, resume_state = _resume(cell, context)
     if run is None:
         run = CellRun.start(context.tracking_uri, context.experiment_id, context.parent_run_id,
                             cell_id=cell.id, name=cell.name, sweep=context.sweep, axis_values=cell.axis_values,
@@ -86,11 +71,36 @@ def cell_trial(config: dict[str, Any]) -> None:
                            resume_state=resume_state, save_checkpoint=save_checkpoint)
     except Exception as exc:
         run.set_tag("ablate.error", f"{type(exc).__name__}: {exc}"[:5000])
-        run.set_tag("ablate.diverged", str(type(exc).__name__ == "DivergedError").lower())
+        run.set_tag("ablate.diverged", str(isinstance(exc, DivergedError)).lower())
         run.finish("FAILED")
         raise
     run.finish("FINISHED")
     tune.report({**metrics, "cell_done": 1, "mlflow_run_id": run.run_id})
+
+
+def _resume(cell: Cell, context: RunContext):
+    """(run, training state) to continue: Tune's checkpoint when Tune retries this trial, else the
+    cell's last checkpoint from an earlier, interrupted `ablate sweep` (e.g. killed with -9), unless
+    that run already finished (`--force` starts afresh). (None, None) when there is nothing to resume."""
+    import torch
+    from ray import tune
+
+    from ablate.track import CellRun
+
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None:
+        folder = Path(checkpoint.to_directory())
+    else:
+        folder = latest_checkpoint(Path(context.output_dir) / "ray", cell.id)
+    if folder is None:
+        return None, None
+    run = CellRun(context.tracking_uri, (folder / "run_id.txt").read_text().strip(), context.retry_seconds)
+    if run.status() == "FINISHED":
+        return None, None
+    state = torch.load(folder / "state.pt", weights_only=False) if (folder / "state.pt").is_file() else None
+    run.reopen()
+    run.set_tag("ablate.resumed_from_step", str(state["step"] if state else 0))
+    return run, state
 
 
 def _report_checkpoint(cell_id: str, run_id: str, state: dict | None, metrics: dict) -> None:

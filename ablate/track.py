@@ -246,6 +246,9 @@ class CellRun:
     def set_tag(self, key: str, value: str) -> None:
         self._retry(lambda: self._client.set_tag(self.run_id, key, value))
 
+    def status(self) -> str:
+        return self._retry(lambda: self._client.get_run(self.run_id).info.status)
+
     def reopen(self) -> None:
         """Mark a run RUNNING again when a resumed cell reattaches it (it was closed as KILLED)."""
         self._retry(lambda: self._client.update_run(self.run_id, status="RUNNING"))

@@ -1,0 +1,36 @@
+"""Finding a cell's last checkpoint among earlier Tune experiments (resume after kill -9)."""
+
+import json
+
+from ablate.run import _last_line, latest_checkpoint
+
+
+def _checkpoint(root, experiment, trial, index, cell_id, step, run_id="r1"):
+    folder = root / experiment / trial / f"checkpoint_{index:06d}"
+    folder.mkdir(parents=True)
+    (folder / "cell.json").write_text(json.dumps({"cell_id": cell_id, "step": step}))
+    (folder / "run_id.txt").write_text(run_id)
+    return folder
+
+
+def test_latest_checkpoint_is_the_most_advanced_of_the_cell(tmp_path):
+    _checkpoint(tmp_path, "sweep-1", "trial_a", 0, "cell1", 20)
+    best = _checkpoint(tmp_path, "sweep-2", "trial_b", 3, "cell1", 60)
+    _checkpoint(tmp_path, "sweep-2", "trial_c", 4, "cell2", 80)
+    assert latest_checkpoint(tmp_path, "cell1") == best
+    assert latest_checkpoint(tmp_path, "cell3") is None
+
+
+def test_a_checkpoint_cut_short_by_a_crash_is_ignored(tmp_path):
+    good = _checkpoint(tmp_path, "sweep-1", "trial_a", 0, "cell1", 20)
+    broken = _checkpoint(tmp_path, "sweep-2", "trial_a", 1, "cell1", 40)
+    (broken / "cell.json").write_text('{"cell_id": "cel')
+    half = _checkpoint(tmp_path, "sweep-2", "trial_b", 1, "cell1", 60)
+    (half / "run_id.txt").unlink()
+    assert latest_checkpoint(tmp_path, "cell1") == good
+
+
+def test_last_line_names_the_exception():
+    trace = "Traceback (most recent call last):\n  File x\nValueError: bad thing\n\n"
+    assert _last_line(trace) == "ValueError: bad thing"
+    assert _last_line("") == "failed"
