@@ -1,0 +1,50 @@
+"""Data sources and pretrained models through their real code paths, offline."""
+
+import json
+
+from ablate.data.sources import resolve_task_dir, source_fingerprint
+from ablate.data.tasks import TaskLibrary
+
+
+def test_hf_dataset_source_is_converted_to_a_task_directory(tmp_path):
+    """`hf:<name>` goes through datasets.load_dataset; a local dataset folder stands in for the hub."""
+    dataset = tmp_path / "superni_rows"
+    dataset.mkdir()
+    rows = {"train": [{"task_name": "task1_copy", "id": "t1-0", "definition": "Copy the input.", "inputs": "a b",
+                       "targets": ["a b"], "category": "Paraphrasing"},
+                      {"task_name": "task1_copy", "id": "t1-1", "definition": "Copy the input.", "inputs": "c",
+                       "targets": ["c"], "category": "Paraphrasing"}],
+            "test": [{"task_name": "task2_yes", "id": "t2-0", "definition": "Say yes.", "inputs": "x",
+                      "targets": ["yes"], "category": "Textual Entailment"}]}
+    for split, lines in rows.items():
+        (dataset / f"{split}.jsonl").write_text("\n".join(json.dumps(r) for r in lines) + "\n")
+    source = f"hf:{dataset}"
+    task_dir = resolve_task_dir(source, 0, tmp_path / "cache")
+    library = TaskLibrary(task_dir)
+    split = library.split("default")
+    assert split.train_tasks == ("task1_copy",) and split.test_tasks == ("task2_yes",)
+    task = library.get("task1_copy")
+    assert task.definition == "Copy the input." and task.category == "Paraphrasing"
+    assert [i.references for i in task.instances] == [("a b",), ("c",)]
+    assert library.get("task2_yes").instances[0].references == ("yes",)
+    assert resolve_task_dir(source, 0, tmp_path / "cache") == task_dir, "converted once, then cached"
+    assert source_fingerprint(source, 0) != source_fingerprint("synthetic", 0)
+
+
+def test_a_local_pretrained_model_folder_is_loaded_with_its_own_tokenizer(tmp_path, synthetic_dir):
+    from ablate.cell import _tokenizer_for
+    from ablate.data.tokenizer import as_hf_tokenizer
+    from ablate.model import build_model, check_model_name
+
+    tokenizer = as_hf_tokenizer(str(synthetic_dir / "tokenizer.json"))
+    saved = build_model("t5-nano", len(tokenizer), seed=3)
+    folder = tmp_path / "my-model"
+    saved.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    check_model_name(str(folder))
+    loaded_tokenizer, tokenizer_id = _tokenizer_for(str(folder), synthetic_dir, tmp_path / "cache")
+    loaded = build_model(str(folder), len(loaded_tokenizer), seed=0)
+    assert tokenizer_id == str(folder)
+    assert loaded_tokenizer("dog red")["input_ids"] == tokenizer("dog red")["input_ids"]
+    for key, value in saved.state_dict().items():
+        assert (loaded.state_dict()[key] == value).all(), key
