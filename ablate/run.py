@@ -11,6 +11,7 @@ import os
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -173,28 +174,45 @@ def _progress_callback(total: int, cached: int, concurrency: int, out: TextIO):
     return Progress()
 
 
-def run_cells(cells: list[Cell], context: RunContext, *, cpus_per_cell: float, gpus_per_cell: float,
-              max_concurrent: int, max_failures: int, address: str | None, total: int, cached: int,
-              out: TextIO = sys.stdout) -> list[CellOutcome]:
-    """Run `cells` as Tune trials (starting a local Ray runtime unless `address` names a cluster)."""
-    # Every cell checkpoints once at its start (the MLflow run id, for retries); Tune warns about that.
-    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    import logging
-
+@contextmanager
+def ray_runtime(address: str | None):
+    """Connect to the Ray cluster at `address`, or start a local runtime (stopped on exit)."""
     import ray
-    from ray import tune
 
-    # Tune's own "resume with Tuner.restore(...)" advice does not apply: re-running `ablate sweep` resumes.
-    logging.getLogger("ray.tune.tune").setLevel(logging.ERROR)
+    from ablate.errors import AblateError
 
-    started_here = False
-    if not ray.is_initialized():
+    try:
         if address:
             ray.init(address=address, log_to_driver=False)
         else:
             # address="local": always a fresh runtime of our own, without the dashboard.
             ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
-            started_here = True
+    except (ConnectionError, RuntimeError) as exc:
+        cause = exc.__cause__ or exc
+        raise AblateError(f"cannot connect to the Ray cluster at '{address}' ({str(cause).splitlines()[0][:300]}).",
+                          field="--address",
+                          fix="check the address (ray status on the head node); for a cluster with token "
+                              "authentication set RAY_AUTH_MODE=token and make its token available "
+                              "(~/.ray/auth_token or RAY_AUTH_TOKEN).") from None
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+def run_cells(cells: list[Cell], context: RunContext, *, cpus_per_cell: float, gpus_per_cell: float,
+              max_concurrent: int, max_failures: int, total: int, cached: int,
+              out: TextIO = sys.stdout) -> list[CellOutcome]:
+    """Run `cells` as Tune trials on the connected Ray runtime (see `ray_runtime`)."""
+    # Every cell checkpoints once at its start (the MLflow run id, for retries); Tune warns about that.
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    import logging
+
+    from ray import tune
+
+    # Tune's own "resume with Tuner.restore(...)" advice does not apply: re-running `ablate sweep` resumes.
+    logging.getLogger("ray.tune.tune").setLevel(logging.ERROR)
+
     try:
         trainable = tune.with_resources(cell_trial, {"cpu": cpus_per_cell, "gpu": gpus_per_cell})
         storage = Path(context.output_dir).resolve() / "ray"
@@ -229,8 +247,7 @@ def run_cells(cells: list[Cell], context: RunContext, *, cpus_per_cell: float, g
                                             log_path=str(log) if log is not None and log.is_file() else result.path))
         return outcomes
     finally:
-        if started_here:
-            ray.shutdown()
+        logging.getLogger("ray.tune.tune").setLevel(logging.INFO)
 
 
 def _last_line(text: str) -> str:

@@ -7,6 +7,7 @@ import json
 import os
 import sys
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
@@ -139,11 +140,13 @@ def run_sweep(prepared: PreparedSweep, *, address: str | None = None, force: boo
               out: TextIO = sys.stdout) -> int:
     """Run every cell not already FINISHED in MLflow; returns 0 when all cells are done, 1 otherwise."""
     from ablate import track
-    from ablate.run import RunContext, run_cells, write_json
+    from ablate.run import RunContext, ray_runtime, run_cells, write_json
 
     spec, uri = prepared.spec, prepared.tracking_uri
     track.check_tracking_uri(uri)
-    with SweepLock(prepared.output_dir):
+    with SweepLock(prepared.output_dir), ExitStack() as ray_scope:
+        if address:  # connect first: a cluster that refuses us must not leave runs behind
+            ray_scope.enter_context(ray_runtime(address))
         began = time.time()
         experiment_id = track.ensure_experiment(uri, prepared.experiment)
         runs = track.cell_runs(uri, experiment_id)
@@ -168,11 +171,13 @@ def run_sweep(prepared: PreparedSweep, *, address: str | None = None, force: boo
             context = RunContext(sweep=spec.name, output_dir=str(prepared.output_dir.resolve()),
                                  tracking_uri=uri, experiment_id=experiment_id, parent_run_id=parent_run_id,
                                  retry_seconds=spec.tracking.retry_seconds)
+            if not address:
+                ray_scope.enter_context(ray_runtime(None))
             try:
                 outcomes = run_cells(to_run, context, cpus_per_cell=resources.cpus_per_cell,
                                      gpus_per_cell=resources.gpus_per_cell, max_concurrent=resources.max_concurrent,
-                                     max_failures=resources.max_failures, address=address,
-                                     total=len(prepared.cells), cached=cached, out=out)
+                                     max_failures=resources.max_failures, total=len(prepared.cells),
+                                     cached=cached, out=out)
             except KeyboardInterrupt:
                 outcomes = []
                 interrupted = True
