@@ -54,9 +54,10 @@ def curve_figure(report: dict):
         ax.set_xscale("log", base=2)
         ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
     ax.set_ylim(bottom=0, top=min(100.0, ax.get_ylim()[1]))
-    xs = sorted({p["x"] for c in curves.values() for p in c["points"] if not math.isnan(p["x"])})
-    if xs and not report.get("log_x"):
-        ax.set_xticks(xs)
+    labels = {p["x"]: p["label"] for c in curves.values() for p in c["points"] if not math.isnan(p["x"])}
+    if labels and not report.get("log_x"):
+        ticks = sorted(labels)
+        ax.set_xticks(ticks, [labels[x].replace(" (", "\n(") for x in ticks], fontsize=7)
     ax.set_xlabel(report["x_label"])
     ax.set_ylabel(f"held-out {report['metric']} (%, test encoding {report['encoding']})")
     ax.set_title(f"{report['experiment']}: mean and 95% CI over seeds", fontsize=10)
