@@ -176,7 +176,13 @@ def _progress_callback(total: int, cached: int, concurrency: int, out: TextIO):
 
 @contextmanager
 def ray_runtime(address: str | None):
-    """Connect to the Ray cluster at `address`, or start a local runtime (stopped on exit)."""
+    """Connect to the Ray cluster at `address`, or start a local runtime (stopped on exit).
+
+    The local runtime serves on 127.0.0.1 only: Ray's single-machine mode (read when ray is first
+    imported, and inherited by its workers) keeps every Ray service on the loopback address.
+    """
+    if not address:
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     import ray
 
     from ablate.errors import AblateError

@@ -84,11 +84,20 @@ def kill_driver(process) -> None:
     kill_tree(process, also=below)
 
 
+def _listening_addresses(pids: set[int]) -> list[str]:
+    lines = subprocess.run(["ss", "-ltnpH"], capture_output=True, text=True).stdout.splitlines()
+    return [line.split()[3] for line in lines if any(f"pid={pid}," in line for pid in pids)]
+
+
 def test_kill_9_of_the_driver_then_rerun_resumes_from_checkpoints(tmp_path):
     spec = write_spec(tmp_path)
     sweep = start_cli("sweep", str(spec), cwd=tmp_path)
     try:
         wait_for(lambda: any(s >= 20 for s in checkpoint_steps(tmp_path, "rel")))
+        listening = _listening_addresses({sweep.pid, *descendants(sweep.pid)})
+        assert listening, "Ray's services are listening"
+        outside = [a for a in listening if not a.rsplit(":", 1)[0].strip("[]").removeprefix("::ffff:").startswith("127.")]
+        assert not outside, f"the local Ray runtime serves on 127.0.0.1 only: {outside}"
     finally:
         kill_driver(sweep)
     cell_runs, _ = runs(tmp_path, "rel")
