@@ -18,6 +18,7 @@ from ablate.data.encoding import tokenizer_truncation
 from ablate.data.select import select_tasks
 from ablate.data.sources import resolve_task_dir
 from ablate.data.tasks import TaskLibrary
+from ablate.data.tokenizer import task_dir_tokenizer
 from ablate.evaluate import generate_predictions, prediction_records, score_rows
 from ablate.model import PRESETS, build_model, is_baseline, load_pretrained_tokenizer
 from ablate.plan import Cell
@@ -101,20 +102,4 @@ def _tokenizer_for(model_name: str, task_dir: Path, cache_dir: Path):
     models use their own. Returns the tokenizer and an id for the tokenized-data cache."""
     if model_name not in PRESETS:
         return load_pretrained_tokenizer(model_name), model_name
-    from ablate.data.tokenizer import as_hf_tokenizer, build_word_tokenizer, suite_texts
-
-    tokenizer_file = task_dir / "tokenizer.json"
-    if not tokenizer_file.is_file():
-        from ablate.data.tasks import fingerprint_task_dir
-
-        tokenizer_file = cache_dir / "tokenizers" / f"{fingerprint_task_dir(task_dir)}.json"
-        if not tokenizer_file.is_file():
-            tokenizer_file.parent.mkdir(parents=True, exist_ok=True)
-            raw_tasks = ((p.stem, json.loads(p.read_text(encoding="utf-8")))
-                         for p in sorted((task_dir / "tasks").glob("*.json")))
-            scratch = tokenizer_file.with_suffix(f".tmp{time.time_ns()}")
-            build_word_tokenizer(suite_texts(raw_tasks)).save(str(scratch))
-            scratch.replace(tokenizer_file)
-    import hashlib
-
-    return as_hf_tokenizer(str(tokenizer_file)), hashlib.sha256(tokenizer_file.read_bytes()).hexdigest()[:16]
+    return task_dir_tokenizer(task_dir, cache_dir)

@@ -48,3 +48,15 @@ def test_a_local_pretrained_model_folder_is_loaded_with_its_own_tokenizer(tmp_pa
     assert loaded_tokenizer("dog red")["input_ids"] == tokenizer("dog red")["input_ids"]
     for key, value in saved.state_dict().items():
         assert (loaded.state_dict()[key] == value).all(), key
+
+
+def test_a_superni_directory_gets_a_word_tokenizer_built_once_and_cached(tmp_path, fixture_tasks):
+    from ablate.data.tokenizer import task_dir_tokenizer
+
+    tokenizer, tokenizer_id = task_dir_tokenizer(fixture_tasks, tmp_path / "cache")
+    cached = list((tmp_path / "cache" / "tokenizers").glob("*.json"))
+    assert len(cached) == 1
+    ids = tokenizer("Definition: say whether it mentions rain.")["input_ids"]
+    assert tokenizer.unk_token_id not in ids and ids[-1] == tokenizer.eos_token_id
+    again, again_id = task_dir_tokenizer(fixture_tasks, tmp_path / "cache")
+    assert again_id == tokenizer_id and len(again) == len(tokenizer)

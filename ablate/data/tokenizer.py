@@ -7,6 +7,10 @@ Special ids follow T5: pad=0, eos=1, unk=2.
 
 from __future__ import annotations
 
+import hashlib
+import json
+import time
+from pathlib import Path
 from typing import Iterable
 
 TEMPLATE_TEXT = ("Definition: Positive Example 1 - Negative Example 2 - Input: Output: Explanation: "
@@ -49,3 +53,22 @@ def as_hf_tokenizer(tokenizer_file: str):
 
     return PreTrainedTokenizerFast(tokenizer_file=tokenizer_file, pad_token="<pad>", eos_token="</s>",
                                    unk_token="<unk>")
+
+
+def task_dir_tokenizer(task_dir: Path, cache_dir: Path):
+    """The word-level tokenizer of a task directory: its own tokenizer.json (the synthetic suite ships
+    one), else one built once from all its task files and cached by the directory's fingerprint.
+    Returns the tokenizer and an id (its content hash) for the tokenized-data cache."""
+    from ablate.data.tasks import fingerprint_task_dir
+
+    tokenizer_file = task_dir / "tokenizer.json"
+    if not tokenizer_file.is_file():
+        tokenizer_file = cache_dir / "tokenizers" / f"{fingerprint_task_dir(task_dir)}.json"
+        if not tokenizer_file.is_file():
+            tokenizer_file.parent.mkdir(parents=True, exist_ok=True)
+            raw_tasks = ((p.stem, json.loads(p.read_text(encoding="utf-8")))
+                         for p in sorted((task_dir / "tasks").glob("*.json")))
+            scratch = tokenizer_file.with_suffix(f".tmp{time.time_ns()}")
+            build_word_tokenizer(suite_texts(raw_tasks)).save(str(scratch))
+            scratch.replace(tokenizer_file)  # atomic: concurrent cells never read half a file
+    return as_hf_tokenizer(str(tokenizer_file)), hashlib.sha256(tokenizer_file.read_bytes()).hexdigest()[:16]
