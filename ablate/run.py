@@ -212,6 +212,8 @@ def run_cells(cells: list[Cell], context: RunContext, *, cpus_per_cell: float, g
     """Run `cells` as Tune trials on the connected Ray runtime (see `ray_runtime`)."""
     # Every cell checkpoints once at its start (the MLflow run id, for retries); Tune warns about that.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    # ablate prints its own progress; Tune's console tables (its "new output") would drown it.
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     import logging
 
     from ray import tune
