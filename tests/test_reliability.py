@@ -147,7 +147,8 @@ def test_killed_worker_is_retried_from_its_checkpoint_or_given_up(tmp_path, max_
     spec.write_text(text)
     sweep = start_cli("sweep", str(spec), cwd=tmp_path)
     try:
-        wait_for(lambda: any(s >= 20 for s in checkpoint_steps(tmp_path, "rel")))
+        # both cells (one worker each) past their first real checkpoint, whichever worker dies
+        wait_for(lambda: len([s for s in checkpoint_steps(tmp_path, "rel") if s >= 20]) >= 2)
         victim = wait_for(lambda: _worker_pids(sweep.pid))[0]
         os.kill(victim, signal.SIGKILL)
         output, _ = sweep.communicate(timeout=400)
