@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Mapping
 
-from ablate.errors import AblateError, did_you_mean
+from ablate.errors import AblateError
 
 DEFAULT_CLUSTERS: dict[str, tuple[str, ...]] = {
     "nli": ("Textual Entailment",),
@@ -44,9 +44,3 @@ def category_to_cluster(clusters: Mapping[str, tuple[str, ...] | list[str]]) -> 
             owner[category] = cluster
     return owner
 
-
-def check_cluster_names(names: list[str], clusters: Mapping[str, object], field: str) -> None:
-    for name in names:
-        if name not in clusters:
-            raise AblateError(f"unknown cluster '{name}'. {did_you_mean(name, list(clusters))}",
-                              field=field, fix="use a cluster name from the cluster map (data.clusters).")

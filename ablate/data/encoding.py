@@ -11,7 +11,7 @@ import random
 import re
 import string
 from dataclasses import dataclass
-from typing import Callable, Protocol
+from typing import Callable
 
 from ablate.data.tasks import Example, Instance, Task
 from ablate.errors import AblateError
@@ -100,10 +100,6 @@ def render_instance(instance: Instance) -> str:
 
 def render_definition(task: Task) -> str:
     return punctuate("Definition: " + task.definition.strip()) + "\n\n"
-
-
-class TokenCounter(Protocol):
-    def __call__(self, text: str) -> int: ...
 
 
 @dataclass(frozen=True)
