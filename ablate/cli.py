@@ -27,7 +27,7 @@ def _add_spec_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def cmd_sweep(args) -> int:
-    from ablate.sweep import plan_report, prepare_sweep, print_plan, run_sweep
+    from ablate.sweep import plan_report, prepare_sweep, run_sweep
 
     prepared = prepare_sweep(args.spec, args.overrides, tracking_uri=args.tracking_uri, output_dir=args.out)
     if args.dry_run:
