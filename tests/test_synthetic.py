@@ -5,7 +5,8 @@ import random
 from collections import Counter
 
 from ablate.data.clusters import DEFAULT_CLUSTERS, category_to_cluster
-from ablate.data.synthetic import HELD_OUT_CATEGORIES, _operations, _random_list, generate_suite
+from ablate.data.synthetic import (CLASSES, HELD_OUT_CATEGORIES, NONE_WORD, TEMPLATES, _operations, _random_list,
+                                   generate_suite, held_out_classes)
 from ablate.data.tasks import TaskLibrary
 from ablate.data.tokenizer import as_hf_tokenizer
 
@@ -13,14 +14,14 @@ from ablate.data.tokenizer import as_hf_tokenizer
 def test_suite_size_and_format(synthetic_dir):
     library = TaskLibrary(synthetic_dir)
     names = library.names()
-    assert len(names) >= 60
+    assert len(names) >= 35
     tasks = [library.get(n) for n in names]
     categories = {t.category for t in tasks}
     owner = category_to_cluster(DEFAULT_CLUSTERS)
     assert len(categories) >= 8 and len({owner[c] for c in categories}) >= 6
     for task in tasks:
         assert task.definition and len(task.instances) >= 300
-        assert len(task.positive_examples) >= 2 and len(task.negative_examples) >= 2
+        assert len(task.positive_examples) >= 4 and len(task.negative_examples) >= 2
         assert all(e.explanation for e in task.positive_examples + task.negative_examples)
         assert len({i.id for i in task.instances}) == len(task.instances)
     split = library.split("default")
@@ -43,6 +44,36 @@ def test_the_instruction_matters():
         answers = Counter(op.answer(words) for op in operations)
         best_constant_share.append(answers.most_common(1)[0][1] / len(operations))
     assert sum(best_constant_share) / len(best_constant_share) < 0.4
+
+
+def test_each_held_out_task_asks_a_template_one_training_cluster_teaches_on_other_classes(synthetic_dir):
+    """The transfer the clusters sweep measures: a held-out task is a template applied to a class that
+    the template's training tasks never ask about, taught in exactly one training cluster."""
+    library = TaskLibrary(synthetic_dir)
+    split = library.split("default")
+    owner = category_to_cluster(DEFAULT_CLUSTERS)
+    taught_in = []
+    for index, template in enumerate(TEMPLATES):
+        def asking(names, cls, key=template.key):
+            return [n for n in names if n.endswith(f"_{key}_{cls}")]
+        held_out = [cls for cls in CLASSES if asking(split.test_tasks, cls)]
+        taught = [cls for cls in CLASSES if asking(split.train_tasks, cls)]
+        assert sorted(held_out) == sorted(held_out_classes(index))
+        assert sorted(taught) == sorted(set(CLASSES) - set(held_out))
+        clusters = {owner[library.get(n).category] for cls in taught for n in asking(split.train_tasks, cls)}
+        assert len(clusters) == 1
+        taught_in.append(clusters.pop())
+    assert len(set(taught_in)) == len(TEMPLATES)
+    assert {c for i in range(len(TEMPLATES)) for c in held_out_classes(i)} == set(CLASSES)
+
+
+def test_questions_about_a_class_are_mostly_answerable(synthetic_dir):
+    """"none" is a minority answer, so copying a demonstration's output is a weak baseline."""
+    library = TaskLibrary(synthetic_dir)
+    for name in library.names():
+        if "_first_" in name or "_filter_" in name:
+            answers = [i.references[0] for i in library.get(name).instances]
+            assert answers.count(NONE_WORD) / len(answers) < 0.3
 
 
 def test_held_out_tasks_reuse_training_vocabulary(synthetic_dir):

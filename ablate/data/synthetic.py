@@ -1,11 +1,16 @@
 """The built-in synthetic task suite: SuperNI-format tasks a tiny T5 can learn on a CPU.
 
-Every instance is a short list of words from five word classes (animals, fruits, colours,
-tools, cities). Each task applies one operation chosen by its definition, so the same list
-has different answers under different tasks. Held-out clusters (nli, commonsense,
-closed_book_qa) compose skills that training clusters teach: knowing a word's class
-(extraction, translation), answering yes/no (program execution), counting (program
-execution) — so more training clusters can help on them.
+Every instance is a short list of words from six word classes (animals, fruits, colours, tools,
+cities, drinks). Each task applies one operation, chosen by its definition, so the same list has
+different answers under different tasks.
+
+Most tasks apply a *template* to one word class ("Write the first colour in the list, or none").
+Each of five training clusters teaches one template, on four of the six classes; the held-out
+clusters (nli, commonsense, closed_book_qa) ask the same templates about the other two classes.
+Solving a held-out task takes reading both parts of its definition: the template, learnt in one
+training cluster, and the class, learnt through the other templates. Each template has its own
+answer format (a number, words of the list, yes/no), so a held-out task gains little before its
+template's cluster is added, and held-out scores grow as clusters are added (sweeps/clusters.yaml).
 
     ablate synth --out synthetic_tasks --seed 0
 """
@@ -18,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-SUITE_VERSION = "2"
+SUITE_VERSION = "3"
 
 WORD_CLASSES: dict[str, tuple[str, ...]] = {
     "animal": ("cat", "dog", "cow", "fox", "owl"),
@@ -26,13 +31,16 @@ WORD_CLASSES: dict[str, tuple[str, ...]] = {
     "colour": ("red", "blue", "green", "pink", "gray"),
     "tool": ("saw", "axe", "drill", "hammer", "rake"),
     "city": ("paris", "rome", "oslo", "lima", "cairo"),
+    "drink": ("tea", "milk", "juice", "soda", "wine"),
 }
 CLASS_OF = {word: cls for cls, words in WORD_CLASSES.items() for word in words}
+CLASSES = tuple(WORD_CLASSES)
+VOCABULARY = tuple(sorted(CLASS_OF))
 NUMBER_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven")
-PROBE_WORDS = ("dog", "plum", "blue", "rake", "oslo")
-CLASS_PAIRS = (("animal", "fruit"), ("colour", "tool"), ("city", "animal"), ("fruit", "colour"),
-               ("tool", "city"))
 NONE_WORD = "none"
+MIN_WORDS, MAX_WORDS = 3, 6
+PRESENT_SHARE = 0.8
+POSITIVE_EXAMPLES, NEGATIVE_EXAMPLES = 4, 2  # four, so that pos4 differs from pos2
 
 # category -> cluster in the default cluster map (ablate.data.clusters) and the default split.
 HELD_OUT_CATEGORIES = ("Textual Entailment", "Commonsense Classification", "Question Answering")
@@ -48,6 +56,19 @@ class Operation:
     answer: Answer
     explain: Callable[[list[str], str], str]
     balance: tuple[str, str] | None = None  # two answers to balance (yes/no tasks)
+    about: str | None = None  # the word class the definition asks about
+
+
+@dataclass(frozen=True)
+class Template:
+    """A question about one word class, and the categories of its training and held-out tasks."""
+    key: str
+    training_category: str
+    held_out_category: str
+    definition: str
+    answer: Callable[[str, list[str]], str]
+    explain: Callable[[str, list[str], str], str]
+    balance: tuple[str, str] | None = None
 
 
 def _of(cls: str, words: list[str]) -> list[str]:
@@ -62,97 +83,61 @@ def _yes_no(flag: bool) -> str:
     return "yes" if flag else "no"
 
 
-def _conditions(cls: str) -> dict[str, tuple[str, Callable[[list[str]], bool]]]:
-    """Statements about a list, by key: (the words of the statement, whether it holds)."""
-    return {
-        "contains": (f"the list contains {_a(cls)}", lambda w: bool(_of(cls, w))),
-        "lacks": (f"the list has no {cls}", lambda w: not _of(cls, w)),
-        "first_is": (f"the first word of the list is {_a(cls)}", lambda w: CLASS_OF[w[0]] == cls),
-    }
+YES_NO = ("yes", "no")
+# Training clusters in the order sweeps/clusters.yaml adds them, one template each. Each template
+# has its own answer format, so a held-out task gains little until its template is taught.
+TEMPLATES = (
+    Template("count", "Program Execution", "Question Answering",
+             "Count the {cls} words in the list and answer with a number word",
+             lambda c, w: NUMBER_WORDS[len(_of(c, w))], lambda c, w, a: f"the list has {a} {c} words"),
+    Template("first", "Keyword Tagging", "Commonsense Classification",
+             "Write the first {cls} in the list, or none",
+             lambda c, w: (_of(c, w) or [NONE_WORD])[0], lambda c, w, a: f"the first {c} is {a}"),
+    Template("last", "Summarization", "Commonsense Classification",
+             "Write the last {cls} in the list, or none",
+             lambda c, w: (_of(c, w) or [NONE_WORD])[-1], lambda c, w, a: f"the last {c} is {a}"),
+    Template("filter", "Information Extraction", "Question Answering",
+             "Write every {cls} in the list, in order, or none",
+             lambda c, w: " ".join(_of(c, w)) or NONE_WORD, lambda c, w, a: f"the {c} words are {a}"),
+    Template("contains", "Sentiment Analysis", "Textual Entailment",
+             "Answer yes if the list contains {a_cls}, otherwise answer no",
+             lambda c, w: _yes_no(bool(_of(c, w))),
+             lambda c, w, a: f"the list has {'' if a == 'yes' else 'no '}{c} words", balance=YES_NO),
+)
 
 
-YES_NO, POSITIVE_NEGATIVE = ("yes", "no"), ("positive", "negative")
-# Training clusters ask yes/no statements and counts about these classes; the held-out clusters
-# ask the same kinds of question about the other classes, which training clusters teach only
-# through other task types (extraction, summarization, translation, ...).
-SEEN_CLASSES = ("animal", "fruit")
+def held_out_classes(template_index: int) -> tuple[str, str]:
+    """The two classes a template asks about only in held-out tasks (rotating, so every class is
+    held out somewhere and taught through the other templates)."""
+    first = (2 * template_index) % len(CLASSES)
+    return CLASSES[first], CLASSES[first + 1]
+
+
+def _template_operation(index: int, template: Template, cls: str) -> Operation:
+    held_out = cls in held_out_classes(index)
+    return Operation(
+        key=f"{template.key}_{cls}",
+        category=template.held_out_category if held_out else template.training_category,
+        definition=template.definition.format(cls=cls, a_cls=_a(cls)),
+        answer=lambda w, t=template, c=cls: t.answer(c, w),
+        explain=lambda w, a, t=template, c=cls: t.explain(c, w, a), balance=template.balance, about=cls)
 
 
 def _operations() -> list[Operation]:
-    ops: list[Operation] = []
+    ops = [_template_operation(i, t, c) for i, t in enumerate(TEMPLATES) for c in CLASSES]
 
-    def add(key, category, definition, answer, explain, balance=None):
-        ops.append(Operation(key, category, definition, answer, explain, balance))
+    def add(key, category, definition, answer, explain):
+        ops.append(Operation(key, category, definition, answer, explain))
 
-    def add_binary(key, category, statement, holds, labels):
-        """"Answer <yes> if <statement>, otherwise answer <no>" with balanced labels."""
-        right, wrong = labels
-        add(key, category, f"Answer {right} if {statement}, otherwise answer {wrong}",
-            lambda w: right if holds(w) else wrong,
-            lambda w, a: f"it is {'' if holds(w) else 'not '}true that {statement}", balance=labels)
-
-    # program_execution: positions, sorting, counting, and the yes/no format on a given word.
-    add("first_word", "Program Execution", "Write the first word of the list",
+    # Training-only clusters outside the clusters sweep: whole-list operations and word classes.
+    add("first_word", "Paraphrasing", "Write the first word of the list",
         lambda w: w[0], lambda w, a: f"the list starts with {a}")
-    add("last_word", "Program Execution", "Write the last word of the list",
+    add("last_word", "Paraphrasing", "Write the last word of the list",
         lambda w: w[-1], lambda w, a: f"the list ends with {a}")
-    add("sort_words", "Program Execution", "Write the words of the list in alphabetical order",
-        lambda w: " ".join(sorted(w)), lambda w, a: "the words are sorted from a to z")
-    add("count_words", "Program Execution", "Count the words in the list and answer with a number word",
+    add("count_words", "Coreference Resolution", "Count the words in the list and answer with a number word",
         lambda w: NUMBER_WORDS[len(w)], lambda w, a: f"the list has {a} words")
-    for word in PROBE_WORDS:
-        add_binary(f"has_{word}", "Program Execution", f"the word {word} is in the list",
-                   lambda w, word=word: word in w, YES_NO)
-    for cls in WORD_CLASSES:
-        statements = _conditions(cls)
-        held_out = cls not in SEEN_CLASSES
-        # sentiment (seen classes) / nli (held out): whether a class is present or absent.
-        add_binary(f"contains_{cls}", "Textual Entailment" if held_out else "Sentiment Analysis",
-                   *statements["contains"], YES_NO)
-        add_binary(f"lacks_{cls}", "Textual Entailment" if held_out else "Sentiment Analysis",
-                   *statements["lacks"], YES_NO)
-        # paraphrase (seen classes) / commonsense (held out): the class of the first word.
-        add_binary(f"first_is_{cls}", "Commonsense Classification" if held_out else "Text Matching",
-                   *statements["first_is"], YES_NO)
-        # reading comprehension (seen classes) / closed-book QA (held out): counting a class.
-        add(f"count_{cls}", "Question Answering" if held_out else "Information Extraction",
-            f"Count the {cls} words in the list and answer with a number word",
-            lambda w, cls=cls: NUMBER_WORDS[len(_of(cls, w))],
-            lambda w, a, cls=cls: f"the list has {a} {cls} words")
-        # extraction: which words belong to a class.
-        add(f"filter_{cls}", "Keyword Tagging", f"Write every {cls} in the list, in order, or none",
-            lambda w, cls=cls: " ".join(_of(cls, w)) or NONE_WORD,
-            lambda w, a, cls=cls: f"the {cls} words are {a}")
-        # summarization: first / last member of a class.
-        add(f"first_{cls}", "Summarization", f"Write the first {cls} in the list, or none",
-            lambda w, cls=cls: (_of(cls, w) or [NONE_WORD])[0],
-            lambda w, a, cls=cls: f"the first {cls} is {a}")
-        add(f"last_{cls}", "Summarization", f"Write the last {cls} in the list, or none",
-            lambda w, cls=cls: (_of(cls, w) or [NONE_WORD])[-1],
-            lambda w, a, cls=cls: f"the last {cls} is {a}")
-        # reading comprehension: how many words precede the first member of a class.
-        add(f"before_{cls}", "Information Extraction",
-            f"Count the words before the first {cls} in the list and answer with a number word, or none",
-            lambda w, cls=cls: _words_before_first(cls, w),
-            lambda w, a, cls=cls: f"{a} words come before the first {cls}")
-        # paraphrase: the list without a class.
-        add(f"remove_{cls}", "Paraphrasing", f"Write the list again without its {cls} words, or none",
-            lambda w, cls=cls: " ".join(x for x in w if CLASS_OF[x] != cls) or NONE_WORD,
-            lambda w, a, cls=cls: f"removing every {cls} leaves {a}")
-        # coreference: the word after the first member of a class.
-        add(f"after_{cls}", "Coreference Resolution",
-            f"Write the word that comes right after the first {cls} in the list, or none",
-            lambda w, cls=cls: _after_first(cls, w),
-            lambda w, a, cls=cls: f"after the first {cls} comes {a}")
-    for first, second in CLASS_PAIRS:
-        add_binary(f"more_{first}_than_{second}", "Sentiment Analysis",
-                   f"the list has more {first} words than {second} words",
-                   lambda w, f=first, s=second: len(_of(f, w)) > len(_of(s, w)), POSITIVE_NEGATIVE)
-        # reading comprehension: counting the members of two classes together.
-        add(f"count_{first}_and_{second}", "Information Extraction",
-            f"Count the {first} and {second} words in the list and answer with a number word",
-            lambda w, f=first, s=second: NUMBER_WORDS[len(_of(f, w)) + len(_of(s, w))],
-            lambda w, a, f=first, s=second: f"the list has {a} {f} or {s} words")
+    add("sort_words", "Coreference Resolution", "Write the words of the list in alphabetical order",
+        lambda w: " ".join(sorted(w)), lambda w, a: "the words are sorted from a to z")
     add("label_words", "Translation", "Replace every word of the list with the name of its class",
         lambda w: " ".join(CLASS_OF[x] for x in w), lambda w, a: "each word becomes its class")
     add("label_first", "Translation", "Write the class of the first word of the list",
@@ -162,29 +147,23 @@ def _operations() -> list[Operation]:
     return ops
 
 
-def _after_first(cls: str, words: list[str]) -> str:
-    for position, word in enumerate(words[:-1]):
-        if CLASS_OF[word] == cls:
-            return words[position + 1]
-    return NONE_WORD
-
-
-def _words_before_first(cls: str, words: list[str]) -> str:
-    for position, word in enumerate(words):
-        if CLASS_OF[word] == cls:
-            return NUMBER_WORDS[position]
-    return NONE_WORD
-
-
 def _random_list(rng: random.Random) -> list[str]:
-    vocabulary = sorted(CLASS_OF)
-    return rng.sample(vocabulary, rng.randint(2, 5))
+    return rng.sample(VOCABULARY, rng.randint(MIN_WORDS, MAX_WORDS))
+
+
+def _list_with(cls: str, rng: random.Random) -> list[str]:
+    while True:
+        words = _random_list(rng)
+        if _of(cls, words):
+            return words
 
 
 def _sample_lists(op: Operation, rng: random.Random, count: int) -> list[list[str]]:
-    """Random word lists; for yes/no-style tasks, half of each answer."""
+    """Random word lists; for yes/no tasks, half of each answer; for other questions about a class,
+    mostly lists that hold one (so "none" is not the usual answer)."""
     if op.balance is None:
-        return [_random_list(rng) for _ in range(count)]
+        return [_list_with(op.about, rng) if op.about and rng.random() < PRESENT_SHARE else _random_list(rng)
+                for _ in range(count)]
     wanted = {op.balance[0]: count - count // 2, op.balance[1]: count // 2}
     lists: list[list[str]] = []
     while any(wanted.values()):
@@ -199,6 +178,8 @@ def _sample_lists(op: Operation, rng: random.Random, count: int) -> list[list[st
 
 def _wrong_answer(op: Operation, words: list[str], rng: random.Random) -> str:
     right = op.answer(words)
+    if op.balance is not None:
+        return op.balance[1] if right == op.balance[0] else op.balance[0]
     for _ in range(100):
         other = op.answer(_random_list(rng))
         if other != right:
@@ -216,12 +197,12 @@ def build_task(number: int, op: Operation, seed: int, num_instances: int) -> tup
     """One task's name and its SuperNI JSON object."""
     rng = random.Random(f"{seed}:{op.key}")
     name = f"task{number:03d}_synthetic_{_cluster_of(op.category)}_{op.key}"
-    demo_lists = _sample_lists(op, rng, 4)
+    demo_lists = _sample_lists(op, rng, POSITIVE_EXAMPLES + NEGATIVE_EXAMPLES)
     positives = [{"input": " ".join(w), "output": op.answer(w),
                   "explanation": f"The answer is {op.answer(w)} because {op.explain(w, op.answer(w))}."}
-                 for w in demo_lists[:2]]
+                 for w in demo_lists[:POSITIVE_EXAMPLES]]
     negatives = []
-    for words in demo_lists[2:]:
+    for words in demo_lists[POSITIVE_EXAMPLES:]:
         wrong = _wrong_answer(op, words, rng)
         negatives.append({"input": " ".join(words), "output": wrong,
                           "explanation": f"The answer {wrong} is wrong because "
