@@ -107,10 +107,10 @@ TEMPLATES = (
 
 
 def held_out_classes(template_index: int) -> tuple[str, str]:
-    """The two classes a template asks about only in held-out tasks (rotating, so every class is
-    held out somewhere and taught through the other templates)."""
-    first = (2 * template_index) % len(CLASSES)
-    return CLASSES[first], CLASSES[first + 1]
+    """The two classes a template asks about only in held-out tasks: rotating, so that every class
+    is held out somewhere and taught through the other templates, and no two templates share a pair."""
+    first = (2 * template_index + template_index // 3) % len(CLASSES)
+    return CLASSES[first], CLASSES[(first + 1) % len(CLASSES)]
 
 
 def _template_operation(index: int, template: Template, cls: str) -> Operation:
