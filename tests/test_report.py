@@ -60,3 +60,14 @@ def test_encoding_matrix():
     assert matrix["cells"]["def"]["def"]["mean"] == 60.5 and matrix["cells"]["def"]["pos2"]["mean"] == 30.5
     figure, html = report_figures(report)
     assert figure.axes and "heatmap" in html.lower()
+
+
+def test_model_size_points_sit_at_their_parameter_counts_and_are_named_with_them():
+    sizes = {"t5-nano": 240_640.0, "t5-tiny": 1_399_424.0, "t5-mini": 7_387_392.0}
+    records = [CellRecord(f"{m}{s}", f"model={m} seed={s}", {"model": m, "seed": s}, {**SETTINGS, "model": m}, "done",
+                          {"def/cluster/nli/rougeL": 40.0 + s, "num_parameters": n})
+               for m, n in sizes.items() for s in (0, 1)]
+    report = build_report(_sweep(records), "rougeL", {})
+    points = report["curves"]["mean"]["points"]
+    assert [p["x"] for p in points] == sorted(sizes.values()) and report["log_x"]
+    assert [p["label"] for p in points] == ["t5-nano (0.24M)", "t5-tiny (1.4M)", "t5-mini (7.4M)"]

@@ -52,10 +52,10 @@ def curve_figure(report: dict):
                        label=f"{name} baseline")
     if report.get("log_x"):
         ax.set_xscale("log", base=2)
-        ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
     ax.set_ylim(bottom=0, top=min(100.0, ax.get_ylim()[1]))
     labels = {p["x"]: p["label"] for c in curves.values() for p in c["points"] if not math.isnan(p["x"])}
-    if labels and not report.get("log_x"):
+    if labels:  # a tick at every measured point, named by its label (e.g. "27", "t5-mini (7.4M)")
         ticks = sorted(labels)
         ax.set_xticks(ticks, [labels[x].replace(" (", "\n(") for x in ticks], fontsize=7)
     ax.set_xlabel(report["x_label"])

@@ -80,7 +80,7 @@ def build_curves(sweep: SweepRecords, metric: str) -> dict:
             x = 0.0
         else:
             x = _x_of(axis, cell.axis_values[axis], mean_parameters)
-            labels[x] = _label(axis, cell.axis_values[axis])
+            labels[x] = _label(axis, cell.axis_values[axis], mean_parameters)
         group = " ".join(f"{k}={cell.axis_values[k]}" for k in axes[1:])
         if cell.status != "done":
             status_by_x[x][cell.status].append(cell.name)
@@ -102,9 +102,11 @@ def build_curves(sweep: SweepRecords, metric: str) -> dict:
             "log_x": axis in ("num_train_tasks", "instances_per_task", "model"), "curves": curves}
 
 
-def _label(axis: str, value: Any) -> str:
+def _label(axis: str, value: Any, mean_parameters: dict[str, float]) -> str:
     if axis == "train_clusters":
         return f"{len(value)} (+{value[-1]})"
+    if axis == "model" and str(value) in mean_parameters:
+        return f"{value} ({mean_parameters[str(value)] / 1e6:.2g}M)"
     return str(value)
 
 
