@@ -71,3 +71,16 @@ def test_model_size_points_sit_at_their_parameter_counts_and_are_named_with_them
     points = report["curves"]["mean"]["points"]
     assert [p["x"] for p in points] == sorted(sizes.values()) and report["log_x"]
     assert [p["label"] for p in points] == ["t5-nano (0.24M)", "t5-tiny (1.4M)", "t5-mini (7.4M)"]
+
+
+def test_page_summary_names_a_knee_only_inside_the_measured_range():
+    from ablate.analyse.dashboard import _summary
+
+    def report(knee, inside):
+        return {"cells": {"done": 3, "total": 3, "failed": 0, "missing": 0},
+                "curves": {"mean": {"spearman": 0.9, "knee": knee, "knee_ci": [30.0, 80.0], "knee_inside_range": inside,
+                                    "fit": {"model": "saturating"}}}}
+
+    assert "knee at 55.7 (95% CI 30-80)" in _summary(report(55.7, True))
+    outside = _summary(report(1729.0, False))
+    assert "plateau beyond the range" in outside and "knee at 1.73e+03 (" not in outside

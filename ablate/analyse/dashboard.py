@@ -78,8 +78,11 @@ def _summary(report: dict) -> str:
     if mean:
         if mean.get("spearman") is not None:
             parts.append(f"Spearman {mean['spearman']:.2f}")
-        if mean.get("knee") is not None:
-            parts.append(f"knee at {mean['knee']:.3g}")
+        if mean.get("knee") is not None and mean.get("knee_inside_range"):
+            low, high = mean.get("knee_ci") or (None, None)
+            parts.append(f"knee at {mean['knee']:.3g}" + (f" (95% CI {low:.3g}-{high:.3g})" if low is not None else ""))
+        elif mean.get("knee") is not None:
+            parts.append(f"fitted plateau beyond the range (knee at {mean['knee']:.3g})")
         elif mean.get("fit"):
             parts.append(f"best fit: {mean['fit']['model'].replace('_', '-')} (no plateau in range)")
     for name, scores in report.get("baselines", {}).items():

@@ -92,5 +92,6 @@ def print_report(report: dict) -> None:
         if curve.get("knee") is not None:
             low, high = curve["knee_ci"] or (None, None)
             ci = f" [{low:.3g}, {high:.3g}]" if low is not None else ""
-            extra.append(f"knee {curve['knee']:.3g}{ci}")
+            where = "" if curve.get("knee_inside_range") else " (outside the measured range: no plateau reached)"
+            extra.append(f"knee {curve['knee']:.3g}{ci}{where}")
         print(f"  {line:<16} {points}  | {', '.join(extra)}")
