@@ -5,10 +5,13 @@ from pathlib import Path
 
 import pytest
 
+from ablate.data.synthetic import HELD_OUT_CATEGORIES, generate_suite
 from tests.conftest import REPO, ablate_cli
 
 pytestmark = pytest.mark.slow
 SMOKE = str(REPO / "sweeps" / "smoke.yaml")
+# The held-out tasks of the synthetic suite's default split (10 test instances each in the smoke sweep).
+SYNTHETIC_TEST_TASKS = {name for name, task in generate_suite(0, 1).items() if task["Categories"][0] in HELD_OUT_CATEGORIES}
 
 
 def _runs(workdir: Path, experiment: str = "smoke"):
@@ -51,7 +54,9 @@ def test_smoke_sweep_records_one_parent_and_a_finished_child_per_cell_then_cache
         assert artifacts == {"predictions/def-pos2.jsonl"}
         lines = client.download_artifacts(child.info.run_id, "predictions/def-pos2.jsonl", str(tmp_path / "dl"))
         records = [json.loads(line) for line in Path(lines).read_text().splitlines()]
-        assert len(records) == 12 * 10 and {"id", "task", "prediction", "references"} <= set(records[0])
+        held_out_tasks = {r["task"] for r in records}
+        assert len(held_out_tasks) == len(SYNTHETIC_TEST_TASKS) and held_out_tasks <= SYNTHETIC_TEST_TASKS
+        assert len(records) == len(held_out_tasks) * 10 and {"id", "task", "prediction", "references"} <= set(records[0])
 
     assert (tmp_path / "ablate_runs" / "smoke" / "report" / "smoke.png").is_file(), "the report runs at the end"
     assert {a.path for a in client.list_artifacts(parent.info.run_id, "report")} >= {
