@@ -110,9 +110,11 @@ def _report_checkpoint(cell_id: str, run_id: str, state: dict | None, metrics: d
 
     with tempfile.TemporaryDirectory() as folder:
         (Path(folder) / "run_id.txt").write_text(run_id)
-        (Path(folder) / "cell.json").write_text(json.dumps({"cell_id": cell_id, "step": metrics["step"]}))
+        marker = {"cell_id": cell_id, "step": metrics["step"]}
         if state is not None:
             torch.save(state, Path(folder) / "state.pt")
+            marker["state_bytes"] = (Path(folder) / "state.pt").stat().st_size
+        (Path(folder) / "cell.json").write_text(json.dumps(marker))
         tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
 
 
@@ -124,10 +126,20 @@ def latest_checkpoint(ray_dir: Path, cell_id: str) -> Path | None:
             saved = json.loads(marker.read_text())
         except (OSError, json.JSONDecodeError):
             continue  # a checkpoint cut short by a crash
-        if saved.get("cell_id") == cell_id and saved.get("step", -1) > best_step \
-                and (marker.parent / "run_id.txt").is_file():
+        if saved.get("cell_id") == cell_id and saved.get("step", -1) > best_step and _complete(marker.parent, saved):
             best, best_step = marker.parent, saved["step"]
     return best
+
+
+def _complete(folder: Path, saved: dict) -> bool:
+    """Whether a checkpoint folder was copied whole: Tune copies it file by file, so a crash can
+    leave cell.json beside a missing run id or a truncated training state."""
+    state = folder / "state.pt"
+    if not (folder / "run_id.txt").is_file():
+        return False
+    if "state_bytes" not in saved:
+        return True  # the cell's first checkpoint: only the run id
+    return state.is_file() and state.stat().st_size == saved["state_bytes"]
 
 
 def _progress_callback(total: int, cached: int, concurrency: int, out: TextIO):

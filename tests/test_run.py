@@ -27,7 +27,16 @@ def test_a_checkpoint_cut_short_by_a_crash_is_ignored(tmp_path):
     (broken / "cell.json").write_text('{"cell_id": "cel')
     half = _checkpoint(tmp_path, "sweep-2", "trial_b", 1, "cell1", 60)
     (half / "run_id.txt").unlink()
+    truncated = _checkpoint(tmp_path, "sweep-3", "trial_a", 0, "cell1", 80)
+    (truncated / "state.pt").write_bytes(b"x" * 10)
+    (truncated / "cell.json").write_text(json.dumps({"cell_id": "cell1", "step": 80, "state_bytes": 1000}))
+    unwritten = _checkpoint(tmp_path, "sweep-3", "trial_b", 0, "cell1", 90)
+    (unwritten / "cell.json").write_text(json.dumps({"cell_id": "cell1", "step": 90, "state_bytes": 1000}))
     assert latest_checkpoint(tmp_path, "cell1") == good
+    whole = _checkpoint(tmp_path, "sweep-4", "trial_a", 0, "cell1", 100)
+    (whole / "state.pt").write_bytes(b"x" * 1000)
+    (whole / "cell.json").write_text(json.dumps({"cell_id": "cell1", "step": 100, "state_bytes": 1000}))
+    assert latest_checkpoint(tmp_path, "cell1") == whole
 
 
 def test_last_line_names_the_exception():
