@@ -134,11 +134,11 @@ def latest_checkpoint(ray_dir: Path, cell_id: str) -> Path | None:
 def _complete(folder: Path, saved: dict) -> bool:
     """Whether a checkpoint folder was copied whole: Tune copies it file by file, so a crash can
     leave cell.json beside a missing run id or a truncated training state."""
-    state = folder / "state.pt"
     if not (folder / "run_id.txt").is_file():
         return False
     if "state_bytes" not in saved:
         return True  # the cell's first checkpoint: only the run id
+    state = folder / "state.pt"
     return state.is_file() and state.stat().st_size == saved["state_bytes"]
 
 

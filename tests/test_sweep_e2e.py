@@ -5,13 +5,11 @@ from pathlib import Path
 
 import pytest
 
-from ablate.data.synthetic import HELD_OUT_CATEGORIES, generate_suite
+from ablate.data.tasks import TaskLibrary
 from tests.conftest import REPO, ablate_cli
 
 pytestmark = pytest.mark.slow
 SMOKE = str(REPO / "sweeps" / "smoke.yaml")
-# The held-out tasks of the synthetic suite's default split (10 test instances each in the smoke sweep).
-SYNTHETIC_TEST_TASKS = {name for name, task in generate_suite(0, 1).items() if task["Categories"][0] in HELD_OUT_CATEGORIES}
 
 
 def _runs(workdir: Path, experiment: str = "smoke"):
@@ -22,7 +20,7 @@ def _runs(workdir: Path, experiment: str = "smoke"):
     return client, client.search_runs([found.experiment_id], max_results=1000)
 
 
-def test_smoke_sweep_records_one_parent_and_a_finished_child_per_cell_then_caches(smoke_sweep):
+def test_smoke_sweep_records_one_parent_and_a_finished_child_per_cell_then_caches(smoke_sweep, synthetic_dir):
     tmp_path, first = smoke_sweep
     assert first.returncode == 0, first.stdout + first.stderr
     assert "[4/4] done 4, cached 0, failed 0" in first.stdout
@@ -54,8 +52,8 @@ def test_smoke_sweep_records_one_parent_and_a_finished_child_per_cell_then_cache
         assert artifacts == {"predictions/def-pos2.jsonl"}
         lines = client.download_artifacts(child.info.run_id, "predictions/def-pos2.jsonl", str(tmp_path / "dl"))
         records = [json.loads(line) for line in Path(lines).read_text().splitlines()]
-        held_out_tasks = {r["task"] for r in records}
-        assert len(held_out_tasks) == len(SYNTHETIC_TEST_TASKS) and held_out_tasks <= SYNTHETIC_TEST_TASKS
+        held_out_tasks = set(TaskLibrary(synthetic_dir).split("default").test_tasks)
+        assert {r["task"] for r in records} == held_out_tasks
         assert len(records) == len(held_out_tasks) * 10 and {"id", "task", "prediction", "references"} <= set(records[0])
 
     assert (tmp_path / "ablate_runs" / "smoke" / "report" / "smoke.png").is_file(), "the report runs at the end"
