@@ -2,7 +2,25 @@
 
 from __future__ import annotations
 
+from typing import Mapping, Sequence
+
+from pydantic import BaseModel, ConfigDict
+
 from ablate.data.tasks import Instance, Task
+
+
+class BaselineScores(BaseModel):
+    """A baseline's scores on a sweep's test set, as logged to the parent run (results.BASELINES_ARTIFACT)."""
+
+    model_config = ConfigDict(frozen=True)
+    overall: dict[str, float]  # metric -> score
+    per_cluster: dict[str, dict[str, float]]  # cluster name -> metric -> score
+
+    @classmethod
+    def of(cls, scores: Mapping) -> "BaselineScores":
+        from ablate.results import METRICS
+
+        return cls(overall={m: scores[m] for m in METRICS}, per_cluster=dict(scores.get("per_cluster", {})))
 
 
 def copy_demo(task: Task, instance: Instance) -> str:
@@ -16,3 +34,15 @@ def copy_input(task: Task, instance: Instance) -> str:
 
 
 BASELINES = {"copy_demo": copy_demo, "copy_input": copy_input}
+
+
+def baseline_predictions(name: str, pairs: Sequence[tuple[Task, Instance]]) -> list[str]:
+    rule = BASELINES[name]
+    return [rule(task, instance) for task, instance in pairs]
+
+
+def score_baselines(pairs: Sequence[tuple[Task, Instance]], cluster_of: Mapping[str, str]) -> dict[str, dict]:
+    """Every baseline's official scores (overall, per task, category and cluster) on test pairs."""
+    from ablate.evaluate import score_pairs
+
+    return {name: score_pairs(pairs, baseline_predictions(name, pairs), cluster_of) for name in BASELINES}

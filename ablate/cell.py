@@ -1,6 +1,6 @@
 """One cell of a sweep, as a recipe: build data, build model, train, evaluate, report.
 
-`run_cell` is what a Ray Tune trial runs (see ablate/run.py); it can also be called directly.
+`run_cell` is what a Ray Tune trial runs (see ablate/trial.py); it can also be called directly.
 """
 
 from __future__ import annotations
@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from ablate.baselines import BASELINES
-from ablate.data.build import build_test_dataset, build_train_dataset, tokenize_dataset
+from ablate import results
+from ablate.baselines import baseline_predictions
+from ablate.data.build import build_test_dataset, build_train_dataset, eval_pairs, tokenize_dataset
 from ablate.data.clusters import category_to_cluster
 from ablate.data.encoding import tokenizer_truncation
 from ablate.data.select import select_tasks
@@ -22,7 +23,7 @@ from ablate.data.tokenizer import task_dir_tokenizer
 from ablate.evaluate import generate_predictions, prediction_records, score_rows
 from ablate.model import PRESETS, build_model, is_baseline, load_pretrained_tokenizer
 from ablate.plan import Cell
-from ablate.track import CellRun, eval_metrics, metric_key
+from ablate.track import CellTracker
 from ablate.train import TrainResult, train_model
 
 
@@ -31,7 +32,7 @@ class CellPaths:
     cache_dir: Path
 
 
-def run_cell(cell: Cell, paths: CellPaths, run: CellRun, *, resume_state: dict | None = None,
+def run_cell(cell: Cell, paths: CellPaths, tracker: CellTracker, *, resume_state: dict | None = None,
              save_checkpoint: Callable | None = None) -> dict[str, float]:
     """Train and evaluate one cell, logging everything to its MLflow child run; returns headline metrics."""
     settings = cell.settings
@@ -40,11 +41,10 @@ def run_cell(cell: Cell, paths: CellPaths, run: CellRun, *, resume_state: dict |
     # 1. Data: the cell's tasks (seeded, nested), encoded as Tk-Instruct prompts.
     library = TaskLibrary(resolve_task_dir(data.source, data.synthetic_seed, paths.cache_dir))
     cluster_of = category_to_cluster(settings.cluster_map)
-    selection = select_tasks(library, split=data.split, held_out_clusters=data.held_out_clusters,
-                             train_clusters=data.train_clusters, num_train_tasks=data.num_train_tasks,
-                             cluster_map=settings.cluster_map, seed=settings.seed)
-    run.log_text(json.dumps({"train_tasks": selection.train_tasks, "test_tasks": selection.test_tasks}, indent=1),
-                 "tasks.json")
+    selection = select_tasks(library, data, settings.seed)
+    tracker.log_text(json.dumps({"train_tasks": selection.train_tasks, "test_tasks": selection.test_tasks}, indent=1),
+                     results.TASKS_ARTIFACT)
+    pairs = eval_pairs(library, selection.test_tasks, settings.eval.instances_per_task)
 
     # 2. Model: a heuristic baseline needs none; otherwise a preset from config or a pretrained model.
     if is_baseline(settings.model):
@@ -60,40 +60,41 @@ def run_cell(cell: Cell, paths: CellPaths, run: CellRun, *, resume_state: dict |
                                          truncation, settings.seed)
         train_data = tokenize_dataset(train_rows, tokenizer, tokenizer_id, train.max_source_length,
                                       train.max_target_length, paths.cache_dir)
-        run.log_metrics({"num_train_tasks": len(selection.train_tasks), "num_train_examples": len(train_data),
-                         "num_parameters": sum(p.numel() for p in model.parameters())})
+        tracker.log_metrics({results.NUM_TRAIN_TASKS: len(selection.train_tasks),
+                             results.NUM_TRAIN_EXAMPLES: len(train_data),
+                             results.NUM_PARAMETERS: sum(p.numel() for p in model.parameters())})
         train_result = train_model(model, tokenizer, train_data, train, settings.seed,
                                    resume_state=resume_state, save_checkpoint=save_checkpoint)
-        run.log_series({"train_loss": train_result.loss_history})
+        tracker.log_series({results.TRAIN_LOSS: train_result.loss_history})
 
     # 4. Evaluate every test encoding on the held-out tasks (one training serves them all).
     headline: dict[str, float] = {}
+    names: dict[str, str] = {}
     eval_began = time.perf_counter()
     for position, encoding in enumerate(settings.test_encodings):
-        rows = build_test_dataset(library, selection, settings.eval.instances_per_task, encoding,
-                                  truncation, cluster_of).to_dict()
+        rows = build_test_dataset(pairs, encoding, truncation, cluster_of).to_dict()
         if model is None:
-            predict = BASELINES[settings.model]
-            tasks = {name: library.get(name) for name in selection.test_tasks}
-            instances = {i.id: i for t in tasks.values() for i in t.instances}
-            predictions = [predict(tasks[t], instances[i]) for t, i in zip(rows["task"], rows["id"])]
+            predictions = baseline_predictions(settings.model, pairs)
         else:
             predictions = generate_predictions(model, tokenizer, rows["source"],
                                                max_source_length=train.max_source_length,
                                                max_new_tokens=settings.eval.max_new_tokens,
                                                num_beams=settings.eval.num_beams,
                                                batch_size=settings.eval.batch_size)
-        result = score_rows(rows, predictions)
+        scores = score_rows(rows, predictions)
 
         # 5. Report: metrics per encoding / category / task / cluster, and the predictions.
-        run.log_metrics(eval_metrics(encoding, result))
-        run.log_text("\n".join(json.dumps(r, ensure_ascii=False) for r in prediction_records(rows, predictions)),
-                     f"predictions/{metric_key(encoding)}.jsonl")
+        tracker.log_metrics(results.eval_metrics(encoding, scores))
+        names.update(results.names_in(scores))
+        tracker.log_text("\n".join(json.dumps(r, ensure_ascii=False) for r in prediction_records(rows, predictions)),
+                         results.predictions_artifact(encoding))
         if position == 0:  # the first test encoding gives the run's headline numbers
-            headline = {m: result[m] for m in ("exact_match", "rouge1", "rougeL")}
+            headline = {m: scores[m] for m in results.METRICS}
     eval_seconds = time.perf_counter() - eval_began
-    run.log_metrics({**headline, "train_seconds": train_result.seconds, "eval_seconds": eval_seconds,
-                     "examples_per_second": train_result.examples_per_second, "train_steps": train_result.steps})
+    tracker.log_text(json.dumps(names, indent=1, ensure_ascii=False), results.NAMES_ARTIFACT)
+    tracker.log_metrics({**headline, results.TRAIN_SECONDS: train_result.seconds, results.EVAL_SECONDS: eval_seconds,
+                         results.EXAMPLES_PER_SECOND: train_result.examples_per_second,
+                         results.TRAIN_STEPS: train_result.steps})
     return headline
 
 

@@ -5,6 +5,7 @@
     ablate validate sweeps/clusters.yaml     check a spec without running anything
     ablate report sweeps/clusters.yaml       curves, saturation fits and figures from MLflow
     ablate ui                                browse results in the MLflow UI
+    ablate dashboard dashboards/instruction_tuning.yaml --out site/   several sweeps on one page
     ablate prompt | eval | baseline | synth  the data layer on its own
 """
 
@@ -33,7 +34,9 @@ def cmd_sweep(args) -> int:
     if args.dry_run:
         return _show_plan(plan_report(prepared), args.json)
     if args.address:
-        _check_ray_address(args.address)
+        from ablate.ray_runtime import check_ray_address
+
+        check_ray_address(args.address)
     return run_sweep(prepared, address=args.address, force=args.force)
 
 
@@ -58,25 +61,9 @@ def cmd_validate(args) -> int:
     from ablate.sweep import prepare_sweep
 
     prepared = prepare_sweep(args.spec, args.overrides, tracking_uri=args.tracking_uri, output_dir=args.out)
+    prepared.print_warnings(sys.stdout)
     print(f"{args.spec}: OK ({len(prepared.cells)} cells)")
     return 0
-
-
-def _check_ray_address(address: str) -> None:
-    """Fail before anything starts when a Ray cluster address cannot be reached."""
-    import socket
-    from urllib.parse import urlparse
-
-    if address == "auto":
-        return
-    parsed = urlparse(address if "://" in address else f"ray://{address}")
-    host, port = parsed.hostname, parsed.port or (10001 if address.startswith("ray://") else 6379)
-    try:
-        socket.create_connection((host, port), timeout=3).close()
-    except OSError as exc:
-        raise AblateError(f"the Ray cluster at '{address}' is unreachable ({exc.strerror or exc}).",
-                          field="--address", fix="start it (ray start --head) or fix --address; "
-                                                 "leave --address out to run on this machine.") from None
 
 
 def cmd_prompt(args) -> int:
@@ -116,21 +103,17 @@ def _load_tokenizer(path: str):
 
 def _test_rows(task_dir: str, split: str, instances: int):
     """(task, instance) pairs of a split's test tasks: the first N instances of each."""
-    from ablate.data.select import test_instances
+    from ablate.data.build import eval_pairs
     from ablate.data.tasks import TaskLibrary
 
     library = TaskLibrary(task_dir)
-    tasks = [library.get(name) for name in library.split(split).test_tasks]
-    return [(task, instance) for task in tasks for instance in test_instances(task, instances)]
+    return eval_pairs(library, library.split(split).test_tasks, instances)
 
 
-def _score(rows, predictions: list[str]) -> dict:
+def _default_cluster_of() -> dict[str, str]:
     from ablate.data.clusters import DEFAULT_CLUSTERS, category_to_cluster
-    from ablate.metrics import evaluate_predictions
 
-    cluster_of = category_to_cluster(DEFAULT_CLUSTERS)
-    return evaluate_predictions(predictions, [i.references for _, i in rows], [t.name for t, _ in rows],
-                                [t.category for t, _ in rows], [cluster_of.get(t.category) for t, _ in rows])
+    return category_to_cluster(DEFAULT_CLUSTERS)
 
 
 def _print_scores(title: str, result: dict) -> None:
@@ -156,7 +139,9 @@ def cmd_eval(args) -> int:
                           f"(first: '{unknown[0]}')")
         raise AblateError("; ".join(detail) + ".", file=args.predictions, field="id",
                           fix=f"give one line per test instance (first {args.instances} of each test task).")
-    result = _score(rows, [predictions[i] for i in wanted])
+    from ablate.evaluate import score_pairs
+
+    result = score_pairs(rows, [predictions[i] for i in wanted], _default_cluster_of())
     if args.json:
         print(json.dumps(result, indent=2))
     else:
@@ -191,10 +176,10 @@ def _read_predictions(path: str) -> dict[str, str]:
 
 
 def cmd_baseline(args) -> int:
-    from ablate.baselines import BASELINES
+    from ablate.baselines import score_baselines
 
     rows = _test_rows(args.tasks, args.split, args.instances)
-    results = {name: _score(rows, [rule(t, i) for t, i in rows]) for name, rule in BASELINES.items()}
+    results = score_baselines(rows, _default_cluster_of())
     if args.json:
         print(json.dumps(results, indent=2))
     else:
@@ -216,7 +201,8 @@ def cmd_synth(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from ablate.analyse.publish import make_report, print_report, publish_report
+    from ablate.analyse.publish import print_report, publish_report
+    from ablate.analyse.report import make_report
     from ablate.spec import load_spec
     from ablate.track import resolve_tracking_uri
 
@@ -227,9 +213,8 @@ def cmd_report(args) -> int:
         experiment = spec.tracking.experiment or spec.name
         uri = uri or spec.tracking.tracking_uri
     uri = resolve_tracking_uri(uri, Path.cwd())
-    sweep_dir = Path("ablate_runs") / experiment
-    report = make_report(uri, experiment, args.metric, sweep_dir / "cache" if (sweep_dir / "cache").is_dir() else None)
-    written = publish_report(report, uri, Path(args.out) if args.out else sweep_dir / "report")
+    report = make_report(uri, experiment, args.metric)
+    written = publish_report(report, uri, Path(args.out) if args.out else Path("ablate_runs") / experiment / "report")
     if args.json:
         print(json.dumps(report, indent=2))
     else:

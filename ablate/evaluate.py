@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Mapping, Sequence
 
+from ablate.data.tasks import Instance, Task
 from ablate.metrics import evaluate_predictions
 
 
@@ -24,11 +25,19 @@ def generate_predictions(model, tokenizer, sources: Sequence[str], *, max_source
     return predictions
 
 
+def score_pairs(pairs: Sequence[tuple[Task, Instance]], predictions: Sequence[str], cluster_of: Mapping[str, str]) -> dict:
+    """Official metrics of predictions for (task, instance) pairs, grouped by task, category and cluster."""
+    from ablate.data.clusters import cluster_label
+
+    return evaluate_predictions(predictions, [i.references for _, i in pairs], [t.name for t, _ in pairs],
+                                [t.category for t, _ in pairs], [cluster_label(cluster_of, t.category) for t, _ in pairs])
+
+
 def score_rows(rows, predictions: Sequence[str]) -> dict:
     """Official metrics of predictions for test rows (columns task, category, cluster, references)."""
     return evaluate_predictions(
         predictions, rows["references"], rows["task"], rows["category"],
-        clusters=[c or None for c in rows["cluster"]],
+        clusters=rows["cluster"],
     )
 
 

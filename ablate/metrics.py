@@ -12,7 +12,7 @@ from collections import defaultdict
 from functools import lru_cache
 from typing import Iterable, Mapping, Sequence
 
-METRICS = ("exact_match", "rouge1", "rougeL")
+from ablate.results import METRICS
 
 # The official evaluation script's headline metric for its evaluation categories.
 OFFICIAL_CATEGORY_METRIC = {
@@ -97,7 +97,7 @@ def evaluate_predictions(
     references: Sequence[Sequence[str]],
     tasks: Sequence[str],
     categories: Sequence[str],
-    clusters: Sequence[str | None] | None = None,
+    clusters: Sequence[str] | None = None,
 ) -> dict:
     """Overall, per-task, per-category (official names) and per-cluster metrics.
 
@@ -113,6 +113,5 @@ def evaluate_predictions(
         key: result["per_category"][key][metric] for key, metric in result["headline_metric"].items()
     }
     if clusters is not None:
-        labelled = [(s, c) for s, c in zip(scores, clusters) if c is not None]
-        result["per_cluster"] = _grouped([s for s, _ in labelled], [c for _, c in labelled])
+        result["per_cluster"] = _grouped(scores, clusters)
     return result

@@ -21,7 +21,7 @@ class Preset:
     num_layers: int
     num_heads: int
     d_kv: int
-    # rough CPU seconds per step at batch 16 and ~40 tokens (shared/NOTES.md); for cost estimates
+    # rough CPU seconds per step at batch 16 and ~40 tokens, measured on a 2-core machine; for cost estimates
     cpu_seconds_per_step: float
 
 

@@ -49,6 +49,12 @@ class Cell:
         return {"id": self.id, "name": self.name, "axis_values": self.axis_values,
                 "settings": self.settings.model_dump(mode="json")}
 
+    @classmethod
+    def from_json(cls, saved: dict) -> "Cell":
+        """The inverse of `to_json` (a plan read back from disk, MLflow or a Ray trial's config)."""
+        return cls(id=saved["id"], name=saved["name"], axis_values=dict(saved["axis_values"]),
+                   settings=CellSettings.model_validate(saved["settings"]))
+
 
 def cell_id(settings: CellSettings) -> str:
     """A stable hash of the resolved settings; the data source path is replaced by its fingerprint."""

@@ -12,11 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
+from ablate import results
 from ablate.data.sources import check_source, source_fingerprint
 from ablate.errors import AblateError
 from ablate.model import PRESETS, is_baseline
 from ablate.plan import Cell, expand_grid, plan_errors
 from ablate.spec import SweepSpec, load_spec, spec_to_yaml
+from ablate.track import RetryPolicy
 from ablate.train import total_steps
 from ablate.validate import check_cells
 
@@ -29,6 +31,11 @@ class PreparedSweep:
     tracking_uri: str
     experiment: str
     output_dir: Path
+    warnings: tuple[str, ...] = ()
+
+    def print_warnings(self, out: TextIO) -> None:
+        for warning in self.warnings:
+            print(f"Warning: {warning}", file=out)
 
 
 def prepare_sweep(spec_file: str, overrides: list[str], *, tracking_uri: str | None = None,
@@ -49,11 +56,12 @@ def prepare_sweep(spec_file: str, overrides: list[str], *, tracking_uri: str | N
         raise _problems(spec_file, errors)
     cells = list({c.id: c for c in expand_grid(spec, fingerprint)}.values())  # equal settings run once
     out = Path(output_dir) if output_dir else workdir / "ablate_runs" / spec.name
-    errors = check_cells(cells, out / "cache")
-    if errors:
-        raise _problems(spec_file, errors)
+    checks = check_cells(cells, out / "cache")
+    if checks.errors:
+        raise _problems(spec_file, checks.errors)
     uri = resolve_tracking_uri(tracking_uri or spec.tracking.tracking_uri, workdir)
-    return PreparedSweep(spec, spec_file, cells, uri, spec.tracking.experiment or spec.name, out)
+    return PreparedSweep(spec, spec_file, cells, uri, spec.tracking.experiment or spec.name, out,
+                         tuple(checks.warnings))
 
 
 def _problems(spec_file: str, errors: list[str]) -> AblateError:
@@ -63,7 +71,7 @@ def _problems(spec_file: str, errors: list[str]) -> AblateError:
 
 
 def estimate_seconds(cell: Cell) -> float:
-    """A rough CPU estimate from the preset's measured step time (shared/NOTES.md)."""
+    """A rough CPU estimate from the preset's measured step time on a 2-core machine."""
     settings = cell.settings
     if is_baseline(settings.model):
         return 2.0
@@ -76,9 +84,10 @@ def estimate_seconds(cell: Cell) -> float:
 
 def cell_statuses(prepared: PreparedSweep) -> dict[str, str]:
     """Status per cell id from the MLflow store (done / failed / to run); reads, never creates, the store."""
-    from ablate.track import cell_runs, cell_status, find_experiment
+    from ablate.track import Store, cell_status
 
-    runs = cell_runs(prepared.tracking_uri, find_experiment(prepared.tracking_uri, prepared.experiment))
+    store = Store(prepared.tracking_uri, RetryPolicy(prepared.spec.tracking.retry_seconds))
+    runs = store.cell_runs(store.find_experiment(prepared.experiment))
     return {c.id: cell_status(runs.get(c.id, [])) for c in prepared.cells}
 
 
@@ -90,21 +99,26 @@ def plan_report(prepared: PreparedSweep) -> dict:
     to_run = [c for c in cells if c["status"] != "done"]
     concurrency = prepared.spec.resources.max_concurrent
     cpu_seconds = sum(c["estimated_seconds"] for c in to_run)
+    counts = {status: sum(c["status"] == status for c in cells) for status in ("done", "failed", "to run")}
     return {"sweep": prepared.spec.name, "experiment": prepared.experiment, "tracking_uri": prepared.tracking_uri,
-            "total": len(cells), "done": len(cells) - len(to_run), "to_run": len(to_run), "cells": cells,
+            "total": len(cells), "done": counts["done"], "failed": counts["failed"], "to_run": counts["to run"],
+            "cells": cells, "warnings": list(prepared.warnings),
             "estimate": {"cell_seconds": round(cpu_seconds, 1),
                          "wall_seconds": round(cpu_seconds / max(1, min(concurrency, len(to_run) or 1)), 1)}}
 
 
 def print_plan(report: dict, out: TextIO) -> None:
-    print(f"Sweep '{report['sweep']}': {report['total']} cells ({report['done']} done, "
+    print(f"Sweep '{report['sweep']}': {report['total']} cells ({report['done']} done, {report['failed']} failed, "
           f"{report['to_run']} to run); MLflow experiment '{report['experiment']}' at {report['tracking_uri']}",
           file=out)
+    for warning in report["warnings"]:
+        print(f"Warning: {warning}", file=out)
     for cell in report["cells"]:
         print(f"  {cell['id']}  {cell['status']:<7} {cell['name']}  (~{cell['estimated_seconds']:.0f}s)", file=out)
     minutes = report["estimate"]["wall_seconds"] / 60
-    print(f"Estimated cost: ~{report['estimate']['cell_seconds'] / 60:.1f} cell-minutes, "
-          f"~{minutes:.1f} minutes of wall time here.", file=out)
+    print(f"Estimated cost of the {report['failed'] + report['to_run']} cells not done: "
+          f"~{report['estimate']['cell_seconds'] / 60:.1f} cell-minutes, ~{minutes:.1f} minutes of wall time here.",
+          file=out)
 
 
 class SweepLock:
@@ -139,51 +153,54 @@ class SweepLock:
 def run_sweep(prepared: PreparedSweep, *, address: str | None = None, force: bool = False,
               out: TextIO = sys.stdout) -> int:
     """Run every cell not already FINISHED in MLflow; returns 0 when all cells are done, 1 otherwise."""
-    from ablate import track
-    from ablate.run import RunContext, ray_runtime, run_cells, write_json
+    from ablate.ray_runtime import ray_runtime
+    from ablate.schedule import schedule_cells
+    from ablate.track import Store, cell_status, check_tracking_uri
+    from ablate.trial import TrialContext
 
-    spec, uri = prepared.spec, prepared.tracking_uri
-    track.check_tracking_uri(uri)
+    spec = prepared.spec
+    check_tracking_uri(prepared.tracking_uri)
+    store = Store(prepared.tracking_uri, RetryPolicy(spec.tracking.retry_seconds))
     with SweepLock(prepared.output_dir), ExitStack() as ray_scope:
         if address:  # connect first: a cluster that refuses us must not leave runs behind
             ray_scope.enter_context(ray_runtime(address))
         began = time.time()
-        experiment_id = track.ensure_experiment(uri, prepared.experiment)
-        runs = track.cell_runs(uri, experiment_id)
-        closed = track.close_stale_runs(uri, runs)
+        prepared.print_warnings(out)
+        experiment_id = store.ensure_experiment(prepared.experiment)
+        runs = store.cell_runs(experiment_id)
+        closed = store.close_stale_runs(runs)
         if closed:
             print(f"Closed {closed} run(s) left RUNNING by an interrupted sweep as KILLED.", file=out)
-        done = {cid for cid, r in runs.items() if track.cell_status(r) == "done"}
+        done = {cid for cid, r in runs.items() if cell_status(r) == "done"}
         to_run = [c for c in prepared.cells if force or c.id not in done]
         cached = len(prepared.cells) - len(to_run)
 
         plan_json = {"sweep": spec.name, "cells": [c.to_json() for c in prepared.cells]}
         write_json(prepared.output_dir / "plan.json", plan_json)
         (prepared.output_dir / "spec.resolved.yaml").write_text(spec_to_yaml(spec))
-        parent_run_id = track.start_parent_run(uri, experiment_id, spec.name, {
-            "spec.resolved.yaml": spec_to_yaml(spec), "plan.json": json.dumps(plan_json, indent=1)})
+        parent_run_id = store.start_parent_run(experiment_id, spec.name, {
+            results.SPEC_ARTIFACT: spec_to_yaml(spec), results.PLAN_ARTIFACT: json.dumps(plan_json, indent=1)})
+        log_baselines(store, parent_run_id, prepared.cells[0], prepared.output_dir / "cache")
 
         print(f"Sweep '{spec.name}': {len(prepared.cells)} cells, {cached} cached, {len(to_run)} to run "
               f"(MLflow experiment '{prepared.experiment}', parent run {parent_run_id}).", file=out, flush=True)
         outcomes: list = []
         if to_run:
-            resources = spec.resources
-            context = RunContext(sweep=spec.name, output_dir=str(prepared.output_dir.resolve()),
-                                 tracking_uri=uri, experiment_id=experiment_id, parent_run_id=parent_run_id,
-                                 retry_seconds=spec.tracking.retry_seconds)
+            context = TrialContext(sweep=spec.name, output_dir=str(prepared.output_dir.resolve()),
+                                   tracking_uri=prepared.tracking_uri, experiment_id=experiment_id,
+                                   parent_run_id=parent_run_id, retry_seconds=spec.tracking.retry_seconds,
+                                   threads=max(1, int(spec.resources.cpus_per_cell)))
             if not address:
                 ray_scope.enter_context(ray_runtime(None))
             try:
-                outcomes = run_cells(to_run, context, cpus_per_cell=resources.cpus_per_cell,
-                                     gpus_per_cell=resources.gpus_per_cell, max_concurrent=resources.max_concurrent,
-                                     max_failures=resources.max_failures, total=len(prepared.cells),
-                                     cached=cached, out=out)
+                outcomes = schedule_cells(to_run, context, spec.resources, total=len(prepared.cells),
+                                          cached=cached, out=out)
             except KeyboardInterrupt:
                 outcomes = []
                 interrupted = True
             else:
                 interrupted = any(o.status == "interrupted" for o in outcomes)
-            _close_unfinished_runs(uri, experiment_id, to_run, outcomes, interrupted)
+            _close_unfinished_runs(store, experiment_id, to_run, outcomes, interrupted)
             if interrupted:
                 print(f"\nInterrupted. Finished cells are saved in MLflow; interrupted cells were marked KILLED and "
                       f"resume from their last checkpoint. Resume with: ablate sweep {prepared.spec_file}", file=out)
@@ -191,31 +208,51 @@ def run_sweep(prepared: PreparedSweep, *, address: str | None = None, force: boo
         failed = [o for o in outcomes if o.status == "failed"]
         counts = {"total": len(prepared.cells), "cached": cached, "done": len(outcomes) - len(failed),
                   "failed": len(failed)}
-        track.finish_parent_run(uri, parent_run_id, counts)
+        store.finish_parent_run(parent_run_id, counts)
         print_summary(prepared, counts, outcomes, time.time() - began, out)
         write_report(prepared, out)
         return 1 if failed else 0
 
 
-def _close_unfinished_runs(uri: str, experiment_id: str, cells: list[Cell], outcomes, interrupted: bool) -> None:
+def log_baselines(store, parent_run_id: str, cell: Cell, cache_dir: Path) -> None:
+    """Score the heuristic baselines once, on the sweep's test set (that of its first cell), into
+    the parent run: an artifact the report reads, and metrics for the MLflow UI."""
+    from ablate.baselines import BaselineScores, score_baselines
+    from ablate.data.build import eval_pairs
+    from ablate.data.clusters import category_to_cluster
+    from ablate.data.select import select_tasks
+    from ablate.data.sources import resolve_task_dir
+    from ablate.data.tasks import TaskLibrary
+
+    settings = cell.settings
+    library = TaskLibrary(resolve_task_dir(settings.data.source, settings.data.synthetic_seed, cache_dir))
+    selection = select_tasks(library, settings.data, settings.seed)
+    pairs = eval_pairs(library, selection.test_tasks, settings.eval.instances_per_task)
+    scores = {name: BaselineScores.of(s)
+              for name, s in score_baselines(pairs, category_to_cluster(settings.cluster_map)).items()}
+    store.log_text(parent_run_id, json.dumps({k: v.model_dump() for k, v in scores.items()}, indent=1),
+                   results.BASELINES_ARTIFACT)
+    store.log_metrics(parent_run_id, {results.baseline_key(name, metric): value
+                                      for name, s in scores.items() for metric, value in s.overall.items()})
+
+
+def _close_unfinished_runs(store, experiment_id: str, cells: list[Cell], outcomes, interrupted: bool) -> None:
     """Cells whose worker died (given up after retries) leave RUNNING runs: close them as FAILED with the
     error; after Ctrl-C, close the interrupted ones as KILLED."""
-    from ablate import track
-
-    runs = track.cell_runs(uri, experiment_id)
+    runs = store.cell_runs(experiment_id)
     errors = {o.cell.id: o.error or "failed" for o in outcomes if o.status == "failed"}
-    failed_runs = {cid: runs.get(cid, []) for cid in errors}
-    track.close_stale_runs(uri, failed_runs, status="FAILED", errors=errors)
+    store.close_stale_runs({cid: runs.get(cid, []) for cid in errors}, status="FAILED", errors=errors)
     if interrupted:
-        track.close_stale_runs(uri, {c.id: runs.get(c.id, []) for c in cells if c.id not in errors}, status="KILLED")
+        store.close_stale_runs({c.id: runs.get(c.id, []) for c in cells if c.id not in errors}, status="KILLED")
 
 
 def write_report(prepared: PreparedSweep, out: TextIO) -> None:
     """The sweep's report (figures in MLflow and ablate_runs/NAME/report); a failure here loses no result."""
-    from ablate.analyse.publish import make_report, print_report, publish_report
+    from ablate.analyse.publish import print_report, publish_report
+    from ablate.analyse.report import make_report
 
     try:
-        report = make_report(prepared.tracking_uri, prepared.experiment, "rougeL", prepared.output_dir / "cache")
+        report = make_report(prepared.tracking_uri, prepared.experiment, "rougeL")
         written = publish_report(report, prepared.tracking_uri, prepared.output_dir / "report")
     except Exception as exc:  # the cells are safe in MLflow; say how to retry the report alone
         print(f"Report not written ({type(exc).__name__}: {exc}); retry with: ablate report {prepared.spec_file}",
@@ -224,6 +261,14 @@ def write_report(prepared: PreparedSweep, out: TextIO) -> None:
     sys.stdout.flush()
     print_report(report)
     print("Figures: " + ", ".join(str(p) for p in written), file=out)
+
+
+def write_json(path: Path, payload) -> None:
+    """Write JSON atomically (a crash never leaves half a file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    scratch = path.with_suffix(path.suffix + ".tmp")
+    scratch.write_text(json.dumps(payload, indent=2))
+    scratch.replace(path)
 
 
 def print_summary(prepared: PreparedSweep, counts: dict[str, int], outcomes, seconds: float, out: TextIO) -> None:

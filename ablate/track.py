@@ -1,25 +1,27 @@
 """MLflow: one experiment per sweep, a parent run per sweep, a child run per cell.
 
 Everything goes through `MlflowClient` with explicit run ids (no global active run), so the
-driver and Ray workers can write to the same store at once.
+driver and Ray workers can write to the same store at once. Every call, read or write, goes
+through one `RetryPolicy`. Key, tag and artifact names come from `ablate.results`.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
+import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, TypeVar
 from urllib.parse import urlparse
 
-from ablate import __version__
+from ablate import __version__, results
 from ablate.errors import AblateError
 
 T = TypeVar("T")
-ROLE, CELL_ID, SWEEP = "ablate.role", "ablate.cell_id", "ablate.sweep"
-PARENT_TAG = "mlflow.parentRunId"
 
 
 def resolve_tracking_uri(uri: str | None, workdir: Path) -> str:
@@ -64,47 +66,49 @@ def store_exists(uri: str) -> bool:
     return path is None or path.is_file()
 
 
-TRANSIENT = ("locked", "connection refused", "max retries exceeded", "connection aborted",
-             "connection reset", "temporarily unavailable", "503", "502", "timed out")
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How long every MLflow call (reads and writes, driver and cells) waits out a store that is
+    briefly unavailable: a SQLite file locked by a concurrent cell, or a tracking server that is
+    down or restarting. Errors that are not transient are raised at once."""
+
+    window_seconds: float = 300.0
+    first_delay: float = 0.2
+    max_delay: float = 10.0
+
+    def call(self, action: Callable[[], T]) -> T:
+        deadline = time.monotonic() + self.window_seconds
+        delay = self.first_delay
+        while True:
+            try:
+                return action()
+            except Exception as exc:
+                if not is_transient(exc) or time.monotonic() + delay > deadline:
+                    raise
+                time.sleep(delay)
+                delay = min(delay * 2, self.max_delay)
 
 
-def with_retry(action: Callable[[], T], retry_seconds: float = 300.0) -> T:
-    """Retry a store call through transient failures: a SQLite lock held by a concurrent cell, or a
-    tracking server that is down for a while (up to `retry_seconds`, then the error is raised)."""
-    deadline = time.monotonic() + retry_seconds
-    delay = 0.2
-    while True:
-        try:
-            return action()
-        except Exception as exc:  # mlflow wraps sqlalchemy and HTTP errors in MlflowException
-            message = str(exc).lower()
-            if not any(t in message for t in TRANSIENT) or time.monotonic() + delay > deadline:
-                raise
-            time.sleep(delay)
-            delay = min(delay * 2, 10.0)
+def is_transient(exc: BaseException) -> bool:
+    """Whether a store error may pass by itself: classified by type where MLflow keeps one."""
+    import requests
+    import sqlalchemy.exc
+    from mlflow.exceptions import MlflowException
+    from mlflow.protos.databricks_pb2 import TEMPORARILY_UNAVAILABLE, ErrorCode
 
-
-def client(uri: str):
-    from mlflow.tracking import MlflowClient
-
-    return MlflowClient(tracking_uri=uri)
-
-
-def ensure_experiment(uri: str, name: str) -> str:
-    mlflow_client = client(uri)
-    experiment = mlflow_client.get_experiment_by_name(name)
-    if experiment is not None:
-        if experiment.lifecycle_stage == "deleted":
-            mlflow_client.restore_experiment(experiment.experiment_id)
-        return experiment.experiment_id
-    return with_retry(lambda: mlflow_client.create_experiment(name))
-
-
-def find_experiment(uri: str, name: str) -> str | None:
-    if not store_exists(uri):
-        return None
-    experiment = client(uri).get_experiment_by_name(name)
-    return None if experiment is None else experiment.experiment_id
+    for error in (exc, exc.__cause__, exc.__context__):
+        if isinstance(error, (sqlalchemy.exc.OperationalError, requests.exceptions.ConnectionError,
+                              requests.exceptions.Timeout, ConnectionError, TimeoutError)):
+            return True
+        if isinstance(error, MlflowException):
+            if error.error_code == ErrorCode.Name(TEMPORARILY_UNAVAILABLE):
+                return True
+            # MLflow's REST client re-raises a lost connection (after its own retries) and a 5xx
+            # from a proxy as a bare MlflowException without its cause: only the text tells.
+            message = str(error)
+            if "failed with exception" in message or re.search(r"error code 50[234]\b", message):
+                return True
+    return False
 
 
 def git_commit() -> str | None:
@@ -116,52 +120,125 @@ def git_commit() -> str | None:
         return None
 
 
-def start_parent_run(uri: str, experiment_id: str, sweep: str, artifacts: dict[str, str]) -> str:
-    """Reattach the sweep's parent run (or create it), mark it RUNNING and log the spec and plan."""
-    mlflow_client = client(uri)
-    found = mlflow_client.search_runs([experiment_id], filter_string=f"tags.`{ROLE}` = 'parent' and "
-                                      f"tags.`{SWEEP}` = '{sweep}'", max_results=1,
-                                      order_by=["attributes.start_time ASC"])
-    if found:
-        run_id = found[0].info.run_id
-        with_retry(lambda: mlflow_client.update_run(run_id, status="RUNNING"))
-    else:
-        run = with_retry(lambda: mlflow_client.create_run(
-            experiment_id, run_name=sweep,
-            tags={ROLE: "parent", SWEEP: sweep, "ablate.version": __version__, "ablate.git_commit": git_commit() or ""}))
-        run_id = run.info.run_id
-    for name, text in artifacts.items():
-        with_retry(lambda: mlflow_client.log_text(run_id, text, name))
-    return run_id
+def _provenance() -> dict[str, str]:
+    return {results.VERSION: __version__, results.GIT_COMMIT: git_commit() or ""}
 
 
-def finish_parent_run(uri: str, run_id: str, counts: dict[str, int]) -> None:
-    from mlflow.entities import Metric
+class Store:
+    """The driver's view of a tracking store: experiments, the parent run, cell runs by cell id."""
 
-    mlflow_client = client(uri)
-    now = int(time.time() * 1000)
-    with_retry(lambda: mlflow_client.log_batch(run_id, metrics=[Metric(f"cells_{k}", v, now, 0) for k, v in counts.items()]))
-    with_retry(lambda: mlflow_client.set_terminated(run_id, "FINISHED"))
+    def __init__(self, uri: str, retry: RetryPolicy = RetryPolicy()) -> None:
+        from mlflow.tracking import MlflowClient
 
+        self.uri, self.retry = uri, retry
+        self.client = MlflowClient(tracking_uri=uri)
 
-def cell_runs(uri: str, experiment_id: str | None) -> dict[str, list[Any]]:
-    """Child runs of the experiment by cell id (all statuses), oldest first."""
-    if experiment_id is None:
-        return {}
-    runs: dict[str, list[Any]] = {}
-    token = None
-    while True:
-        page = client(uri).search_runs([experiment_id], filter_string=f"tags.`{ROLE}` = 'cell'",
-                                       max_results=1000, page_token=token,
-                                       order_by=["attributes.start_time ASC"])
-        for run in page:
-            runs.setdefault(run.data.tags.get(CELL_ID, ""), []).append(run)
-        token = page.token
-        if not token:
-            return runs
+    def ensure_experiment(self, name: str) -> str:
+        experiment = self.retry.call(lambda: self.client.get_experiment_by_name(name))
+        if experiment is not None:
+            if experiment.lifecycle_stage == "deleted":
+                self.retry.call(lambda: self.client.restore_experiment(experiment.experiment_id))
+            return experiment.experiment_id
+        return self.retry.call(lambda: self.client.create_experiment(name))
+
+    def find_experiment(self, name: str) -> str | None:
+        if not store_exists(self.uri):
+            return None
+        experiment = self.retry.call(lambda: self.client.get_experiment_by_name(name))
+        return None if experiment is None else experiment.experiment_id
+
+    def experiment_names(self) -> list[str]:
+        return sorted(e.name for e in self.retry.call(self.client.search_experiments))
+
+    def _search(self, experiment_id: str, role: str, order: str = "ASC") -> list[Any]:
+        """Every run of a role in the experiment (all pages)."""
+        found: list[Any] = []
+        token = None
+        while True:
+            page = self.retry.call(lambda: self.client.search_runs(
+                [experiment_id], filter_string=f"tags.`{results.ROLE}` = '{role}'", max_results=1000,
+                page_token=token, order_by=[f"attributes.start_time {order}"]))
+            found.extend(page)
+            token = page.token
+            if not token:
+                return found
+
+    def parent_run(self, experiment_id: str, sweep: str | None = None):
+        """The sweep's parent run (the first one made), or None."""
+        parents = [r for r in self._search(experiment_id, results.ROLE_PARENT)
+                   if sweep is None or r.data.tags.get(results.SWEEP) == sweep]
+        return parents[0] if parents else None
+
+    def start_parent_run(self, experiment_id: str, sweep: str, artifacts: dict[str, str]) -> str:
+        """Reattach the sweep's parent run (or create it), mark it RUNNING and log `artifacts`."""
+        found = self.parent_run(experiment_id, sweep)
+        if found is not None:
+            run_id = found.info.run_id
+            self.retry.call(lambda: self.client.update_run(run_id, status="RUNNING"))
+        else:
+            tags = {results.ROLE: results.ROLE_PARENT, results.SWEEP: sweep, **_provenance()}
+            run_id = self.retry.call(lambda: self.client.create_run(experiment_id, run_name=sweep, tags=tags)).info.run_id
+        for name, text in artifacts.items():
+            self.log_text(run_id, text, name)
+        return run_id
+
+    def log_text(self, run_id: str, text: str, artifact_file: str) -> None:
+        self.retry.call(lambda: self.client.log_text(run_id, text, artifact_file))
+
+    def read_text(self, run_id: str, artifact_file: str) -> str | None:
+        """An artifact's text, or None when the run has no such artifact."""
+        from mlflow.exceptions import MlflowException
+
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+        with tempfile.TemporaryDirectory(prefix="ablate-read-") as scratch:
+            try:
+                path = self.retry.call(lambda: self.client.download_artifacts(run_id, artifact_file, scratch))
+            except (MlflowException, OSError) as exc:
+                if is_transient(exc):
+                    raise
+                return None
+            return Path(path).read_text(encoding="utf-8")
+
+    def log_metrics(self, run_id: str, values: dict[str, float], step: int = 0) -> None:
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        metrics = [Metric(k, float(v), now, step) for k, v in values.items()]
+        for start in range(0, len(metrics), 1000):
+            self.retry.call(lambda: self.client.log_batch(run_id, metrics=metrics[start:start + 1000]))
+
+    def finish_parent_run(self, run_id: str, counts: dict[str, int]) -> None:
+        self.log_metrics(run_id, {f"cells_{k}": v for k, v in counts.items()})
+        self.retry.call(lambda: self.client.set_terminated(run_id, "FINISHED"))
+
+    def cell_runs(self, experiment_id: str | None) -> dict[str, list[Any]]:
+        """Child runs of the experiment by cell id (all statuses), oldest first."""
+        if experiment_id is None:
+            return {}
+        runs: dict[str, list[Any]] = {}
+        for run in self._search(experiment_id, results.ROLE_CELL):
+            runs.setdefault(run.data.tags.get(results.CELL_ID, ""), []).append(run)
+        return runs
+
+    def close_stale_runs(self, runs_by_cell: dict[str, list[Any]], status: str = "KILLED",
+                         errors: dict[str, str] | None = None) -> int:
+        """Close runs left RUNNING (by a crash, a lost worker or Ctrl-C) so they never count as results;
+        `errors` (by cell id) are recorded on the runs closed as FAILED."""
+        closed = 0
+        for cell_id, runs in runs_by_cell.items():
+            for run in runs:
+                if run.info.status in ("RUNNING", "SCHEDULED"):
+                    run_id = run.info.run_id
+                    if errors and cell_id in errors:
+                        error = errors[cell_id][:results.MAX_ERROR_LENGTH]
+                        self.retry.call(lambda: self.client.set_tag(run_id, results.ERROR, error))
+                    self.retry.call(lambda: self.client.set_terminated(run_id, status))
+                    closed += 1
+        return closed
 
 
 def cell_status(runs: list[Any]) -> str:
+    """One cell's status from its runs: done (a FINISHED run), failed (a FAILED one) or to run."""
     statuses = {r.info.status for r in runs}
     if "FINISHED" in statuses:
         return "done"
@@ -170,64 +247,53 @@ def cell_status(runs: list[Any]) -> str:
     return "to run"
 
 
-def close_stale_runs(uri: str, runs_by_cell: dict[str, list[Any]], status: str = "KILLED",
-                     errors: dict[str, str] | None = None) -> int:
-    """Close runs left RUNNING (by a crash, a lost worker or Ctrl-C) so they never count as results;
-    `errors` (by cell id) are recorded on the runs closed as FAILED."""
-    mlflow_client = client(uri)
-    closed = 0
-    for cell_id, runs in runs_by_cell.items():
-        for run in runs:
-            if run.info.status in ("RUNNING", "SCHEDULED"):
-                if errors and cell_id in errors:
-                    with_retry(lambda: mlflow_client.set_tag(run.info.run_id, "ablate.error", errors[cell_id][:5000]))
-                with_retry(lambda: mlflow_client.set_terminated(run.info.run_id, status))
-                closed += 1
-    return closed
+@dataclass
+class CellTracker:
+    """The child run of one cell, written from a Ray worker. Every write rides out store outages,
+    and no metric step is logged twice, also when a resumed cell reattaches its run."""
 
+    uri: str
+    run_id: str
+    retry: RetryPolicy = RetryPolicy()
+    # metric key -> steps already in the run (None: not read yet); None as a whole: not read yet
+    _logged: dict[str, set[int] | None] | None = field(default=None, repr=False)
 
-def flatten(tree: Any, prefix: str = "") -> dict[str, str]:
-    if isinstance(tree, dict):
-        flat: dict[str, str] = {}
-        for key, value in tree.items():
-            flat.update(flatten(value, f"{prefix}{key}."))
-        return flat
-    return {prefix.rstrip("."): json.dumps(tree) if isinstance(tree, list) else str(tree)}
+    def __post_init__(self) -> None:
+        from mlflow.tracking import MlflowClient
 
-
-def metric_key(*parts: str) -> str:
-    """MLflow metric keys allow no '+': encodings are written with '-' (def+pos2 -> def-pos2)."""
-    return "/".join(p.replace("+", "-") for p in parts)
-
-
-class CellRun:
-    """The child run of one cell, written from a Ray worker; every write rides out store outages."""
-
-    def __init__(self, uri: str, run_id: str, retry_seconds: float = 300.0) -> None:
-        self.uri, self.run_id, self.retry_seconds = uri, run_id, retry_seconds
-        self._client = client(uri)
-
-    def _retry(self, action: Callable[[], T]) -> T:
-        return with_retry(action, self.retry_seconds)
+        self._client = MlflowClient(tracking_uri=self.uri)
 
     @classmethod
     def start(cls, uri: str, experiment_id: str, parent_run_id: str, *, cell_id: str, name: str, sweep: str,
               axis_values: dict[str, Any], settings: dict, data_fingerprint: str,
-              retry_seconds: float = 300.0) -> "CellRun":
+              retry: RetryPolicy = RetryPolicy()) -> "CellTracker":
         from mlflow.entities import Param
+        from mlflow.tracking import MlflowClient
 
-        tags = {ROLE: "cell", CELL_ID: cell_id, SWEEP: sweep, PARENT_TAG: parent_run_id,
-                "ablate.version": __version__, "ablate.git_commit": git_commit() or "",
-                "ablate.data_fingerprint": data_fingerprint,
-                **{f"ablate.axis.{k}": json.dumps(v) for k, v in axis_values.items()}}
-        mlflow_client = client(uri)
-        run = with_retry(lambda: mlflow_client.create_run(experiment_id, run_name=name, tags=tags), retry_seconds)
-        cell_run = cls(uri, run.info.run_id, retry_seconds)
-        params = [Param(k, v[:6000]) for k, v in flatten(settings).items()]
+        tags = {results.ROLE: results.ROLE_CELL, results.CELL_ID: cell_id, results.SWEEP: sweep,
+                results.PARENT_RUN: parent_run_id, results.DATA_FINGERPRINT: data_fingerprint,
+                **_provenance(), **results.axis_tags(axis_values)}
+        client = MlflowClient(tracking_uri=uri)
+        run = retry.call(lambda: client.create_run(experiment_id, run_name=name, tags=tags))
+        tracker = cls(uri, run.info.run_id, retry, _logged={})  # a new run has logged nothing
+        params = [Param(k, v[:6000]) for k, v in results.settings_params(settings).items()]
         for start in range(0, len(params), 100):
-            cell_run._retry(lambda: mlflow_client.log_batch(cell_run.run_id, params=params[start:start + 100]))
-        cell_run.log_text(json.dumps(settings, indent=2), "cell.json")
-        return cell_run
+            retry.call(lambda: client.log_batch(tracker.run_id, params=params[start:start + 100]))
+        tracker.log_text(json.dumps(settings, indent=2), results.CELL_ARTIFACT)
+        return tracker
+
+    def _already_logged(self, key: str) -> set[int]:
+        """Steps of `key` already in the run (read once per key, only for a reattached run)."""
+        if self._logged is None:
+            present = self.retry.call(lambda: self._client.get_run(self.run_id)).data.metrics
+            self._logged = dict.fromkeys(present)  # their histories are read on demand
+        if key not in self._logged:
+            return set()
+        steps = self._logged[key]
+        if steps is None:
+            history = self.retry.call(lambda: self._client.get_metric_history(self.run_id, key))
+            steps = self._logged[key] = {m.step for m in history}
+        return steps
 
     def log_metrics(self, values: dict[str, float], step: int = 0) -> None:
         self.log_series({k: [(step, v)] for k, v in values.items()})
@@ -236,34 +302,33 @@ class CellRun:
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
-        metrics = [Metric(key, float(value), now, step) for key, points in series.items() for step, value in points]
+        metrics = []
+        for key, points in series.items():
+            done = self._already_logged(key)
+            fresh = [(step, value) for step, value in points if step not in done]
+            metrics += [Metric(key, float(value), now, step) for step, value in fresh]
+            self._logged[key] = done | {step for step, _ in fresh}
         for start in range(0, len(metrics), 1000):
-            self._retry(lambda: self._client.log_batch(self.run_id, metrics=metrics[start:start + 1000]))
+            self.retry.call(lambda: self._client.log_batch(self.run_id, metrics=metrics[start:start + 1000]))
 
     def log_text(self, text: str, artifact_file: str) -> None:
-        self._retry(lambda: self._client.log_text(self.run_id, text, artifact_file))
+        self.retry.call(lambda: self._client.log_text(self.run_id, text, artifact_file))
 
     def set_tag(self, key: str, value: str) -> None:
-        self._retry(lambda: self._client.set_tag(self.run_id, key, value))
+        self.retry.call(lambda: self._client.set_tag(self.run_id, key, value))
 
     def status(self) -> str:
-        return self._retry(lambda: self._client.get_run(self.run_id).info.status)
+        return self.retry.call(lambda: self._client.get_run(self.run_id).info.status)
 
     def reopen(self) -> None:
         """Mark a run RUNNING again when a resumed cell reattaches it (it was closed as KILLED)."""
-        self._retry(lambda: self._client.update_run(self.run_id, status="RUNNING"))
+        self.retry.call(lambda: self._client.update_run(self.run_id, status="RUNNING"))
+
+    def fail(self, exc: BaseException, diverged: bool) -> None:
+        """Record the error on the run and close it as FAILED."""
+        self.set_tag(results.ERROR, f"{type(exc).__name__}: {exc}"[:results.MAX_ERROR_LENGTH])
+        self.set_tag(results.DIVERGED, str(diverged).lower())
+        self.finish("FAILED")
 
     def finish(self, status: str = "FINISHED") -> None:
-        self._retry(lambda: self._client.set_terminated(self.run_id, status))
-
-
-def eval_metrics(encoding: str, result: dict) -> dict[str, float]:
-    """Flat MLflow metrics of one test encoding: overall, per category, per task, per cluster."""
-    metrics = {metric_key(encoding, m): result[m] for m in ("exact_match", "rouge1", "rougeL")}
-    for group in ("per_category", "per_task", "per_cluster"):
-        for name, values in result.get(group, {}).items():
-            for m, v in values.items():
-                metrics[metric_key(encoding, group.removeprefix("per_"), name, m)] = v
-    for category, value in result.get("per_category_headline", {}).items():
-        metrics[metric_key(encoding, "category", category, "headline")] = value
-    return metrics
+        self.retry.call(lambda: self._client.set_terminated(self.run_id, status))

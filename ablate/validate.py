@@ -1,17 +1,40 @@
-"""Checks that need the plan and the task data: every problem listed at once, before anything starts."""
+"""Checks that need the plan and the task data: every problem listed at once, before anything starts.
+
+A spec that passes does not fail later for a reason knowable in advance: the clusters exist, every
+cell's tasks and instances are there, every name from the data makes a valid MLflow key, and
+every pretrained model's tokenizer loads. Test tasks outside every cluster are a warning: they
+are scored under "(no cluster)".
+"""
 
 from __future__ import annotations
 
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from ablate import results
 from ablate.data.clusters import category_to_cluster
-from ablate.data.select import sample_instances, select_tasks
-from ablate.data.sources import SYNTHETIC, check_source, resolve_task_dir
+from ablate.data.select import TaskSelection, sample_instances, select_tasks
+from ablate.data.sources import SYNTHETIC, resolve_task_dir
 from ablate.data.synthetic import SUITE_VERSION
 from ablate.data.tasks import TaskLibrary
 from ablate.errors import AblateError, did_you_mean
+from ablate.model import PRESETS, is_baseline
 from ablate.plan import Cell
+
+
+@dataclass
+class Checks:
+    errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def error(self, text: str) -> None:
+        if text not in self.errors:
+            self.errors.append(text)
+
+    def warn(self, text: str) -> None:
+        if text not in self.warnings:
+            self.warnings.append(text)
 
 
 def _cluster_errors(cell: Cell) -> list[str]:
@@ -21,11 +44,11 @@ def _cluster_errors(cell: Cell) -> list[str]:
         category_to_cluster(cluster_map)
     except AblateError as exc:
         errors.append(f"data.clusters: {exc.message}")
-    for field, names in (("data.held_out_clusters", data.held_out_clusters),
-                         ("data.train_clusters", data.train_clusters or [])):
+    for field_name, names in (("data.held_out_clusters", data.held_out_clusters),
+                              ("data.train_clusters", data.train_clusters or [])):
         for name in names:
             if name not in cluster_map:
-                errors.append(f"{field}: unknown cluster '{name}'. {did_you_mean(name, list(cluster_map))}")
+                errors.append(f"{field_name}: unknown cluster '{name}'. {did_you_mean(name, list(cluster_map))}")
     overlap = set(data.held_out_clusters) & set(data.train_clusters or [])
     if overlap:
         errors.append(f"data.train_clusters: held-out cluster(s) {', '.join(sorted(overlap))} are also training "
@@ -33,29 +56,64 @@ def _cluster_errors(cell: Cell) -> list[str]:
     return errors
 
 
-def _data_errors(cell: Cell, library: TaskLibrary) -> list[str]:
-    data = cell.settings.data
+def _selection(cell: Cell, library: TaskLibrary) -> TaskSelection:
+    """The cell's tasks, after checking it can sample its training instances (raises AblateError)."""
+    selection = select_tasks(library, cell.settings.data, cell.settings.seed)
+    for name in selection.train_tasks:
+        sample_instances(library.get(name), cell.settings.data.instances_per_task, cell.settings.seed)
+    return selection
+
+
+def _test_set_checks(cell: Cell, selection: TaskSelection, library: TaskLibrary, checks: Checks) -> None:
+    """Keys the cell's evaluation will write, and test tasks no cluster holds."""
+    cluster_of = category_to_cluster(cell.settings.cluster_map)
+    tasks = [library.get(name) for name in selection.test_tasks]
+    names = {"task": [t.name for t in tasks], "category": [t.category for t in tasks],
+             "cluster": [*cluster_of.values(), results.NO_CLUSTER]}
+    for encoding in cell.settings.test_encodings:
+        for group, values in names.items():
+            for name in values:
+                if not name.strip():
+                    checks.error(f"a test task has an empty {group} name; give every task a category.")
+                    continue
+                key = results.MetricKey(encoding, results.HEADLINE, group, name).key()
+                if len(key) > results.MAX_KEY_LENGTH:
+                    checks.error(f"the {group} name '{name[:60]}...' makes the MLflow key '{key[:60]}...' longer "
+                                 f"than {results.MAX_KEY_LENGTH} characters; shorten the name.")
+    unclustered = sorted({t.name for t in tasks if t.category not in cluster_of})
+    if unclustered:
+        categories = sorted({t.category for t in tasks if t.category not in cluster_of})
+        checks.warn(f"{len(unclustered)} test task(s) have a category no cluster names "
+                    f"({', '.join(categories[:8])}{', ...' if len(categories) > 8 else ''}); they are scored under "
+                    f"'{results.NO_CLUSTER}' and count in the overall mean. Add the categories to data.clusters "
+                    "to give them a cluster.")
+
+
+def _tokenizer_error(model: str) -> str | None:
+    """A pretrained model whose tokenizer cannot load (presets build theirs from the task data)."""
+    if model in PRESETS or is_baseline(model):
+        return None
+    from ablate.model import load_pretrained_tokenizer
+
     try:
-        selection = select_tasks(library, split=data.split, held_out_clusters=data.held_out_clusters,
-                                 train_clusters=data.train_clusters, num_train_tasks=data.num_train_tasks,
-                                 cluster_map=cell.settings.cluster_map, seed=cell.settings.seed)
-        for name in selection.train_tasks:
-            sample_instances(library.get(name), data.instances_per_task, cell.settings.seed)
-        for name in selection.test_tasks:
-            library.get(name)
+        load_pretrained_tokenizer(model)
     except AblateError as exc:
-        return [exc.render()]
-    return []
+        return exc.render()
+    return None
 
 
-def check_cells(cells: list[Cell], cache_dir: Path) -> list[str]:
-    """Problems of the planned cells against their data; empty when the sweep can start.
+def check_cells(cells: list[Cell], cache_dir: Path) -> Checks:
+    """Problems (errors) and warnings of the planned cells against their data.
 
     The synthetic suite is generated into a scratch folder when not cached yet, so checking a
     spec writes nothing.
     """
-    errors: list[str] = []
+    checks = Checks()
     seen: set[str] = set()
+    for model in sorted({c.settings.model for c in cells}):
+        error = _tokenizer_error(model)
+        if error:
+            checks.error(f"model: {error}")
     with tempfile.TemporaryDirectory(prefix="ablate-check-") as scratch:
         libraries: dict[tuple[str, int], TaskLibrary] = {}
         for cell in cells:
@@ -65,20 +123,20 @@ def check_cells(cells: list[Cell], cache_dir: Path) -> list[str]:
                 continue
             seen.add(key)
             cluster_errors = _cluster_errors(cell)
-            errors.extend(e for e in cluster_errors if e not in errors)
+            for error in cluster_errors:
+                checks.error(error)
             if cluster_errors:
                 continue
             source = (data.source, data.synthetic_seed)
             if source not in libraries:
-                try:
-                    check_source(data.source)
-                except AblateError as exc:
-                    errors.append(exc.render())
-                    return errors
                 cached = cache_dir / f"synthetic-v{SUITE_VERSION}-seed{data.synthetic_seed}"
                 base = Path(scratch) if data.source == SYNTHETIC and not cached.is_dir() else cache_dir
                 libraries[source] = TaskLibrary(resolve_task_dir(data.source, data.synthetic_seed, base))
-            for error in _data_errors(cell, libraries[source]):
-                if error not in errors:
-                    errors.append(f"{cell.name}: {error}" if len(cells) > 1 else error)
-    return errors
+            library = libraries[source]
+            try:
+                selection = _selection(cell, library)
+            except AblateError as exc:
+                checks.error(f"{cell.name}: {exc.render()}" if len(cells) > 1 else exc.render())
+                continue
+            _test_set_checks(cell, selection, library, checks)
+    return checks

@@ -34,7 +34,11 @@ def _closed_port() -> int:
 
 
 def replace(old, new):
-    return lambda text: text.replace(old, new)
+    def edit(text):
+        assert old in text, f"the edit {old!r} -> {new!r} matches nothing in the base spec"
+        return text.replace(old, new)
+
+    return edit
 
 
 def append(extra):

@@ -64,3 +64,13 @@ def test_ids_ignore_key_order_and_source_path_but_not_data_or_seed():
     assert expand_grid(SweepSpec.model_validate(moved), "fp")[0].id == a.id, "path replaced by fingerprint"
     assert expand_grid(SweepSpec.model_validate(base), "other-data")[0].id != a.id
     assert expand_grid(SweepSpec.model_validate({**base, "seeds": [1]}), "fp")[0].id != a.id
+
+
+def test_a_cell_round_trips_through_json():
+    from ablate.plan import Cell
+
+    spec = spec_of("axes:\n  train_clusters: {cumulative: [program_execution, translation]}\n"
+                   "  test_encoding: [def, pos2]\n", seeds=[0, 3])
+    for cell in expand_grid(spec, "fp"):
+        again = Cell.from_json(yaml.safe_load(yaml.safe_dump(cell.to_json())))
+        assert again == cell and again.settings.test_encodings == ["def", "pos2"]

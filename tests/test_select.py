@@ -3,10 +3,10 @@
 import pytest
 
 from ablate.data.clusters import DEFAULT_CLUSTERS
-from ablate.data.select import sample_instances, select_tasks
-from ablate.data.select import test_instances as first_instances
+from ablate.data.select import eval_instances, sample_instances, select_tasks
 from ablate.data.tasks import TaskLibrary
 from ablate.errors import AblateError
+from ablate.spec import DataSpec
 
 
 @pytest.fixture(scope="module")
@@ -14,10 +14,10 @@ def library(synthetic_dir):
     return TaskLibrary(synthetic_dir)
 
 
-def _select(library, **overrides):
-    settings = dict(split="default", held_out_clusters=[], train_clusters=None, num_train_tasks=None,
-                    cluster_map=DEFAULT_CLUSTERS, seed=0)
-    return select_tasks(library, **{**settings, **overrides})
+def _select(library, seed=0, cluster_map=DEFAULT_CLUSTERS, **overrides):
+    data = DataSpec(source="synthetic", instances_per_task=8, clusters={k: list(v) for k, v in cluster_map.items()},
+                    **overrides)
+    return select_tasks(library, data, seed)
 
 
 def test_task_subsets_are_nested_and_seeded(library):
@@ -37,9 +37,9 @@ def test_instance_samples_are_nested(library):
         sample_instances(task, 401, seed=0)
 
 
-def test_test_instances_are_the_first_n(library):
+def test_eval_instances_are_the_first_n(library):
     task = library.get(library.names()[0])
-    assert [i.id for i in first_instances(task, 100)] == [i.id for i in task.instances[:100]]
+    assert [i.id for i in eval_instances(task, 100)] == [i.id for i in task.instances[:100]]
 
 
 def test_held_out_clusters_are_never_trained_on(library):

@@ -12,7 +12,7 @@ from ablate.data.encoding import tokenizer_truncation
 from ablate.data.select import select_tasks
 from ablate.data.tasks import TaskLibrary
 from ablate.model import build_model
-from ablate.spec import TrainSpec
+from ablate.spec import DataSpec, TrainSpec
 from ablate.train import DivergedError, train_model
 
 torch.set_num_threads(1)
@@ -22,8 +22,9 @@ torch.set_num_threads(1)
 def tiny(synthetic_dir, tmp_path_factory):
     library = TaskLibrary(synthetic_dir)
     tokenizer, tokenizer_id = _tokenizer_for("t5-tiny", synthetic_dir, tmp_path_factory.mktemp("cache"))
-    selection = select_tasks(library, split="default", held_out_clusters=[], train_clusters=None,
-                             num_train_tasks=4, cluster_map=DEFAULT_CLUSTERS, seed=0)
+    data = DataSpec(source="synthetic", num_train_tasks=4, instances_per_task=16,
+                    clusters={k: list(v) for k, v in DEFAULT_CLUSTERS.items()})
+    selection = select_tasks(library, data, seed=0)
     rows = build_train_dataset(library, selection, 16, "def", tokenizer_truncation(tokenizer, 64), seed=0)
     data = tokenize_dataset(rows, tokenizer, tokenizer_id, 64, 16, None)
     return tokenizer, data

@@ -96,7 +96,7 @@ def render_page(page: Page, tracking_uri: str) -> str:
     import matplotlib.pyplot as plt
 
     from ablate.analyse.plots import report_figures
-    from ablate.analyse.publish import make_report
+    from ablate.analyse.report import make_report
 
     sections, plotly_included = [], False
     for section in page.sections:

@@ -3,20 +3,11 @@
 from __future__ import annotations
 
 import json
-import tempfile
 from pathlib import Path
 
-from ablate.analyse.collect import collect_sweep
+from ablate import results
 from ablate.analyse.plots import report_figures
-from ablate.analyse.report import baseline_scores, build_report
-
-
-def make_report(tracking_uri: str, experiment: str, metric: str, cache_dir: Path | None = None) -> dict:
-    """Collect the sweep from MLflow and compute every number behind its figures."""
-    sweep = collect_sweep(tracking_uri, experiment)
-    with tempfile.TemporaryDirectory(prefix="ablate-report-") as scratch:
-        baselines = baseline_scores(sweep, metric, cache_dir or Path(scratch))
-    return build_report(sweep, metric, baselines)
+from ablate.track import RetryPolicy
 
 
 def publish_report(report: dict, tracking_uri: str, out_dir: Path | None) -> list[Path]:
@@ -26,12 +17,12 @@ def publish_report(report: dict, tracking_uri: str, out_dir: Path | None) -> lis
 
     figure, html = report_figures(report)
     name = report["experiment"]
-    client = MlflowClient(tracking_uri=tracking_uri)
+    client, retry = MlflowClient(tracking_uri=tracking_uri), RetryPolicy()
     run_id = report["parent_run_id"]
-    client.log_figure(run_id, figure, f"report/{name}.png")
-    client.log_text(run_id, _page(name, html), f"report/{name}.html")
-    client.log_dict(run_id, report, "report/report.json")
-    client.log_table(run_id, data=_table(report), artifact_file="report/points.json")
+    retry.call(lambda: client.log_figure(run_id, figure, results.report_artifact(f"{name}.png")))
+    retry.call(lambda: client.log_text(run_id, _page(name, html), results.report_artifact(f"{name}.html")))
+    retry.call(lambda: client.log_dict(run_id, report, results.report_artifact("report.json")))
+    retry.call(lambda: client.log_table(run_id, data=_table(report), artifact_file=results.report_artifact("points.json")))
     written: list[Path] = []
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)

@@ -6,11 +6,12 @@ import hashlib
 import json
 import random
 from pathlib import Path
-from typing import Mapping
+from typing import Mapping, Sequence
 
 from ablate.data.encoding import Truncation, build_source, choose_reference, parse_encoding
-from ablate.data.select import TaskSelection, sample_instances, test_instances
-from ablate.data.tasks import TaskLibrary
+from ablate.data.clusters import cluster_label
+from ablate.data.select import TaskSelection, eval_instances, sample_instances
+from ablate.data.tasks import Instance, Task, TaskLibrary
 
 
 def build_train_dataset(library: TaskLibrary, selection: TaskSelection, instances_per_task: int,
@@ -30,20 +31,23 @@ def build_train_dataset(library: TaskLibrary, selection: TaskSelection, instance
     return Dataset.from_list(rows)
 
 
-def build_test_dataset(library: TaskLibrary, selection: TaskSelection, instances_per_task: int,
-                       encoding: str, truncation: Truncation | None, cluster_of: Mapping[str, str]):
-    """Evaluation rows: the first N instances of each test task, with every reference."""
+def eval_pairs(library: TaskLibrary, test_tasks: Sequence[str], instances_per_task: int) -> list[tuple[Task, Instance]]:
+    """(task, instance) of the evaluation set: the first N instances of each test task."""
+    return [(task, instance) for task in map(library.get, test_tasks)
+            for instance in eval_instances(task, instances_per_task)]
+
+
+def build_test_dataset(pairs: Sequence[tuple[Task, Instance]], encoding: str, truncation: Truncation | None,
+                       cluster_of: Mapping[str, str]):
+    """Evaluation rows of test pairs, with every reference; tasks outside every cluster are
+    labelled "(no cluster)" and scored like the others."""
     from datasets import Dataset
 
     parsed = parse_encoding(encoding)
-    rows = []
-    for name in selection.test_tasks:
-        task = library.get(name)
-        for instance in test_instances(task, instances_per_task):
-            rows.append({"id": instance.id, "task": name, "category": task.category,
-                         "cluster": cluster_of.get(task.category, ""),
-                         "source": build_source(task, instance, parsed, truncation),
-                         "references": list(instance.references)})
+    rows = [{"id": instance.id, "task": task.name, "category": task.category,
+             "cluster": cluster_label(cluster_of, task.category),
+             "source": build_source(task, instance, parsed, truncation),
+             "references": list(instance.references)} for task, instance in pairs]
     return Dataset.from_list(rows)
 
 

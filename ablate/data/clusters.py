@@ -44,3 +44,10 @@ def category_to_cluster(clusters: Mapping[str, tuple[str, ...] | list[str]]) -> 
             owner[category] = cluster
     return owner
 
+
+
+def cluster_label(cluster_of: Mapping[str, str], category: str) -> str:
+    """The cluster a category belongs to, or the "(no cluster)" group: such tasks are still scored."""
+    from ablate.results import NO_CLUSTER
+
+    return cluster_of.get(category, NO_CLUSTER)

@@ -13,6 +13,7 @@ from typing import Mapping, Sequence
 from ablate.data.clusters import category_to_cluster
 from ablate.data.tasks import Instance, Task, TaskLibrary
 from ablate.errors import AblateError
+from ablate.spec import DataSpec
 
 
 @dataclass(frozen=True)
@@ -35,14 +36,14 @@ def tasks_in_clusters(library: TaskLibrary, names: Sequence[str], clusters: Sequ
     return [n for n in names if owner.get(library.get(n).category) in wanted]
 
 
-def select_tasks(library: TaskLibrary, *, split: str, held_out_clusters: Sequence[str],
-                 train_clusters: Sequence[str] | None, num_train_tasks: int | None,
-                 cluster_map: Mapping[str, Sequence[str]], seed: int) -> TaskSelection:
+def select_tasks(library: TaskLibrary, data: DataSpec, seed: int) -> TaskSelection:
     """Training and test tasks of a cell.
 
     With held-out clusters (FLAN's setting) the test tasks are every task of those clusters and
     training draws from the other tasks; without, the split's train/test lists are used.
     """
+    split, held_out_clusters, train_clusters = data.split, data.held_out_clusters, data.train_clusters
+    num_train_tasks, cluster_map = data.num_train_tasks, data.clusters or {}
     if held_out_clusters:
         every_task = library.names()
         test = tasks_in_clusters(library, every_task, held_out_clusters, cluster_map)
@@ -82,6 +83,6 @@ def sample_instances(task: Task, count: int, seed: int) -> list[Instance]:
     return [task.instances[i] for i in order[:count]]
 
 
-def test_instances(task: Task, count: int) -> list[Instance]:
+def eval_instances(task: Task, count: int) -> list[Instance]:
     """The official evaluation set: the first `count` (100) instances of a test task."""
     return list(task.instances[:count])

@@ -2,7 +2,8 @@
 
 import json
 
-from ablate.run import _last_line, latest_checkpoint
+from ablate.checkpoint import latest_checkpoint
+from ablate.schedule import _last_line
 
 
 def _checkpoint(root, experiment, trial, index, cell_id, step, run_id="r1"):

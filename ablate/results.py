@@ -1,0 +1,177 @@
+"""The results schema: every MLflow metric key, tag name and artifact path ablate writes or reads.
+
+Nothing else in ablate spells a key by hand. Names from task data (task, category and cluster
+names) become key segments through `name_key`, which is injective and has an exact inverse
+(`name_from_key`), so any name a task file holds gives a valid MLflow key and reads back as
+itself:
+
+    name_key("Text Generation -> Word Generation")  ->  "Text Generation -:3e: Word Generation"
+    name_key("Misc.")                                ->  "Misc."
+    name_key("..")                                   ->  ":2e::2e:"
+
+Characters outside `[A-Za-z0-9_.- ]` are written `:<hex code point>:`; a segment of dots only is
+escaped whole (MLflow refuses keys that are not normalised paths). Encodings, whose names hold
+only `[a-z0-9_+]`, are written with `-` for `+` (`def+pos2` -> `def-pos2`).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping
+
+# -- metrics -------------------------------------------------------------------------------
+METRICS = ("exact_match", "rouge1", "rougeL")  # the official SuperNI metrics, x100
+HEADLINE = "headline"  # a category's official headline metric (exact match or ROUGE-L)
+GROUPS = ("task", "category", "cluster")  # per-group scores of one test encoding
+NO_CLUSTER = "(no cluster)"  # the group of test tasks whose category no cluster names
+TRAIN_LOSS = "train_loss"
+MAX_KEY_LENGTH = 250  # MLflow's limit for metric, param and tag keys
+
+# Cell bookkeeping metrics (step 0 of the child run).
+NUM_TRAIN_TASKS, NUM_TRAIN_EXAMPLES, NUM_PARAMETERS = "num_train_tasks", "num_train_examples", "num_parameters"
+TRAIN_SECONDS, EVAL_SECONDS, EXAMPLES_PER_SECOND, TRAIN_STEPS = (
+    "train_seconds", "eval_seconds", "examples_per_second", "train_steps")
+
+# -- tags ----------------------------------------------------------------------------------
+ROLE = "ablate.role"  # "parent" (one per sweep) or "cell" (one per cell)
+ROLE_PARENT, ROLE_CELL = "parent", "cell"
+SWEEP = "ablate.sweep"
+CELL_ID = "ablate.cell_id"
+VERSION = "ablate.version"
+GIT_COMMIT = "ablate.git_commit"
+DATA_FINGERPRINT = "ablate.data_fingerprint"
+AXIS_PREFIX = "ablate.axis."
+ERROR = "ablate.error"
+DIVERGED = "ablate.diverged"
+RESUMED_FROM_STEP = "ablate.resumed_from_step"
+PARENT_RUN = "mlflow.parentRunId"  # MLflow's own tag: nests a child under its parent in the UI
+MAX_ERROR_LENGTH = 5000
+
+# -- artifacts -----------------------------------------------------------------------------
+SPEC_ARTIFACT = "spec.resolved.yaml"  # parent run
+PLAN_ARTIFACT = "plan.json"  # parent run
+BASELINES_ARTIFACT = "baselines.json"  # parent run
+REPORT_DIR = "report"  # parent run
+CELL_ARTIFACT = "cell.json"  # child run: the cell's resolved settings
+TASKS_ARTIFACT = "tasks.json"  # child run: its training and test tasks
+NAMES_ARTIFACT = "names.json"  # child run: key segment -> original name, for every name in its keys
+
+
+def predictions_artifact(encoding: str) -> str:
+    return f"predictions/{encoding_key(encoding)}.jsonl"
+
+
+def report_artifact(file_name: str) -> str:
+    return f"{REPORT_DIR}/{file_name}"
+
+
+# -- names to keys -------------------------------------------------------------------------
+_SAFE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.- ")
+_ESCAPED = re.compile(r":([0-9a-f]+):")
+
+
+def name_key(name: str) -> str:
+    """A valid MLflow key segment for any non-empty name; injective (see `name_from_key`)."""
+    if not name:
+        raise ValueError("an empty name has no key")
+    if set(name) == {"."}:
+        return "".join(f":{ord(c):x}:" for c in name)
+    return "".join(c if c in _SAFE else f":{ord(c):x}:" for c in name)
+
+
+def name_from_key(segment: str) -> str:
+    """The name a `name_key` segment was made from."""
+    return _ESCAPED.sub(lambda m: chr(int(m.group(1), 16)), segment)
+
+
+def encoding_key(encoding: str) -> str:
+    return encoding.replace("+", "-")
+
+
+def encoding_from_key(segment: str) -> str:
+    return segment.replace("-", "+")
+
+
+@dataclass(frozen=True)
+class MetricKey:
+    """One evaluation metric of a cell: `encoding` and `metric`, per `group`/`name` or overall."""
+
+    encoding: str
+    metric: str
+    group: str | None = None  # one of GROUPS; None: the overall score
+    name: str | None = None  # the task, category or cluster
+
+    def key(self) -> str:
+        parts = [encoding_key(self.encoding)]
+        if self.group is not None:
+            parts += [self.group, name_key(self.name or "")]
+        return "/".join([*parts, self.metric])
+
+
+def parse_metric_key(key: str) -> MetricKey | None:
+    """The inverse of `MetricKey.key`; None for keys that are not evaluation metrics."""
+    parts = key.split("/")
+    if len(parts) == 2 and parts[1] in METRICS:
+        return MetricKey(encoding_from_key(parts[0]), parts[1])
+    if len(parts) == 4 and parts[1] in GROUPS and (parts[3] in METRICS or parts[3] == HEADLINE):
+        return MetricKey(encoding_from_key(parts[0]), parts[3], parts[1], name_from_key(parts[2]))
+    return None
+
+
+def eval_metrics(encoding: str, result: Mapping[str, Any]) -> dict[str, float]:
+    """Flat MLflow metrics of one test encoding's scores (see `ablate.metrics.evaluate_predictions`):
+    overall, per task, per category (with its headline metric) and per cluster."""
+    metrics = {MetricKey(encoding, m).key(): result[m] for m in METRICS}
+    for group in GROUPS:
+        for name, values in result.get(f"per_{group}", {}).items():
+            for m, v in values.items():
+                metrics[MetricKey(encoding, m, group, name).key()] = v
+    for category, value in result.get("per_category_headline", {}).items():
+        metrics[MetricKey(encoding, HEADLINE, "category", category).key()] = value
+    return metrics
+
+
+def names_in(result: Mapping[str, Any]) -> dict[str, str]:
+    """Key segment -> original name for every task, category and cluster in a scores dict."""
+    return {name_key(name): name for group in GROUPS for name in result.get(f"per_{group}", {})}
+
+
+def cluster_scores(metrics: Mapping[str, float], encoding: str, metric: str) -> dict[str, float]:
+    """Per-cluster scores of one test encoding in a run's metrics, by cluster name."""
+    found = {}
+    for key, value in metrics.items():
+        parsed = parse_metric_key(key)
+        if parsed and parsed.group == "cluster" and parsed.encoding == encoding and parsed.metric == metric:
+            found[parsed.name] = value
+    return found
+
+
+def overall_score(metrics: Mapping[str, float], encoding: str, metric: str) -> float | None:
+    return metrics.get(MetricKey(encoding, metric).key())
+
+
+def baseline_key(baseline: str, metric: str) -> str:
+    """A baseline's overall score, as a metric of the parent run."""
+    return f"baseline/{name_key(baseline)}/{metric}"
+
+
+# -- params --------------------------------------------------------------------------------
+def settings_params(tree: Any, prefix: str = "") -> dict[str, str]:
+    """Nested settings as flat MLflow params (`train.learning_rate`); keys that come from data
+    (a cluster map's cluster names) go through `name_key`; lists are JSON."""
+    if isinstance(tree, dict):
+        flat: dict[str, str] = {}
+        for key, value in tree.items():
+            flat.update(settings_params(value, f"{prefix}{name_key(str(key))}."))
+        return flat
+    return {prefix.rstrip("."): json.dumps(tree) if isinstance(tree, list) else str(tree)}
+
+
+def axis_tags(axis_values: Mapping[str, Any]) -> dict[str, str]:
+    return {f"{AXIS_PREFIX}{k}": json.dumps(v) for k, v in axis_values.items()}
+
+
+def too_long_keys(keys: Iterable[str]) -> list[str]:
+    return [k for k in keys if len(k) > MAX_KEY_LENGTH]

@@ -1,0 +1,135 @@
+"""The driver's side of Ray Tune: one trial per cell, progress with an ETA, and each cell's outcome.
+
+The driver gives Tune the explicit list of cells to run (planning, naming and caching happen
+before, without Ray); each trial runs `ablate.trial.cell_trial` in a worker.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+
+from ablate.plan import Cell
+from ablate.results import METRICS
+from ablate.spec import ResourcesSpec
+from ablate.trial import CELL_DONE, CELL_FAILED, ERROR, ERROR_ARTIFACT, RUN_ID, TrialContext, cell_trial
+
+
+@dataclass
+class CellOutcome:
+    cell: Cell
+    status: str  # "done" | "failed" | "interrupted"
+    metrics: dict[str, float] = field(default_factory=dict)
+    error: str | None = None
+    log_path: str | None = None
+
+
+def _progress_callback(total: int, cached: int, concurrency: int, out: TextIO):
+    from ray.tune import Callback
+
+    class Progress(Callback):
+        """Prints cells done / cached / failed / total, the running cells and an ETA."""
+
+        def __init__(self) -> None:
+            self.started: dict[str, float] = {}
+            self.durations: list[float] = []
+            self.done = self.failed = 0
+            self.names: dict[str, str] = {}
+
+        def _line(self, event: str) -> None:
+            finished = self.done + self.failed
+            remaining = total - cached - finished
+            eta = ""
+            if self.durations and remaining > 0:
+                seconds = sum(self.durations) / len(self.durations) * remaining / max(1, concurrency)
+                eta = f" | ETA {int(seconds // 60)}m{int(seconds % 60):02d}s"
+            running = ", ".join(self.names[t] for t in self.started) or "-"
+            print(f"[{finished + cached}/{total}] done {self.done}, cached {cached}, failed {self.failed}"
+                  f" | running: {running}{eta} | {event}", file=out, flush=True)
+
+        def on_trial_start(self, iteration, trials, trial, **info):
+            self.started[trial.trial_id] = time.time()
+            self.names[trial.trial_id] = trial.config["cell"]["name"]
+            self._line(f"started {self.names[trial.trial_id]}")
+
+        def on_trial_recover(self, iteration, trials, trial, **info):
+            self._line(f"worker lost; retrying {self.names.get(trial.trial_id, trial.trial_id)} from its checkpoint")
+
+        def on_trial_complete(self, iteration, trials, trial, **info):
+            self.durations.append(time.time() - self.started.pop(trial.trial_id, time.time()))
+            result = trial.last_result or {}
+            if result.get(CELL_FAILED):
+                self.failed += 1
+                self._line(f"FAILED {self.names[trial.trial_id]}: {result.get(ERROR, '')[:200]}")
+            else:
+                self.done += 1
+                self._line(f"finished {self.names[trial.trial_id]}")
+
+        def on_trial_error(self, iteration, trials, trial, **info):
+            self.started.pop(trial.trial_id, None)
+            self.failed += 1
+            self._line(f"FAILED {self.names.get(trial.trial_id, trial.trial_id)} (worker lost, retries used up)")
+
+    return Progress()
+
+
+def schedule_cells(cells: list[Cell], context: TrialContext, resources: ResourcesSpec, *, total: int, cached: int,
+                   out: TextIO = sys.stdout) -> list[CellOutcome]:
+    """Run `cells` as Tune trials on the connected Ray runtime (see `ablate.ray_runtime`)."""
+    # Every cell checkpoints once at its start (the MLflow run id, for retries); Tune warns about that.
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    # ablate prints its own progress; Tune's console tables (its "new output") would drown it.
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    import logging
+
+    from ray import tune
+
+    # Tune's own "resume with Tuner.restore(...)" advice does not apply: re-running `ablate sweep` resumes.
+    logging.getLogger("ray.tune.tune").setLevel(logging.ERROR)
+
+    try:
+        trainable = tune.with_resources(cell_trial, {"cpu": resources.cpus_per_cell, "gpu": resources.gpus_per_cell})
+        tuner = tune.Tuner(
+            trainable,
+            param_space={"cell": tune.grid_search([c.to_json() for c in cells]), "context": context.to_json()},
+            tune_config=tune.TuneConfig(max_concurrent_trials=resources.max_concurrent, reuse_actors=False),
+            run_config=tune.RunConfig(
+                name=f"{context.sweep}-{time.strftime('%Y%m%d-%H%M%S')}",
+                storage_path=str(Path(context.output_dir).resolve() / "ray"),
+                # Only a lost worker reaches Tune as an error (a cell's own exception is a result).
+                failure_config=tune.FailureConfig(max_failures=resources.max_failures),
+                checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+                callbacks=[_progress_callback(total, cached, resources.max_concurrent, out)],
+                verbose=0,
+            ),
+        )
+        results = tuner.fit()
+        by_id = {c.id: c for c in cells}
+        return [_outcome(by_id[result.config["cell"]["id"]], result) for result in results]
+    finally:
+        logging.getLogger("ray.tune.tune").setLevel(logging.INFO)
+
+
+def _outcome(cell: Cell, result) -> CellOutcome:
+    metrics = result.metrics or {}
+    if result.error is None and metrics.get(CELL_DONE):
+        return CellOutcome(cell, "done", {k: v for k, v in metrics.items() if k in METRICS})
+    if result.error is None and metrics.get(CELL_FAILED):
+        return CellOutcome(cell, "failed", error=metrics.get(ERROR, "failed"),
+                           log_path=f"{ERROR_ARTIFACT} of MLflow run {metrics.get(RUN_ID)}")
+    if result.error is None:  # stopped by Ctrl-C before it finished
+        return CellOutcome(cell, "interrupted")
+    log = Path(result.path) / "error.txt" if result.path else None
+    text = log.read_text() if log is not None and log.is_file() else str(result.error or "no result")
+    return CellOutcome(cell, "failed", error=_last_line(text)[:300],
+                       log_path=str(log) if log is not None and log.is_file() else result.path)
+
+
+def _last_line(text: str) -> str:
+    """The line of a traceback that names the exception."""
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else "failed"

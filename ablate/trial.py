@@ -1,0 +1,115 @@
+"""What runs inside a Ray Tune trial (a worker process): one cell, tracked and resumable.
+
+The driver side (ablate/schedule.py) gives each trial a cell and a `TrialContext` in its config.
+The trial reattaches the cell's MLflow run when it resumes (Tune's own retry after a lost
+worker, or a re-run after `ablate sweep` was killed), runs the cell recipe (ablate/cell.py) and
+reports one of two final results: `CELL_DONE` or `CELL_FAILED`. An exception inside the cell is
+a result, not a crash: the run is closed FAILED with the error at once and Tune does not retry
+it; only a worker that dies (the process is gone) is retried, from its last checkpoint.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import traceback
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from ablate.plan import Cell
+
+# Keys of the results a trial reports to the driver.
+CELL_DONE, CELL_FAILED, ERROR, RUN_ID, STEP = "cell_done", "cell_failed", "error", "mlflow_run_id", "step"
+ERROR_ARTIFACT = "error.txt"  # the failed cell's traceback, in its MLflow run
+
+
+@dataclass(frozen=True)
+class TrialContext:
+    """Where a sweep's cells read and write; passed to every trial as plain data."""
+
+    sweep: str
+    output_dir: str
+    tracking_uri: str
+    experiment_id: str
+    parent_run_id: str
+    retry_seconds: float
+    threads: int
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def cell_trial(config: dict[str, Any]) -> None:
+    """A Ray Tune function trainable: run one cell, resuming from a checkpoint if there is one."""
+    import torch
+    from ray import tune
+
+    from ablate import results
+    from ablate.cell import CellPaths, run_cell
+    from ablate.track import CellTracker, RetryPolicy
+    from ablate.train import DivergedError
+
+    cell, context = Cell.from_json(config["cell"]), TrialContext(**config["context"])
+    retry = RetryPolicy(context.retry_seconds)
+    torch.set_num_threads(context.threads)
+
+    tracker, resume_state = _resume(cell, context, retry)
+    if tracker is None:
+        tracker = CellTracker.start(context.tracking_uri, context.experiment_id, context.parent_run_id,
+                                    cell_id=cell.id, name=cell.name, sweep=context.sweep,
+                                    axis_values=cell.axis_values, settings=cell.settings.model_dump(mode="json"),
+                                    data_fingerprint=cell.settings.data_fingerprint, retry=retry)
+        # A checkpoint holding only the run id: a retry after a lost worker reattaches this run.
+        _report_checkpoint(cell.id, tracker.run_id, 0, None)
+
+    def save_checkpoint(step: int, make_state) -> None:
+        _report_checkpoint(cell.id, tracker.run_id, step, make_state())
+
+    try:
+        metrics = run_cell(cell, CellPaths(cache_dir=Path(context.output_dir) / "cache"), tracker,
+                           resume_state=resume_state, save_checkpoint=save_checkpoint)
+    except Exception as exc:  # the cell failed: record it once; Tune must not retry it
+        trace = traceback.format_exc()
+        tracker.log_text(trace, ERROR_ARTIFACT)
+        tracker.fail(exc, diverged=isinstance(exc, DivergedError))
+        tune.report({CELL_FAILED: 1, ERROR: f"{type(exc).__name__}: {exc}"[:results.MAX_ERROR_LENGTH],
+                     RUN_ID: tracker.run_id})
+        return
+    tracker.finish("FINISHED")
+    tune.report({**metrics, CELL_DONE: 1})
+
+
+def _resume(cell: Cell, context: TrialContext, retry):
+    """(tracker, training state) to continue: Tune's checkpoint when Tune retries this trial, else
+    the cell's last checkpoint from an earlier, interrupted `ablate sweep` (e.g. killed with -9),
+    unless that run already finished (`--force` starts afresh). (None, None): nothing to resume."""
+    from ray import tune
+
+    from ablate import results
+    from ablate.checkpoint import latest_checkpoint, read_run_id, read_state
+    from ablate.track import CellTracker
+
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None:
+        folder = Path(checkpoint.to_directory())
+    else:
+        folder = latest_checkpoint(Path(context.output_dir) / "ray", cell.id)
+    if folder is None:
+        return None, None
+    tracker = CellTracker(context.tracking_uri, read_run_id(folder), retry)
+    if tracker.status() == "FINISHED":
+        return None, None
+    state = read_state(folder)
+    tracker.reopen()
+    tracker.set_tag(results.RESUMED_FROM_STEP, str(state["step"] if state else 0))
+    return tracker, state
+
+
+def _report_checkpoint(cell_id: str, run_id: str, step: int, state: dict | None) -> None:
+    from ray import tune
+
+    from ablate.checkpoint import write_checkpoint
+
+    with tempfile.TemporaryDirectory() as folder:
+        write_checkpoint(Path(folder), cell_id, run_id, step, state)
+        tune.report({STEP: step}, checkpoint=tune.Checkpoint.from_directory(folder))
