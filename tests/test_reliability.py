@@ -78,6 +78,12 @@ def assert_complete(folder: Path, name: str, cells: int = 4, uri: str | None = N
     assert len(finished) == cells and all(len(v) == 1 for v in finished.values()), \
         {k: len(v) for k, v in finished.items()}
     assert not [r for r in cell_runs if r.info.status == "RUNNING"], "no run left RUNNING"
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri or f"sqlite:///{folder / 'mlflow.db'}")
+    for run in cell_runs:
+        steps = [m.step for m in client.get_metric_history(run.info.run_id, "train_loss")]
+        assert len(steps) == len(set(steps)), f"a metric step logged twice in run {run.info.run_id}: {steps}"
     return {k: v[0] for k, v in finished.items()}
 
 
@@ -179,7 +185,9 @@ def test_a_diverging_cell_fails_as_such_and_the_others_go_on(tmp_path):
     assert result.returncode == 1, result.stdout[-3000:]
     assert "FAILED  train.learning_rate=1000000000000.0 seed=0" in result.stdout
     assert "DivergedError: training diverged: loss is nan" in result.stdout
+    assert "retrying" not in result.stdout, "a cell that raises fails once; only a lost worker is retried"
     cell_runs, _ = runs(tmp_path, "rel")
+    assert len(cell_runs) == 2, "one run per cell: the failed cell was not trained a second time"
     statuses = {r.data.params["train.learning_rate"]: r for r in cell_runs}
     assert statuses["0.001"].info.status == "FINISHED"
     failed = statuses["1000000000000.0"]

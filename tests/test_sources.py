@@ -60,3 +60,25 @@ def test_a_superni_directory_gets_a_word_tokenizer_built_once_and_cached(tmp_pat
     assert tokenizer.unk_token_id not in ids and ids[-1] == tokenizer.eos_token_id
     again, again_id = task_dir_tokenizer(fixture_tasks, tmp_path / "cache")
     assert again_id == tokenizer_id and len(again) == len(tokenizer)
+
+
+def test_hf_source_reads_a_dataset_saved_with_save_to_disk_in_the_superni_layout(tmp_path):
+    """The SuperNI-on-HF layout (task_name, id, definition, inputs, targets, category), saved by
+    `datasets` itself; an `hf:` source pointing at such a folder is read with load_from_disk."""
+    from datasets import Dataset, DatasetDict
+
+    def rows(task, category, n, prefix):
+        return [{"task_name": task, "id": f"{task}-{i}", "definition": f"Do {task}.", "inputs": f"{prefix} {i}",
+                 "targets": [f"out {i}", f"alt {i}"], "category": category} for i in range(n)]
+
+    saved = tmp_path / "superni_hf"
+    DatasetDict({"train": Dataset.from_list(rows("task10_a", "Text Generation -> Word Generation", 3, "a")),
+                 "test": Dataset.from_list(rows("task20_b", "Question Answering", 2, "b"))}).save_to_disk(str(saved))
+    task_dir = resolve_task_dir(f"hf:{saved}", 0, tmp_path / "cache")
+    library = TaskLibrary(task_dir)
+    split = library.split("default")
+    assert split.train_tasks == ("task10_a",) and split.test_tasks == ("task20_b",)
+    task = library.get("task10_a")
+    assert task.category == "Text Generation -> Word Generation" and task.definition == "Do task10_a."
+    assert [(i.id, i.input, i.references) for i in task.instances][0] == ("task10_a-0", "a 0", ("out 0", "alt 0"))
+    assert source_fingerprint(f"hf:{saved}", 0) != source_fingerprint(f"hf:{tmp_path / 'other'}", 0)

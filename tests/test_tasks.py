@@ -40,7 +40,12 @@ GOOD = {"Definition": ["Do it."], "Positive Examples": [], "Negative Examples": 
     ('{"Definition": [', "line 1", "invalid JSON"),
     ({k: v for k, v in GOOD.items() if k != "Definition"}, "Definition", "missing"),
     ({**GOOD, "Instances": [{"id": "x-1", "input": "a", "output": []}]}, "Instances[0].output", "empty"),
-    ({**GOOD, "Instances": [{"id": "x-1", "input": "a"}]}, "Instances[0]", "needs 'id', 'input' and 'output'"),
+    ({**GOOD, "Instances": [{"id": "x-1", "input": "a"}]}, "Instances[0]", "instance 0 has no 'output'"),
+    ({**GOOD, "Instances": [GOOD["Instances"][0], {"id": "x-2"}]}, "Instances[1]", "has no 'input' and no 'output'"),
+    ({**GOOD, "Instances": [{"id": "x-1", "input": "a", "output": 5}]}, "Instances[0].output",
+     "expected a list of reference strings, got int"),
+    ({**GOOD, "Instances": [GOOD["Instances"][0], GOOD["Instances"][0]]}, "Instances[1].id", "appears twice"),
+    ({**GOOD, "Categories": [" "]}, "Categories", "non-empty list"),
     ({**GOOD, "Categories": []}, "Categories", "non-empty list"),
     ({**GOOD, "Positive Examples": [{"input": "a"}]}, "Positive Examples[0]", "needs 'input' and 'output'"),
     ({**GOOD, "Definition": [3]}, "Definition", "expected a string"),
@@ -51,6 +56,14 @@ def test_broken_task_files_name_file_and_field(tmp_path, content, field, says):
         load_task(path)
     message = str(error.value)
     assert str(path) in message and f"field '{field}" in message and says in message and "Fix:" in message
+
+
+def test_instances_without_an_id_are_named_after_the_task_and_their_index(tmp_path):
+    older = {**GOOD, "Instances": [{"input": "a", "output": ["b"]}, {"id": "kept", "input": "c", "output": "d"},
+                                   {"input": "e", "output": ["f", "g"]}]}
+    task = load_task(_write(tmp_path, "task77_old_release", older))
+    assert [i.id for i in task.instances] == ["task77_old_release-0", "kept", "task77_old_release-2"]
+    assert task.instances[2].references == ("f", "g")
 
 
 def test_split_naming_a_missing_task_is_an_error(tmp_path):

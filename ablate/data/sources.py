@@ -80,11 +80,18 @@ def convert_hf_dataset(name: str, out_dir: Path) -> None:
 
     Rows need a task name (`task_name`), `id`, `definition`, an input (`inputs`/`input`),
     references (`targets`/`output`, a string or a list) and optionally `category` and a
-    `split` column ('train'/'test'); the dataset's own splits are used otherwise.
+    `split` column ('train'/'test'); the dataset's own splits are used otherwise. `name` is a
+    hub dataset, a folder of data files, or a folder written by `datasets`' `save_to_disk`.
     """
-    from datasets import load_dataset
+    from datasets import load_dataset, load_from_disk
 
-    dataset = load_dataset(name)
+    saved = Path(name)
+    if (saved / "dataset_dict.json").is_file() or (saved / "dataset_info.json").is_file():
+        dataset = load_from_disk(str(saved))  # a folder written by `save_to_disk`
+        if not hasattr(dataset, "items"):
+            dataset = {"train": dataset}
+    else:
+        dataset = load_dataset(name)  # a hub dataset or a folder of data files
     tasks: dict[str, dict] = {}
     split_of: dict[str, set[str]] = defaultdict(set)
     for split_name, rows in dataset.items():

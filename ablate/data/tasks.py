@@ -89,27 +89,42 @@ def _parse_examples(raw: Any, path: Path, field: str) -> tuple[Example, ...]:
     return tuple(examples)
 
 
-def _parse_instances(raw: Any, path: Path) -> tuple[Instance, ...]:
+def _parse_instances(raw: Any, path: Path, task_name: str) -> tuple[Instance, ...]:
+    """Instances of a task file. Older releases have instances without an id: they get
+    `<task name>-<index>` (index from 0, in file order)."""
     if not isinstance(raw, list):
         raise _fail(path, "Instances", "expected a list of {id, input, output} objects.",
                     "write the instances as a JSON list.")
     instances = []
     for i, item in enumerate(raw):
         where = f"Instances[{i}]"
-        if not isinstance(item, dict) or not {"id", "input", "output"} <= set(item):
-            raise _fail(path, where, "an instance needs 'id', 'input' and 'output'.",
-                        "give every instance an id, an input string and a list of reference outputs.")
+        if not isinstance(item, dict):
+            raise _fail(path, where, "an instance must be a JSON object with 'input' and 'output'.",
+                        "write every instance as {\"id\": ..., \"input\": ..., \"output\": [...]}.")
+        missing = [key for key in ("input", "output") if key not in item]
+        if missing:
+            raise _fail(path, where, f"instance {i} has no {' and no '.join(repr(k) for k in missing)}.",
+                        "give every instance an input string and a list of reference outputs.")
         references = item["output"]
         if isinstance(references, str):
             references = [references]
-        if not isinstance(references, list) or not references:
+        if not isinstance(references, list):
+            raise _fail(path, f"{where}.output", f"expected a list of reference strings, got {type(references).__name__}.",
+                        'write the references as a JSON list of strings, e.g. "output": ["yes"].')
+        if not references:
             raise _fail(path, f"{where}.output", "the list of references is empty.",
                         "give at least one reference output for every instance.")
         instances.append(Instance(
-            id=str(item["id"]),
+            id=str(item["id"]) if "id" in item else f"{task_name}-{i}",
             input=_as_str(item["input"], path, f"{where}.input"),
             references=tuple(_as_str(r, path, f"{where}.output") for r in references),
         ))
+    seen: set[str] = set()
+    for i, instance in enumerate(instances):
+        if instance.id in seen:
+            raise _fail(path, f"Instances[{i}].id", f"instance id '{instance.id}' appears twice.",
+                        "give every instance of a task its own id.")
+        seen.add(instance.id)
     return tuple(instances)
 
 
@@ -129,7 +144,7 @@ def parse_task(name: str, raw: Any, path: Path) -> Task:
                         "write the definition as a list holding one string.")
         definition = definition[0]
     categories = raw["Categories"]
-    if not isinstance(categories, list) or not categories or not all(isinstance(c, str) for c in categories):
+    if not isinstance(categories, list) or not categories or not all(isinstance(c, str) and c.strip() for c in categories):
         raise _fail(path, "Categories", "expected a non-empty list of category names.",
                     'write e.g. "Categories": ["Textual Entailment"].')
     return Task(
@@ -137,7 +152,7 @@ def parse_task(name: str, raw: Any, path: Path) -> Task:
         definition=_as_str(definition, path, "Definition"),
         positive_examples=_parse_examples(raw.get("Positive Examples", []), path, "Positive Examples"),
         negative_examples=_parse_examples(raw.get("Negative Examples", []), path, "Negative Examples"),
-        instances=_parse_instances(raw["Instances"], path),
+        instances=_parse_instances(raw["Instances"], path, name),
         categories=tuple(categories),
         metadata={k: v for k, v in raw.items() if k not in KNOWN_KEYS},
     )

@@ -1,0 +1,54 @@
+"""The MLflow edge: one retry policy for reads and writes, and no metric step logged twice."""
+
+import pytest
+import requests
+import sqlalchemy.exc
+from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE, TEMPORARILY_UNAVAILABLE
+
+from ablate.track import CellTracker, RetryPolicy, Store, is_transient
+
+
+def test_transient_errors_are_told_by_type():
+    assert is_transient(MlflowException("database is locked", error_code=TEMPORARILY_UNAVAILABLE))
+    assert is_transient(requests.exceptions.ConnectionError("refused"))
+    wrapped = MlflowException("store failed")
+    wrapped.__cause__ = sqlalchemy.exc.OperationalError("SELECT 1", {}, Exception("locked"))
+    assert is_transient(wrapped)
+    assert not is_transient(MlflowException("bad key", error_code=INVALID_PARAMETER_VALUE))
+    assert not is_transient(ValueError("a bug"))
+
+
+def test_the_policy_retries_transient_errors_within_its_window_and_raises_others_at_once():
+    calls = []
+
+    def flaky():
+        calls.append(1)
+        if len(calls) < 3:
+            raise requests.exceptions.ConnectionError("server restarting")
+        return "ok"
+
+    assert RetryPolicy(window_seconds=5, first_delay=0.01).call(flaky) == "ok" and len(calls) == 3
+    with pytest.raises(ValueError):
+        RetryPolicy(window_seconds=5).call(lambda: (_ for _ in ()).throw(ValueError("a bug")))
+    with pytest.raises(requests.exceptions.ConnectionError):
+        RetryPolicy(window_seconds=0.05, first_delay=0.01).call(
+            lambda: (_ for _ in ()).throw(requests.exceptions.ConnectionError("down")))
+
+
+def test_a_reattached_run_logs_no_step_twice(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'm.db'}"
+    store = Store(uri)
+    experiment_id = store.ensure_experiment("e")
+    first = CellTracker.start(uri, experiment_id, "parent", cell_id="c1", name="c1", sweep="s", axis_values={"seed": 0},
+                              settings={"seed": 0}, data_fingerprint="f")
+    first.log_series({"train_loss": [(10, 2.0), (20, 1.5)]})
+    first.log_metrics({"def/rougeL": 40.0})
+    # A resumed cell: a new tracker on the same run logs the whole history and the scores again.
+    again = CellTracker(uri, first.run_id)
+    again.log_series({"train_loss": [(10, 2.0), (20, 1.5), (30, 1.2)]})
+    again.log_metrics({"def/rougeL": 40.0, "def/exact_match": 12.0})
+    history = store.client.get_metric_history(first.run_id, "train_loss")
+    assert [m.step for m in history] == [10, 20, 30]
+    assert len(store.client.get_metric_history(first.run_id, "def/rougeL")) == 1
+    assert store.client.get_run(first.run_id).data.metrics["def/exact_match"] == 12.0
