@@ -21,25 +21,29 @@ from ablate.data.sources import resolve_task_dir
 from ablate.data.tasks import TaskLibrary
 from ablate.data.tokenizer import task_dir_tokenizer
 from ablate.evaluate import generate_predictions, prediction_records, score_rows
-from ablate.model import PRESETS, build_model, is_baseline, load_pretrained_tokenizer
+from ablate.model import PRESETS, add_lora, build_model, is_baseline, load_pretrained_tokenizer
 from ablate.plan import Cell
 from ablate.track import CellTracker
 from ablate.train import TrainResult, train_model
 
 
 @dataclass(frozen=True)
-class CellPaths:
+class CellPlace:
+    """Where a cell runs: its data cache and its device ("cpu", or "cuda" for the GPU Ray assigned it)."""
+
     cache_dir: Path
+    device: str = "cpu"
 
 
-def run_cell(cell: Cell, paths: CellPaths, tracker: CellTracker, *, resume_state: dict | None = None,
+def run_cell(cell: Cell, place: CellPlace, tracker: CellTracker, *, resume_state: dict | None = None,
              save_checkpoint: Callable | None = None) -> dict[str, float]:
     """Train and evaluate one cell, logging everything to its MLflow child run; returns headline metrics."""
     settings = cell.settings
     data, train = settings.data, settings.train
+    tracker.set_tags(runtime_tags(place.device))
 
     # 1. Data: the cell's tasks (seeded, nested), encoded as Tk-Instruct prompts.
-    library = TaskLibrary(resolve_task_dir(data.source, data.synthetic_seed, paths.cache_dir))
+    library = TaskLibrary(resolve_task_dir(data.source, data.synthetic_seed, place.cache_dir))
     cluster_of = category_to_cluster(settings.cluster_map)
     selection = select_tasks(library, data, settings.seed)
     tracker.log_text(json.dumps({"train_tasks": selection.train_tasks, "test_tasks": selection.test_tasks}, indent=1),
@@ -51,19 +55,25 @@ def run_cell(cell: Cell, paths: CellPaths, tracker: CellTracker, *, resume_state
         model = tokenizer = truncation = None
         train_result = TrainResult(steps=0, seconds=0.0, examples_per_second=0.0)
     else:
-        tokenizer, tokenizer_id = _tokenizer_for(settings.model, library.root, paths.cache_dir)
+        tokenizer, tokenizer_id = _tokenizer_for(settings.model, library.root, place.cache_dir)
         truncation = tokenizer_truncation(tokenizer, train.max_source_length)
         model = build_model(settings.model, len(tokenizer), settings.seed)
+        if train.lora is not None:
+            model = add_lora(model, train.lora)
+        model.to(place.device)
 
         # 3. Train on the cell's training tasks.
         train_rows = build_train_dataset(library, selection, data.instances_per_task, train.encoding,
                                          truncation, settings.seed)
         train_data = tokenize_dataset(train_rows, tokenizer, tokenizer_id, train.max_source_length,
-                                      train.max_target_length, paths.cache_dir)
+                                      train.max_target_length, place.cache_dir,
+                                      causal=not model.config.is_encoder_decoder)
         tracker.log_metrics({results.NUM_TRAIN_TASKS: len(selection.train_tasks),
                              results.NUM_TRAIN_EXAMPLES: len(train_data),
-                             results.NUM_PARAMETERS: sum(p.numel() for p in model.parameters())})
-        train_result = train_model(model, tokenizer, train_data, train, settings.seed,
+                             results.NUM_PARAMETERS: sum(p.numel() for p in model.parameters()),
+                             results.NUM_TRAINABLE_PARAMETERS: sum(p.numel() for p in model.parameters()
+                                                                   if p.requires_grad)})
+        train_result = train_model(model, tokenizer, train_data, train, settings.seed, device=place.device,
                                    resume_state=resume_state, save_checkpoint=save_checkpoint)
         tracker.log_series({results.TRAIN_LOSS: train_result.loss_history})
 
@@ -94,13 +104,41 @@ def run_cell(cell: Cell, paths: CellPaths, tracker: CellTracker, *, resume_state
     tracker.log_text(json.dumps(names, indent=1, ensure_ascii=False), results.NAMES_ARTIFACT)
     tracker.log_metrics({**headline, results.TRAIN_SECONDS: train_result.seconds, results.EVAL_SECONDS: eval_seconds,
                          results.EXAMPLES_PER_SECOND: train_result.examples_per_second,
-                         results.TRAIN_STEPS: train_result.steps})
+                         results.TRAIN_STEPS: train_result.steps, results.PEAK_MEMORY_MB: peak_memory_mb(place.device)})
     return headline
 
 
 def _tokenizer_for(model_name: str, task_dir: Path, cache_dir: Path):
     """Presets use the task suite's word-level tokenizer (built once per data source); pretrained
-    models use their own. Returns the tokenizer and an id for the tokenized-data cache."""
+    models use their own (given a pad token when they have none, as many decoder-only models do).
+    Returns the tokenizer and an id for the tokenized-data cache."""
     if model_name not in PRESETS:
-        return load_pretrained_tokenizer(model_name), model_name
+        tokenizer = load_pretrained_tokenizer(model_name)
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        return tokenizer, model_name
     return task_dir_tokenizer(task_dir, cache_dir)
+
+
+def runtime_tags(device: str) -> dict[str, str]:
+    """What the cell ran on: device (and GPU name), torch and CUDA versions, host."""
+    import socket
+
+    import torch
+
+    tags = {results.DEVICE: device, results.TORCH_VERSION: torch.__version__,
+            results.CUDA_VERSION: torch.version.cuda or "none", results.HOST: socket.gethostname()}
+    if device.startswith("cuda"):
+        tags[results.GPU_NAME] = torch.cuda.get_device_name(torch.device(device))
+    return tags
+
+
+def peak_memory_mb(device: str) -> float:
+    """Peak memory of the cell: GPU memory allocated by torch on a GPU, else the process's peak RSS."""
+    import resource
+
+    import torch
+
+    if device.startswith("cuda"):
+        return torch.cuda.max_memory_allocated(torch.device(device)) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -36,7 +36,8 @@ def read_state(folder: Path) -> dict[str, Any] | None:
     import torch
 
     path = folder / STATE_FILE
-    return torch.load(path, weights_only=False) if path.is_file() else None
+    # On the CPU first: a cell resumed on another node (or without a GPU) can still read it.
+    return torch.load(path, weights_only=False, map_location="cpu") if path.is_file() else None
 
 
 def latest_checkpoint(ray_dir: Path, cell_id: str) -> Path | None:

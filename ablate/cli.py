@@ -30,7 +30,8 @@ def _add_spec_arguments(parser: argparse.ArgumentParser) -> None:
 def cmd_sweep(args) -> int:
     from ablate.sweep import plan_report, prepare_sweep, run_sweep
 
-    prepared = prepare_sweep(args.spec, args.overrides, tracking_uri=args.tracking_uri, output_dir=args.out)
+    prepared = prepare_sweep(args.spec, args.overrides, tracking_uri=args.tracking_uri, output_dir=args.out,
+                             address=args.address)
     if args.dry_run:
         return _show_plan(plan_report(prepared), args.json)
     if args.address:

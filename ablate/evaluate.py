@@ -10,18 +10,28 @@ from ablate.metrics import evaluate_predictions
 
 def generate_predictions(model, tokenizer, sources: Sequence[str], *, max_source_length: int,
                          max_new_tokens: int, num_beams: int, batch_size: int) -> list[str]:
-    """Decoded generations for `sources`, in order (greedy when num_beams is 1)."""
+    """Decoded generations for `sources`, in order (greedy when num_beams is 1), on the model's device.
+
+    A decoder-only model reads its prompt left-padded (so every prompt ends where generation
+    starts) and only the new tokens are decoded; its prompts are cut exactly as in training."""
     import torch
 
+    causal = not model.config.is_encoder_decoder
     model.eval()
     predictions: list[str] = []
-    with torch.no_grad():
-        for start in range(0, len(sources), batch_size):
-            batch = tokenizer(list(sources[start:start + batch_size]), max_length=max_source_length,
-                              truncation=True, padding=True, return_tensors="pt").to(model.device)
-            output = model.generate(**batch, max_new_tokens=max_new_tokens, num_beams=num_beams,
-                                    do_sample=False)
-            predictions.extend(t.strip() for t in tokenizer.batch_decode(output, skip_special_tokens=True))
+    tokenizer.padding_side = "left" if causal else "right"
+    try:
+        with torch.no_grad():
+            for start in range(0, len(sources), batch_size):
+                batch = tokenizer(list(sources[start:start + batch_size]), max_length=max_source_length,
+                                  truncation=True, padding=True, return_tensors="pt").to(model.device)
+                output = model.generate(**batch, max_new_tokens=max_new_tokens, num_beams=num_beams,
+                                        do_sample=False, pad_token_id=tokenizer.pad_token_id)
+                if causal:
+                    output = output[:, batch["input_ids"].shape[1]:]
+                predictions.extend(t.strip() for t in tokenizer.batch_decode(output, skip_special_tokens=True))
+    finally:
+        tokenizer.padding_side = "right"
     return predictions
 
 

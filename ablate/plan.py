@@ -64,14 +64,18 @@ def cell_id(settings: CellSettings) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
 
-def _format_value(value: Any) -> str:
+def format_value(value: Any) -> str:
     if isinstance(value, list):
         return "+".join(str(v) for v in value)
+    if isinstance(value, dict):  # a block such as train.lora: {r: 16, alpha: 32} -> r=16,alpha=32
+        return ",".join(f"{k}={v}" for k, v in value.items())
+    if value is None:
+        return "null"
     return str(value)
 
 
 def cell_name(axis_values: dict[str, Any]) -> str:
-    return " ".join(f"{k}={_format_value(v)}" for k, v in axis_values.items()) or "base"
+    return " ".join(f"{k}={format_value(v)}" for k, v in axis_values.items()) or "base"
 
 
 def _set_path(tree: dict, path: str, value: Any) -> None:

@@ -57,3 +57,16 @@ def ray_runtime(address: str | None):
         yield
     finally:
         ray.shutdown()
+
+
+def check_cluster_gpus(gpus_per_cell: float) -> None:
+    """On a connected cluster: refuse a GPU request no node can meet (Tune would wait forever)."""
+    import ray
+
+    if gpus_per_cell <= 0:
+        return
+    per_node = [node["Resources"].get("GPU", 0) for node in ray.nodes() if node.get("Alive")]
+    if not per_node or max(per_node) < gpus_per_cell:
+        raise AblateError(f"each cell asks for {gpus_per_cell} GPU(s), but the largest node of the cluster has "
+                          f"{max(per_node, default=0):g}.", field="resources.gpus_per_cell",
+                          fix="lower resources.gpus_per_cell (0 runs on CPUs) or add GPU nodes to the cluster.")

@@ -31,8 +31,10 @@ MAX_KEY_LENGTH = 250  # MLflow's limit for metric, param and tag keys
 
 # Cell bookkeeping metrics (step 0 of the child run).
 NUM_TRAIN_TASKS, NUM_TRAIN_EXAMPLES, NUM_PARAMETERS = "num_train_tasks", "num_train_examples", "num_parameters"
+NUM_TRAINABLE_PARAMETERS = "num_trainable_parameters"
 TRAIN_SECONDS, EVAL_SECONDS, EXAMPLES_PER_SECOND, TRAIN_STEPS = (
     "train_seconds", "eval_seconds", "examples_per_second", "train_steps")
+PEAK_MEMORY_MB = "peak_memory_mb"  # GPU memory allocated by torch on a GPU; the process's peak RSS on a CPU
 
 # -- tags ----------------------------------------------------------------------------------
 ROLE = "ablate.role"  # "parent" (one per sweep) or "cell" (one per cell)
@@ -46,6 +48,8 @@ AXIS_PREFIX = "ablate.axis."
 ERROR = "ablate.error"
 DIVERGED = "ablate.diverged"
 RESUMED_FROM_STEP = "ablate.resumed_from_step"
+DEVICE, GPU_NAME, HOST = "ablate.device", "ablate.gpu_name", "ablate.host"
+TORCH_VERSION, CUDA_VERSION = "ablate.torch_version", "ablate.cuda_version"
 PARENT_RUN = "mlflow.parentRunId"  # MLflow's own tag: nests a child under its parent in the UI
 MAX_ERROR_LENGTH = 5000
 

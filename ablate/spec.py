@@ -31,6 +31,16 @@ class DataSpec(Frozen):
     instances_per_task: int = Field(gt=0, description="nested seeded sample of training instances per task")
 
 
+class LoraSpec(Frozen):
+    """Parameter-efficient fine-tuning with LoRA adapters (peft); only the adapters train."""
+
+    r: int = Field(8, gt=0, le=4096, description="rank of the adapter matrices")
+    alpha: float = Field(16.0, gt=0, description="scaling numerator: updates are scaled by alpha / r")
+    dropout: float = Field(0.0, ge=0, lt=1, description="dropout on the adapter input")
+    target_modules: list[str] | None = Field(None, min_length=1,
+                                             description="module names to adapt; null: peft's default for the model type")
+
+
 class TrainSpec(Frozen):
     steps: int | None = Field(None, gt=0, description="optimizer steps (or give epochs)")
     epochs: float | None = Field(None, gt=0, description="passes over the cell's training data (or give steps)")
@@ -42,6 +52,11 @@ class TrainSpec(Frozen):
     max_source_length: int = Field(gt=0, description="model tokens; official truncation rules")
     max_target_length: int = Field(gt=0)
     encoding: str = Field(description="training prompt encoding, e.g. def+pos2")
+    gradient_accumulation_steps: int = Field(1, gt=0, le=1024,
+                                             description="micro-batches of batch_size per optimizer step")
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
+        "auto", description="auto: bf16 on a GPU that supports it, else fp32; fp16 (GPU only) uses a grad scaler")
+    lora: LoraSpec | None = Field(None, description="LoRA adapters (peft); null: full fine-tuning")
     log_every: int = Field(10, gt=0, description="log the training loss every N steps")
     checkpoint_every: int = Field(200, gt=0, description="report a resumable checkpoint every N steps")
 
@@ -77,9 +92,16 @@ class EvalSpec(Frozen):
 
 class ResourcesSpec(Frozen):
     cpus_per_cell: float = Field(1, gt=0)
-    gpus_per_cell: float = Field(0, ge=0)
+    gpus_per_cell: float = Field(0, ge=0, description="GPUs per cell; a fraction (e.g. 0.25) lets cells share a GPU")
     max_concurrent: int = Field(2, gt=0, description="cells running at once")
-    max_failures: int = Field(1, ge=0, description="retries of a crashed cell (from its checkpoint)")
+    max_failures: int = Field(1, ge=0, description="retries of a cell whose worker died (from its checkpoint)")
+
+    @field_validator("gpus_per_cell")
+    @classmethod
+    def _whole_above_one(cls, value: float) -> float:
+        if value > 1 and value != int(value):
+            raise ValueError("more than one GPU per cell must be a whole number (Ray shares only fractions of one GPU)")
+        return value
 
 
 class TrackingSpec(Frozen):
@@ -149,6 +171,17 @@ def _field_names(model: type[BaseModel]) -> list[str]:
     return list(model.model_fields)
 
 
+def _submodel(annotation: Any) -> type[BaseModel] | None:
+    """The pydantic model a field holds (`LoraSpec` for `LoraSpec | None`), or None for a plain value."""
+    import typing
+
+    candidates = typing.get_args(annotation) or (annotation,)
+    for candidate in candidates:
+        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+            return candidate
+    return None
+
+
 def _field_at(path: str) -> tuple[type[BaseModel], str] | None:
     """The pydantic model class and field name a dotted path ends in, or None if it does not exist."""
     model: type[BaseModel] = SweepSpec
@@ -158,16 +191,19 @@ def _field_at(path: str) -> tuple[type[BaseModel], str] | None:
             return None
         if i == len(parts) - 1:
             return model, part
-        annotation = model.model_fields[part].annotation
-        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+        inner = _submodel(model.model_fields[part].annotation)
+        if inner is None:
             return None
-        model = annotation
+        model = inner
     return None
 
 
 def expand_axis(spec: SweepSpec, key: str, values: Any) -> tuple[str, list[Any]]:
     """An axis as (settings path, list of values); raises ValueError with the fix on a bad axis."""
     path = AXIS_PATHS.get(key, key)
+    if ".lora." in f".{key}." and key != "train.lora" and spec.train.lora is None:
+        raise ValueError(f"axis '{key}' varies a LoRA setting, but train.lora is null (full fine-tuning); "
+                         "give train.lora (e.g. {r: 8}) in the spec")
     if key not in AXIS_PATHS and (_field_at(key) is None or "." not in key):
         raise ValueError(f"unknown axis '{key}'. {did_you_mean(key, list(AXIS_PATHS))} "
                          "Or give a dotted path to a setting, e.g. train.learning_rate")
@@ -179,7 +215,12 @@ def expand_axis(spec: SweepSpec, key: str, values: Any) -> tuple[str, list[Any]]
     if key == "train_clusters" and not all(isinstance(v, list) and v for v in values):
         raise ValueError("axis 'train_clusters' takes a list of non-empty cluster lists, "
                          "or {cumulative: [c1, c2, ...]} to add clusters one at a time")
-    if key not in ("train_clusters", "test_encoding"):
+    target = _field_at(path)
+    takes_block = target is not None and _submodel(target[0].model_fields[target[1]].annotation) is not None
+    if takes_block:  # e.g. train.lora: [null, {r: 8}]: full fine-tuning vs LoRA
+        if not all(v is None or isinstance(v, dict) for v in values):
+            raise ValueError(f"axis '{key}' takes mappings of its fields (or null), e.g. [null, {{r: 8}}]")
+    elif key not in ("train_clusters", "test_encoding"):
         if any(isinstance(v, (list, dict)) for v in values):
             raise ValueError(f"axis '{key}' takes scalar values, got a list or mapping")
     if len({repr(v) for v in values}) != len(values):

@@ -20,7 +20,7 @@ from ablate.plan import Cell, expand_grid, plan_errors
 from ablate.spec import SweepSpec, load_spec, spec_to_yaml
 from ablate.track import RetryPolicy
 from ablate.train import total_steps
-from ablate.validate import check_cells
+from ablate.validate import check_cells, device_errors, local_gpu_count
 
 
 @dataclass(frozen=True)
@@ -39,8 +39,10 @@ class PreparedSweep:
 
 
 def prepare_sweep(spec_file: str, overrides: list[str], *, tracking_uri: str | None = None,
-                  output_dir: str | None = None, workdir: Path | None = None) -> PreparedSweep:
-    """Load, expand and check a spec; raises one AblateError listing every problem. Writes nothing."""
+                  output_dir: str | None = None, workdir: Path | None = None,
+                  address: str | None = None) -> PreparedSweep:
+    """Load, expand and check a spec; raises one AblateError listing every problem. Writes nothing.
+    Without a cluster `address`, GPU requests are checked against this machine."""
     from ablate.track import resolve_tracking_uri
 
     workdir = workdir or Path.cwd()
@@ -57,6 +59,9 @@ def prepare_sweep(spec_file: str, overrides: list[str], *, tracking_uri: str | N
     cells = list({c.id: c for c in expand_grid(spec, fingerprint)}.values())  # equal settings run once
     out = Path(output_dir) if output_dir else workdir / "ablate_runs" / spec.name
     checks = check_cells(cells, out / "cache")
+    gpus = spec.resources.gpus_per_cell
+    for error in device_errors(cells, gpus, None if address or gpus == 0 else local_gpu_count()):
+        checks.error(error)
     if checks.errors:
         raise _problems(spec_file, checks.errors)
     uri = resolve_tracking_uri(tracking_uri or spec.tracking.tracking_uri, workdir)
@@ -153,7 +158,7 @@ class SweepLock:
 def run_sweep(prepared: PreparedSweep, *, address: str | None = None, force: bool = False,
               out: TextIO = sys.stdout) -> int:
     """Run every cell not already FINISHED in MLflow; returns 0 when all cells are done, 1 otherwise."""
-    from ablate.ray_runtime import ray_runtime
+    from ablate.ray_runtime import check_cluster_gpus, ray_runtime
     from ablate.schedule import schedule_cells
     from ablate.track import Store, cell_status, check_tracking_uri
     from ablate.trial import TrialContext
@@ -164,6 +169,7 @@ def run_sweep(prepared: PreparedSweep, *, address: str | None = None, force: boo
     with SweepLock(prepared.output_dir), ExitStack() as ray_scope:
         if address:  # connect first: a cluster that refuses us must not leave runs behind
             ray_scope.enter_context(ray_runtime(address))
+            check_cluster_gpus(spec.resources.gpus_per_cell)
         began = time.time()
         prepared.print_warnings(out)
         experiment_id = store.ensure_experiment(prepared.experiment)
@@ -189,7 +195,8 @@ def run_sweep(prepared: PreparedSweep, *, address: str | None = None, force: boo
             context = TrialContext(sweep=spec.name, output_dir=str(prepared.output_dir.resolve()),
                                    tracking_uri=prepared.tracking_uri, experiment_id=experiment_id,
                                    parent_run_id=parent_run_id, retry_seconds=spec.tracking.retry_seconds,
-                                   threads=max(1, int(spec.resources.cpus_per_cell)))
+                                   threads=max(1, int(spec.resources.cpus_per_cell)),
+                                   use_gpu=spec.resources.gpus_per_cell > 0)
             if not address:
                 ray_scope.enter_context(ray_runtime(None))
             try:

@@ -317,6 +317,12 @@ class CellTracker:
     def set_tag(self, key: str, value: str) -> None:
         self.retry.call(lambda: self._client.set_tag(self.run_id, key, value))
 
+    def set_tags(self, tags: dict[str, str]) -> None:
+        from mlflow.entities import RunTag
+
+        batch = [RunTag(k, v) for k, v in tags.items()]
+        self.retry.call(lambda: self._client.log_batch(self.run_id, tags=batch))
+
     def status(self) -> str:
         return self.retry.call(lambda: self._client.get_run(self.run_id).info.status)
 

@@ -1,7 +1,10 @@
-"""Fine-tuning: a plain, resumable PyTorch loop over a tokenized HF dataset.
+"""Fine-tuning: a plain, resumable PyTorch loop over a tokenized HF dataset, on a CPU or a GPU.
 
 Batches are a deterministic function of (seed, step), so a run resumed from a checkpoint sees
-the same data as an uninterrupted one.
+the same data as an uninterrupted one. An optimizer step takes `batch_size x
+gradient_accumulation_steps` examples in micro-batches of `batch_size`; each micro-batch's loss is
+weighted by its share of the step's target tokens, so accumulating 2 x 8 gives the gradient of one
+batch of 16. Mixed precision uses torch.autocast (bf16, or fp16 with a grad scaler).
 """
 
 from __future__ import annotations
@@ -26,10 +29,23 @@ class TrainResult:
     loss_history: list[tuple[int, float]] = field(default_factory=list)
 
 
+def examples_per_step(train: TrainSpec) -> int:
+    return train.batch_size * train.gradient_accumulation_steps
+
+
 def total_steps(train: TrainSpec, num_examples: int) -> int:
     if train.steps is not None:
         return train.steps
-    return max(1, math.ceil(train.epochs * num_examples / train.batch_size))
+    return max(1, math.ceil(train.epochs * num_examples / examples_per_step(train)))
+
+
+def autocast_dtype(precision: str, device_type: str):
+    """The autocast dtype of a precision setting on a device ("cpu" or "cuda"); None: fp32."""
+    import torch
+
+    if precision == "auto":
+        return torch.bfloat16 if device_type == "cuda" and torch.cuda.is_bf16_supported() else None
+    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
 
 
 def _batch_indices(step: int, num_examples: int, batch_size: int, seed: int) -> list[int]:
@@ -43,10 +59,14 @@ def _batch_indices(step: int, num_examples: int, batch_size: int, seed: int) -> 
     return order[position * batch_size:(position + 1) * batch_size]
 
 
-def train_model(model, tokenizer, dataset, train: TrainSpec, seed: int, *,
+def _target_tokens(features, indices: list[int]) -> int:
+    return sum(sum(label != -100 for label in features[i]["labels"]) for i in indices)
+
+
+def train_model(model, tokenizer, dataset, train: TrainSpec, seed: int, *, device: str = "cpu",
                 resume_state: dict | None = None,
                 save_checkpoint: Callable[[int, Callable[[], dict]], None] | None = None) -> TrainResult:
-    """Train `model` in place on a tokenized dataset (columns input_ids, attention_mask, labels).
+    """Train `model` (already on `device`) in place on a tokenized dataset (input_ids, attention_mask, labels).
 
     `save_checkpoint(step, make_state)` is called every `train.checkpoint_every` steps;
     `resume_state` (a state made by `make_state`) continues an interrupted run.
@@ -55,39 +75,59 @@ def train_model(model, tokenizer, dataset, train: TrainSpec, seed: int, *,
     from transformers import DataCollatorForSeq2Seq, get_scheduler
 
     steps = total_steps(train, len(dataset))
-    optimizer = torch.optim.AdamW(model.parameters(), lr=train.learning_rate, weight_decay=train.weight_decay)
+    device_type = torch.device(device).type
+    dtype = autocast_dtype(train.precision, device_type)
+    scaler = torch.amp.GradScaler(device_type, enabled=dtype == torch.float16)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=train.learning_rate, weight_decay=train.weight_decay)
     scheduler = get_scheduler(train.schedule, optimizer, num_warmup_steps=train.warmup_steps,
                               num_training_steps=steps)
-    collate = DataCollatorForSeq2Seq(tokenizer, model=model, label_pad_token_id=-100)
+    tokenizer.padding_side = "right"
+    seq2seq = model.config.is_encoder_decoder
+    # For T5 the collator also makes decoder_input_ids from the labels.
+    collate = DataCollatorForSeq2Seq(tokenizer, model=model if seq2seq else None, label_pad_token_id=-100)
     features = dataset.select_columns(["input_ids", "attention_mask", "labels"])
     history: list[tuple[int, float]] = []
+    running: list[float] = []  # step losses since the last logged point
     start = 0
     if resume_state is not None:
         model.load_state_dict(resume_state["model"])
         optimizer.load_state_dict(resume_state["optimizer"])
         scheduler.load_state_dict(resume_state["scheduler"])
+        scaler.load_state_dict(resume_state["scaler"])
         start, history = resume_state["step"], list(resume_state["loss_history"])
+        running = list(resume_state["running_losses"])
 
     def make_state() -> dict[str, Any]:
-        return {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(), "step": step + 1, "loss_history": history}
+        return {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                "scaler": scaler.state_dict(), "step": step + 1, "loss_history": history, "running_losses": running}
 
     model.train()
-    began, examples, running = time.perf_counter(), 0, []
+    began, examples = time.perf_counter(), 0
     for step in range(start, steps):
-        indices = _batch_indices(step, len(features), train.batch_size, seed)
-        batch = collate([features[i] for i in indices])
-        loss = model(**batch).loss
-        if not torch.isfinite(loss):
-            raise DivergedError(f"training diverged: loss is {loss.item()} at step {step + 1} "
-                                f"(learning rate {train.learning_rate}); lower train.learning_rate")
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
+        indices = _batch_indices(step, len(features), examples_per_step(train), seed)
+        micro_batches = [indices[i:i + train.batch_size] for i in range(0, len(indices), train.batch_size)]
+        step_tokens = _target_tokens(features, indices) if len(micro_batches) > 1 else None
+        step_loss = 0.0
+        for chunk in micro_batches:
+            batch = collate([features[i] for i in chunk]).to(device)
+            with torch.autocast(device_type, dtype=dtype or torch.float32, enabled=dtype is not None):
+                loss = model(**batch).loss
+            if step_tokens is not None:  # this micro-batch's share of the step's target tokens
+                loss = loss * (_target_tokens(features, chunk) / step_tokens)
+            if not torch.isfinite(loss):
+                raise DivergedError(f"training diverged: loss is {loss.item()} at step {step + 1} "
+                                    f"(learning rate {train.learning_rate}); lower train.learning_rate")
+            scaler.scale(loss).backward()
+            step_loss += loss.item()
+        scaler.unscale_(optimizer)
+        torch.nn.utils.clip_grad_norm_(trainable, 1.0)
+        scaler.step(optimizer)
+        scaler.update()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
         examples += len(indices)
-        running.append(loss.item())
+        running.append(step_loss)
         if (step + 1) % train.log_every == 0 or step + 1 == steps:
             history.append((step + 1, sum(running) / len(running)))
             running = []

@@ -34,6 +34,7 @@ class TrialContext:
     parent_run_id: str
     retry_seconds: float
     threads: int
+    use_gpu: bool  # resources.gpus_per_cell > 0: run on the GPU Ray assigned (CUDA_VISIBLE_DEVICES)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -45,7 +46,7 @@ def cell_trial(config: dict[str, Any]) -> None:
     from ray import tune
 
     from ablate import results
-    from ablate.cell import CellPaths, run_cell
+    from ablate.cell import CellPlace, run_cell
     from ablate.track import CellTracker, RetryPolicy
     from ablate.train import DivergedError
 
@@ -66,8 +67,8 @@ def cell_trial(config: dict[str, Any]) -> None:
         _report_checkpoint(cell.id, tracker.run_id, step, make_state())
 
     try:
-        metrics = run_cell(cell, CellPaths(cache_dir=Path(context.output_dir) / "cache"), tracker,
-                           resume_state=resume_state, save_checkpoint=save_checkpoint)
+        place = CellPlace(cache_dir=Path(context.output_dir) / "cache", device="cuda" if context.use_gpu else "cpu")
+        metrics = run_cell(cell, place, tracker, resume_state=resume_state, save_checkpoint=save_checkpoint)
     except Exception as exc:  # the cell failed: record it once; Tune must not retry it
         trace = traceback.format_exc()
         tracker.log_text(trace, ERROR_ARTIFACT)

@@ -102,8 +102,48 @@ def _tokenizer_error(model: str) -> str | None:
     return None
 
 
+def _lora_error(model: str, lora) -> str | None:
+    """LoRA target modules the model does not have (peft would fail inside the cell)."""
+    if lora is None or lora.target_modules is None or is_baseline(model):
+        return None
+    from ablate.model import module_names
+
+    names = module_names(model)
+    missing = [m for m in lora.target_modules if m not in names]
+    if not missing:
+        return None
+    return (f"train.lora.target_modules: {', '.join(missing)} not in model '{model}'. Its modules: "
+            f"{', '.join(sorted(n for n in names if not n.isdigit()))}.")
+
+
+def device_errors(cells: list[Cell], gpus_per_cell: float, gpus_here: int | None) -> list[str]:
+    """GPU requests the machine cannot meet and precisions its device lacks. `gpus_here`: GPUs
+    of this machine (None: a cluster, checked once connected)."""
+    errors = []
+    if gpus_per_cell > 0 and gpus_here is not None and gpus_per_cell > gpus_here:
+        errors.append(f"resources.gpus_per_cell: {gpus_per_cell} GPU(s) per cell, but this machine has "
+                      f"{gpus_here}. Set resources.gpus_per_cell: 0 to run on the CPU, or run on a machine or "
+                      "cluster (--address) with GPUs.")
+    precisions = {c.settings.train.precision for c in cells if not is_baseline(c.settings.model)}
+    if "fp16" in precisions and gpus_per_cell == 0:
+        errors.append("train.precision: fp16 needs a GPU (resources.gpus_per_cell > 0); use bf16 or fp32 on a CPU.")
+    if "bf16" in precisions and gpus_per_cell > 0 and gpus_here:
+        import torch
+
+        if not torch.cuda.is_bf16_supported():
+            errors.append(f"train.precision: bf16 is not supported by this GPU ({torch.cuda.get_device_name(0)}); "
+                          "use fp16 or fp32 (or auto).")
+    return errors
+
+
+def local_gpu_count() -> int:
+    import torch
+
+    return torch.cuda.device_count()
+
+
 def check_cells(cells: list[Cell], cache_dir: Path) -> Checks:
-    """Problems (errors) and warnings of the planned cells against their data.
+    """Problems (errors) and warnings of the planned cells against their data and models.
 
     The synthetic suite is generated into a scratch folder when not cached yet, so checking a
     spec writes nothing.
@@ -114,6 +154,10 @@ def check_cells(cells: list[Cell], cache_dir: Path) -> Checks:
         error = _tokenizer_error(model)
         if error:
             checks.error(f"model: {error}")
+    for cell in cells:
+        error = _lora_error(cell.settings.model, cell.settings.train.lora)
+        if error:
+            checks.error(error)
     with tempfile.TemporaryDirectory(prefix="ablate-check-") as scratch:
         libraries: dict[tuple[str, int], TaskLibrary] = {}
         for cell in cells:

@@ -94,6 +94,15 @@ CASES = [
     ("unreachable-tracking", lambda t: t, ["--tracking-uri", "http://127.0.0.1:{port}"],
      ["tracking server at http://127.0.0.1:", "unreachable", "Fix:"]),
     ("unreachable-ray", lambda t: t, ["--address", "127.0.0.1:{port}"], ["Ray cluster at '127.0.0.1:", "unreachable"]),
+    ("gpu-on-a-cpu-machine", append("resources: {gpus_per_cell: 1}\n"), [],
+     ["resources.gpus_per_cell: 1", "this machine has 0", "gpus_per_cell: 0"]),
+    ("fractional-gpus-above-one", append("resources: {gpus_per_cell: 1.5}\n"), [], ["whole number"]),
+    ("fp16-on-the-cpu", replace("encoding: def", "encoding: def\n  precision: fp16"), [], ["fp16 needs a GPU"]),
+    ("unknown-precision", replace("encoding: def", "encoding: def\n  precision: fp8"), [], ["train.precision", "'fp8'"]),
+    ("lora-target-not-in-model", replace("encoding: def", "encoding: def\n  lora: {r: 4, target_modules: [q_proj]}"),
+     [], ["q_proj not in model 't5-tiny'", "Its modules:", "wo"]),
+    ("lora-axis-without-lora", append("axes:\n  train.lora.r: [4, 8]\n"), [], ["train.lora is null"]),
+    ("model-dir-without-config", replace("model: t5-tiny", "model: ./not_a_model"), [], ["not a model folder"]),
 ]
 
 
@@ -104,6 +113,8 @@ def _task_dirs(folder: Path) -> None:
     (corrupt / "splits" / "default").mkdir(parents=True)
     (corrupt / "splits" / "default" / "train_tasks.txt").write_text("task_bad\n")
     (corrupt / "splits" / "default" / "test_tasks.txt").write_text("task_bad\n")
+    (folder / "not_a_model").mkdir()
+    (folder / "not_a_model" / "weights.txt").write_text("not a model")
     missing = folder / "missing_task"
     shutil.copytree(FIXTURES / "tasks", missing)
     (missing / "splits" / "default" / "train_tasks.txt").write_text("task903_edge_punctuated_outputs\ntask_gone\n")

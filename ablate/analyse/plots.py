@@ -88,8 +88,8 @@ def matrix_figure(report: dict):
                     color="white" if not cell["n"] or cell["mean"] < np.nanmean(values) else "black")
     ax.set_xticks(range(len(columns)), columns, rotation=35, ha="right", fontsize=8)
     ax.set_yticks(range(len(rows)), rows, fontsize=8)
-    ax.set_xlabel("testing encoding")
-    ax.set_ylabel("training encoding")
+    ax.set_xlabel(matrix["column_label"])
+    ax.set_ylabel(matrix["row_label"])
     ax.set_title(f"{report['experiment']}: held-out {report['metric']} (%), mean over seeds", fontsize=10)
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
     fig.tight_layout()
@@ -127,8 +127,8 @@ def matrix_html(report: dict, include_plotlyjs: bool | str = True) -> str:
     fig = go.Figure(go.Heatmap(z=z, x=matrix["columns"], y=matrix["rows"], colorscale="Viridis",
                                text=[[f"{v:.1f}" if v is not None else "missing" for v in row] for row in z],
                                texttemplate="%{text}"))
-    fig.update_layout(title=f"{report['experiment']} ({report['metric']})", xaxis_title="testing encoding",
-                      yaxis_title="training encoding", template="simple_white")
+    fig.update_layout(title=f"{report['experiment']} ({report['metric']})", xaxis_title=matrix["column_label"],
+                      yaxis_title=matrix["row_label"], template="simple_white")
     return fig.to_html(full_html=False, include_plotlyjs=include_plotlyjs)
 
 

@@ -67,10 +67,12 @@ def print_report(report: dict) -> None:
         print(f"  baseline {name}: " + ", ".join(f"{k} {v:.2f}" for k, v in scores.items()))
     if "matrix" in report:
         matrix = report["matrix"]
-        print("  train \\ test " + " ".join(f"{c:>14}" for c in matrix["columns"]))
+        print(f"  {matrix['row_label']} \\ {matrix['column_label']}: "
+              + " ".join(f"{c:>14}" for c in matrix["columns"]))
         for row in matrix["rows"]:
-            values = [matrix["cells"][row][c]["mean"] for c in matrix["columns"]]
-            print(f"  {row:<12} " + " ".join(f"{v:>14.2f}" if v is not None else f"{'missing':>14}" for v in values))
+            points = [matrix["cells"][row][c] for c in matrix["columns"]]
+            print(f"  {row:<16} " + " ".join(f"{p['mean']:>8.2f}±{p['ci_high'] - p['mean']:<5.1f}" if p["n"]
+                                             else f"{'missing':>14}" for p in points))
         return
     for line, curve in report["curves"].items():
         points = " ".join(f"{p['label']}:{p['mean']:.1f}±{p['ci_high'] - p['mean']:.1f}(n={p['n']})"

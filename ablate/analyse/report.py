@@ -113,24 +113,48 @@ def _label(axis: str, value: Any, mean_parameters: dict[str, float]) -> str:
     return str(value)
 
 
+def _value_label(value: Any) -> str:
+    from ablate.plan import format_value
+
+    return format_value(value)
+
+
 def build_matrix(sweep: SweepRecords, metric: str) -> dict | None:
-    """Training encoding x testing encoding: mean (and CI) over seeds of the mean line."""
+    """A grid of the mean line (mean and CI over seeds) for comparisons without an x axis:
+    training x testing encoding when the training encoding varies, else the first varying axis
+    x a second one that is not a count (e.g. model x train.lora). None when a curve fits better."""
     cells = sweep.cells
-    if "train_encoding" not in varying_axes(cells):
-        return None
-    rows = list(dict.fromkeys(r.cell.axis_values["train_encoding"] for r in cells))
-    columns = cells[0].cell.settings.test_encodings
+    axes = varying_axes(cells)
+    test_encodings = cells[0].cell.settings.test_encodings
+    if "train_encoding" in axes:
+        row_axis, column_axis = "train_encoding", None
+        columns = test_encodings
+    else:
+        categorical = [a for a in axes if a not in COUNT_AXES]
+        if len(axes) != 2 or not categorical:
+            return None
+        row_axis, column_axis = axes[0], axes[1]
+        columns = list(dict.fromkeys(_value_label(r.cell.axis_values[column_axis]) for r in cells))
+    rows = list(dict.fromkeys(_value_label(r.cell.axis_values[row_axis]) for r in cells))
     grid: dict[str, dict[str, list[float]]] = {r: {c: [] for c in columns} for r in rows}
     for record in cells:
         if record.status != "done":
             continue
-        for column in columns:
-            line = line_values(record.metrics, column, metric)
+        row = _value_label(record.cell.axis_values[row_axis])
+        if column_axis is None:  # every test encoding of one training
+            for column in columns:
+                line = line_values(record.metrics, column, metric)
+                if MEAN_LINE in line:
+                    grid[row][column].append(line[MEAN_LINE])
+        else:
+            line = line_values(record.metrics, test_encodings[0], metric)
             if MEAN_LINE in line:
-                grid[record.cell.axis_values["train_encoding"]][column].append(line[MEAN_LINE])
+                grid[row][_value_label(record.cell.axis_values[column_axis])].append(line[MEAN_LINE])
     cells_out = {r: {c: point_stats(0, v).__dict__ | {"values": list(v)} for c, v in row.items()}
                  for r, row in grid.items()}
-    return {"rows": rows, "columns": columns, "cells": cells_out}
+    return {"rows": rows, "columns": columns, "cells": cells_out,
+            "row_label": "training encoding" if column_axis is None else row_axis,
+            "column_label": "testing encoding" if column_axis is None else column_axis}
 
 
 def make_report(tracking_uri: str, experiment: str, metric: str) -> dict:

@@ -51,26 +51,48 @@ def build_test_dataset(pairs: Sequence[tuple[Task, Instance]], encoding: str, tr
     return Dataset.from_list(rows)
 
 
-def _content_hash(dataset, tokenizer_id: str, max_source: int, max_target: int) -> str:
-    digest = hashlib.sha256(f"{tokenizer_id}:{max_source}:{max_target}".encode())
+def _content_hash(dataset, tokenizer_id: str, max_source: int, max_target: int, causal: bool) -> str:
+    digest = hashlib.sha256(f"{tokenizer_id}:{max_source}:{max_target}:{'causal' if causal else 'seq2seq'}".encode())
     for column in ("source", "target"):
         if column in dataset.column_names:
             digest.update(json.dumps(list(dataset[column])).encode())
     return digest.hexdigest()[:20]
 
 
+def source_ids(tokenizer, sources: list[str], max_source: int) -> list[list[int]]:
+    """Token ids of prompts, cut to `max_source` tokens (with the tokenizer's own special tokens)."""
+    return tokenizer(sources, max_length=max_source, truncation=True)["input_ids"]
+
+
+def causal_example(source: list[int], target: list[int], eos_token_id: int) -> dict[str, list[int]]:
+    """One decoder-only training sequence: source, then target and EOS; the loss covers the target
+    and EOS only (source positions are labelled -100)."""
+    ids = [*source, *target, eos_token_id]
+    return {"input_ids": ids, "attention_mask": [1] * len(ids), "labels": [-100] * len(source) + [*target, eos_token_id]}
+
+
 def tokenize_dataset(dataset, tokenizer, tokenizer_id: str, max_source: int, max_target: int,
-                     cache_dir: Path | None):
-    """Token ids for sources (and targets), cached on disk by content hash."""
+                     cache_dir: Path | None, causal: bool = False):
+    """Token ids for sources (and targets), cached on disk by content hash.
+
+    Encoder-decoder models get `input_ids` (the source) and `labels` (the target); decoder-only
+    models one sequence per example (`causal_example`), the source cut to `max_source` tokens by
+    the same rule before the target (at most `max_target` tokens) is appended."""
     from datasets import load_from_disk
 
     target = None
     if cache_dir is not None:
-        target = cache_dir / "tokenized" / _content_hash(dataset, tokenizer_id, max_source, max_target)
+        target = cache_dir / "tokenized" / _content_hash(dataset, tokenizer_id, max_source, max_target, causal)
         if (target / "dataset_info.json").is_file():
             return load_from_disk(str(target))
 
     def encode(batch):
+        if causal:
+            sources = source_ids(tokenizer, batch["source"], max_source)
+            targets = tokenizer(batch["target"], add_special_tokens=False, max_length=max_target,
+                                truncation=True)["input_ids"]
+            examples = [causal_example(s, t, tokenizer.eos_token_id) for s, t in zip(sources, targets)]
+            return {key: [e[key] for e in examples] for key in ("input_ids", "attention_mask", "labels")}
         encoded = tokenizer(batch["source"], max_length=max_source, truncation=True)
         if "target" in batch:
             encoded["labels"] = tokenizer(text_target=batch["target"], max_length=max_target,
