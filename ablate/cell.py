@@ -5,7 +5,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +51,7 @@ def run_cell(cell: Cell, place: CellPlace, tracker: CellTracker, *, resume_state
     tracker.log_text(json.dumps({"train_tasks": selection.train_tasks, "test_tasks": selection.test_tasks}, indent=1),
                      results.TASKS_ARTIFACT)
     pairs = eval_pairs(library, selection.test_tasks, settings.eval.instances_per_task)
+    log_datasets(tracker, cell, selection, len(pairs))
 
     # 2. Model: a heuristic baseline needs none; otherwise a preset from config or a pretrained model.
     if is_baseline(settings.model):
@@ -58,24 +61,33 @@ def run_cell(cell: Cell, place: CellPlace, tracker: CellTracker, *, resume_state
         tokenizer, tokenizer_id = _tokenizer_for(settings.model, library.root, place.cache_dir)
         truncation = tokenizer_truncation(tokenizer, train.max_source_length)
         model = build_model(settings.model, len(tokenizer), settings.seed)
-        if train.lora is not None:
+        if train.lora is not None and not settings.untuned:
             model = add_lora(model, train.lora)
         model.to(place.device)
+        tracker.log_metrics({results.NUM_PARAMETERS: sum(p.numel() for p in model.parameters()),
+                             results.NUM_TRAINABLE_PARAMETERS: sum(p.numel() for p in model.parameters()
+                                                                   if p.requires_grad)})
 
-        # 3. Train on the cell's training tasks.
+    # 3. Train on the cell's training tasks (an untuned cell evaluates the model as it is).
+    if model is not None and settings.untuned:
+        train_result = TrainResult(steps=0, seconds=0.0, examples_per_second=0.0)
+        tracker.log_metrics({results.NUM_TRAIN_TASKS: 0, results.NUM_TRAIN_EXAMPLES: 0})
+    elif model is not None:
         train_rows = build_train_dataset(library, selection, data.instances_per_task, train.encoding,
                                          truncation, settings.seed)
         train_data = tokenize_dataset(train_rows, tokenizer, tokenizer_id, train.max_source_length,
                                       train.max_target_length, place.cache_dir,
                                       causal=not model.config.is_encoder_decoder)
         tracker.log_metrics({results.NUM_TRAIN_TASKS: len(selection.train_tasks),
-                             results.NUM_TRAIN_EXAMPLES: len(train_data),
-                             results.NUM_PARAMETERS: sum(p.numel() for p in model.parameters()),
-                             results.NUM_TRAINABLE_PARAMETERS: sum(p.numel() for p in model.parameters()
-                                                                   if p.requires_grad)})
+                             results.NUM_TRAIN_EXAMPLES: len(train_data)})
         train_result = train_model(model, tokenizer, train_data, train, settings.seed, device=place.device,
                                    resume_state=resume_state, save_checkpoint=save_checkpoint)
         tracker.log_series({results.TRAIN_LOSS: train_result.loss_history})
+        if train.save_model:
+            with tempfile.TemporaryDirectory(prefix="ablate-model-") as folder:
+                model.save_pretrained(folder)  # a LoRA model saves its adapter only
+                tokenizer.save_pretrained(folder)
+                tracker.log_folder(Path(folder), results.MODEL_ARTIFACT)
 
     # 4. Evaluate every test encoding on the held-out tasks (one training serves them all).
     headline: dict[str, float] = {}
@@ -118,6 +130,25 @@ def _tokenizer_for(model_name: str, task_dir: Path, cache_dir: Path):
             tokenizer.pad_token = tokenizer.eos_token
         return tokenizer, model_name
     return task_dir_tokenizer(task_dir, cache_dir)
+
+
+def log_datasets(tracker: CellTracker, cell: Cell, selection, num_test_rows: int) -> None:
+    """The cell's training and test sets as MLflow dataset inputs (the runs table's Datasets column)."""
+    settings = cell.settings
+    data = settings.data
+
+    def digest(*parts) -> str:
+        return hashlib.sha256(json.dumps([settings.data_fingerprint, *parts]).encode()).hexdigest()[:16]
+
+    source = f"{data.source} (split {data.split})"
+    train_rows = len(selection.train_tasks) * data.instances_per_task
+    if not settings.untuned:
+        tracker.log_dataset(f"train ({len(selection.train_tasks)} tasks)",
+                            digest(selection.train_tasks, data.instances_per_task, settings.seed), source,
+                            train_rows, "training")
+    tracker.log_dataset(f"test ({len(selection.test_tasks)} tasks)",
+                        digest(selection.test_tasks, settings.eval.instances_per_task), source, num_test_rows,
+                        "evaluation")
 
 
 def runtime_tags(device: str) -> dict[str, str]:

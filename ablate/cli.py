@@ -38,7 +38,7 @@ def cmd_sweep(args) -> int:
         from ablate.ray_runtime import check_ray_address
 
         check_ray_address(args.address)
-    return run_sweep(prepared, address=args.address, force=args.force)
+    return run_sweep(prepared, address=args.address, force=args.force, yes=args.yes)
 
 
 def _show_plan(report: dict, as_json: bool) -> int:
@@ -151,19 +151,17 @@ def cmd_eval(args) -> int:
 
 
 def _read_predictions(path: str) -> dict[str, str]:
+    from ablate.files import read_text
+
     predictions: dict[str, str] = {}
-    try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise AblateError(f"cannot read the predictions ({exc.strerror}).", file=path,
-                          fix="give a JSONL file of {\"id\": ..., \"prediction\": ...} lines.") from None
+    lines = read_text(path, "the predictions", 'give a JSONL file of {"id": ..., "prediction": ...} lines.').splitlines()
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
             record = json.loads(line)
             key, text = str(record["id"]), record["prediction"]
-        except (json.JSONDecodeError, KeyError, TypeError):
+        except (json.JSONDecodeError, KeyError, TypeError, RecursionError):
             raise AblateError(f"line {number} is not a JSON object with 'id' and 'prediction'.", file=path,
                               field=f"line {number}", fix='write lines like {"id": "task1-0", "prediction": "yes"}.') from None
         if not isinstance(text, str):
@@ -245,6 +243,22 @@ def cmd_ui(args) -> int:
     return 0
 
 
+def _bounded_int(low: int, high: int | None = None):
+    """An argparse type for a whole number in [low, high]: a bad value exits 2 with the range."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+        if value < low or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"{value} is out of range; give {low} to {high}" if high is not None
+                                             else f"{value} is out of range; give {low} or more")
+        return value
+
+    return parse
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ablate", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -256,6 +270,8 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--address", help="Ray cluster address (default: start Ray on this machine)")
     sweep.add_argument("--force", action="store_true", help="re-run cells that already finished")
     sweep.add_argument("--dry-run", action="store_true", help="print the plan and stop")
+    sweep.add_argument("--yes", action="store_true",
+                       help="go ahead with a sweep over resources.confirm_over_cells / confirm_over_hours")
     sweep.add_argument("--json", action="store_true", help="with --dry-run: the plan as JSON")
     sweep.set_defaults(func=cmd_sweep)
 
@@ -271,9 +287,9 @@ def build_parser() -> argparse.ArgumentParser:
     prompt = commands.add_parser("prompt", help="print the exact Tk-Instruct source of one instance")
     prompt.add_argument("task_json")
     prompt.add_argument("--encoding", required=True, help="e.g. def+pos2")
-    prompt.add_argument("--index", type=int, required=True, help="instance index (0-based)")
+    prompt.add_argument("--index", type=_bounded_int(0), required=True, help="instance index (0-based)")
     prompt.add_argument("--json", action="store_true")
-    prompt.add_argument("--max-source-length", type=int, help="truncate as the official collator (tokens)")
+    prompt.add_argument("--max-source-length", type=_bounded_int(1), help="truncate as the official collator (tokens)")
     prompt.add_argument("--tokenizer", help="tokenizer.json or model folder used to count tokens")
     prompt.set_defaults(func=cmd_prompt)
 
@@ -282,7 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help_text)
         sub.add_argument("--tasks", required=True, help="task directory (tasks/ and splits/)")
         sub.add_argument("--split", default="default")
-        sub.add_argument("--instances", type=int, default=100, help="first N instances per test task")
+        sub.add_argument("--instances", type=_bounded_int(1), default=100, help="first N instances per test task")
         sub.add_argument("--json", action="store_true")
         if name == "eval":
             sub.add_argument("--predictions", required=True, help='JSONL of {"id", "prediction"}')
@@ -291,7 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
     synth = commands.add_parser("synth", help="write the built-in synthetic task suite")
     synth.add_argument("--out", required=True)
     synth.add_argument("--seed", type=int, default=0)
-    synth.add_argument("--instances", type=int, default=400, help="instances per task")
+    synth.add_argument("--instances", type=_bounded_int(1, 1_000_000), default=400, help="instances per task")
     synth.set_defaults(func=cmd_synth)
 
     report = commands.add_parser("report", help="curves, fits, knees and figures of a finished sweep")
@@ -311,7 +327,7 @@ def build_parser() -> argparse.ArgumentParser:
     ui = commands.add_parser("ui", help="start the MLflow UI on 127.0.0.1 for the store")
     ui.add_argument("--tracking-uri", help="default: sqlite:///mlflow.db here")
     ui.add_argument("--host", default="127.0.0.1")
-    ui.add_argument("--port", type=int, default=5000)
+    ui.add_argument("--port", type=_bounded_int(1, 65535), default=5000)
     ui.set_defaults(func=cmd_ui)
     return parser
 

@@ -37,6 +37,11 @@ class CellSettings(Frozen):
     def cluster_map(self) -> dict[str, list[str]]:
         return dict(self.data.clusters or {})
 
+    @property
+    def untuned(self) -> bool:
+        """The cell evaluates its model without instruction tuning (no steps, or no training data)."""
+        return self.train.steps == 0 or self.data.trains_nothing
+
 
 @dataclass(frozen=True)
 class Cell:
@@ -56,10 +61,19 @@ class Cell:
                    settings=CellSettings.model_validate(saved["settings"]))
 
 
+# Settings that do not change a cell's result, so not part of its id.
+NOT_IDENTITY = {"train": {"save_model", "log_every", "checkpoint_every"}}
+
+
 def cell_id(settings: CellSettings) -> str:
-    """A stable hash of the resolved settings; the data source path is replaced by its fingerprint."""
-    resolved = settings.model_dump(mode="json")
+    """A stable hash of the resolved settings; the data source path is replaced by its fingerprint.
+    An untuned cell's training settings do not matter, so every sweep holding it shares its id."""
+    resolved = settings.model_dump(mode="json", exclude=NOT_IDENTITY)
     resolved["data"]["source"] = settings.data_fingerprint
+    if settings.untuned:
+        for key in ("train_clusters", "num_train_tasks", "instances_per_task"):
+            resolved["data"].pop(key)
+        resolved["train"] = {"untuned": True, "max_source_length": settings.train.max_source_length}
     canonical = json.dumps(resolved, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
@@ -74,8 +88,16 @@ def format_value(value: Any) -> str:
     return str(value)
 
 
+def _name_part(axis: str, value: Any) -> str:
+    """One axis in a run name, short enough for the MLflow runs table: `clusters=3 (+summarization)`,
+    `learning_rate=0.001` (a dotted path by its last part); full values stay in params and tags."""
+    if axis == "train_clusters" and isinstance(value, list):
+        return f"clusters={len(value)} (+{value[-1]})" if value else "clusters=0 (untuned)"
+    return f"{axis.rsplit('.', 1)[-1]}={format_value(value)}"
+
+
 def cell_name(axis_values: dict[str, Any]) -> str:
-    return " ".join(f"{k}={format_value(v)}" for k, v in axis_values.items()) or "base"
+    return " ".join(_name_part(k, v) for k, v in axis_values.items()) or "base"
 
 
 def _set_path(tree: dict, path: str, value: Any) -> None:

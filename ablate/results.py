@@ -51,6 +51,10 @@ RESUMED_FROM_STEP = "ablate.resumed_from_step"
 DEVICE, GPU_NAME, HOST = "ablate.device", "ablate.gpu_name", "ablate.host"
 TORCH_VERSION, CUDA_VERSION = "ablate.torch_version", "ablate.cuda_version"
 PARENT_RUN = "mlflow.parentRunId"  # MLflow's own tag: nests a child under its parent in the UI
+NOTE = "mlflow.note.content"  # MLflow's own tag: the description (markdown) of an experiment or run
+EXPERIMENT_KIND = "mlflow.experimentKind"  # MLflow's own tag: which view the UI opens an experiment on
+TRAINING_KIND = "custom_model_development"  # the runs table and charts (not the GenAI pages)
+DATASET_CONTEXT = "mlflow.data.context"  # MLflow's own input tag: what a dataset was used for
 MAX_ERROR_LENGTH = 5000
 
 # -- artifacts -----------------------------------------------------------------------------
@@ -61,6 +65,7 @@ REPORT_DIR = "report"  # parent run
 CELL_ARTIFACT = "cell.json"  # child run: the cell's resolved settings
 TASKS_ARTIFACT = "tasks.json"  # child run: its training and test tasks
 NAMES_ARTIFACT = "names.json"  # child run: key segment -> original name, for every name in its keys
+MODEL_ARTIFACT = "model"  # child run, with train.save_model: the model (or LoRA adapter) and its tokenizer
 
 
 def predictions_artifact(encoding: str) -> str:
@@ -159,6 +164,33 @@ def overall_score(metrics: Mapping[str, float], encoding: str, metric: str) -> f
 def baseline_key(baseline: str, metric: str) -> str:
     """A baseline's overall score, as a metric of the parent run."""
     return f"baseline/{name_key(baseline)}/{metric}"
+
+
+def curve_key(line: str, metric: str, statistic: str = "mean") -> str:
+    """A point of a report curve, as a parent-run metric stepped by the axis value (or position)."""
+    suffix = "" if statistic == "mean" else f"_{statistic}"
+    return f"curve/{name_key(line)}/{metric}{suffix}"
+
+
+def axis_metric_key(axis: str) -> str:
+    """A numeric axis value of a cell (the number of clusters for train_clusters), for scatter charts."""
+    return f"axis/{name_key(axis)}"
+
+
+def axis_metrics(axis_values: Mapping[str, Any]) -> dict[str, float]:
+    """The numeric axis values of a cell as metrics (a cumulative clusters axis by its length)."""
+    found = {}
+    for axis, value in axis_values.items():
+        if axis == "train_clusters" and isinstance(value, list):
+            found[axis_metric_key(axis)] = float(len(value))
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            found[axis_metric_key(axis)] = float(value)
+    return found
+
+
+def axis_param_key(axis: str) -> str:
+    """An axis value of a cell as a short param, for MLflow's "Group by"."""
+    return f"axis.{name_key(axis)}"
 
 
 # -- params --------------------------------------------------------------------------------

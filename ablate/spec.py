@@ -7,7 +7,7 @@ validates; every problem found is reported at once as one AblateError (exit code
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -16,49 +16,60 @@ from ablate.errors import AblateError, did_you_mean
 
 
 class Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # Numbers are finite (no inf / nan learning rates, epochs or weights).
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
 class DataSpec(Frozen):
     source: str = Field(description="'synthetic' (built-in suite), a path to a SuperNI clone, or 'hf:<dataset>'")
     split: str = Field("default", description="splits/<split>/ of the task directory")
-    synthetic_seed: int = Field(0, description="seed of the built-in synthetic suite")
+    synthetic_seed: int = Field(0, ge=0, le=2**31 - 1, description="seed of the built-in synthetic suite")
     clusters: dict[str, list[str]] | None = Field(None, description="cluster -> categories; null: the default map")
     held_out_clusters: list[str] = Field(default_factory=list,
                                          description="evaluate on these clusters' tasks; empty: the split's test tasks")
-    train_clusters: list[str] | None = Field(None, description="train on these clusters; null: all but held-out")
-    num_train_tasks: int | None = Field(None, gt=0, description="nested seeded subset of training tasks; null: all")
-    instances_per_task: int = Field(gt=0, description="nested seeded sample of training instances per task")
+    train_clusters: list[str] | None = Field(None, description="train on these clusters; null: all but held-out; "
+                                                                "[]: none (the untuned model)")
+    num_train_tasks: int | None = Field(None, ge=0, le=1_000_000, description="nested seeded subset of training tasks; null: all; "
+                                                                 "0: none (the untuned model)")
+    instances_per_task: int = Field(ge=0, le=100_000_000, description="nested seeded sample of training instances per task; "
+                                                      "0: none (the untuned model)")
+
+    @property
+    def trains_nothing(self) -> bool:
+        """No training data: the cell evaluates its model as it is (the untuned starting point)."""
+        return self.train_clusters == [] or self.num_train_tasks == 0 or self.instances_per_task == 0
 
 
 class LoraSpec(Frozen):
     """Parameter-efficient fine-tuning with LoRA adapters (peft); only the adapters train."""
 
     r: int = Field(8, gt=0, le=4096, description="rank of the adapter matrices")
-    alpha: float = Field(16.0, gt=0, description="scaling numerator: updates are scaled by alpha / r")
+    alpha: float = Field(16.0, gt=0, le=1e6, description="scaling numerator: updates are scaled by alpha / r")
     dropout: float = Field(0.0, ge=0, lt=1, description="dropout on the adapter input")
     target_modules: list[str] | None = Field(None, min_length=1,
                                              description="module names to adapt; null: peft's default for the model type")
 
 
 class TrainSpec(Frozen):
-    steps: int | None = Field(None, gt=0, description="optimizer steps (or give epochs)")
-    epochs: float | None = Field(None, gt=0, description="passes over the cell's training data (or give steps)")
-    batch_size: int = Field(gt=0)
-    learning_rate: float = Field(gt=0)
+    steps: int | None = Field(None, ge=0, le=100_000_000, description="optimizer steps (or give epochs); 0: the untuned model")
+    epochs: float | None = Field(None, gt=0, le=100_000, description="passes over the cell's training data (or give steps)")
+    batch_size: int = Field(gt=0, le=65_536)
+    learning_rate: float = Field(gt=0, le=100)
     schedule: Literal["constant", "linear", "cosine", "constant_with_warmup"] = "linear"
-    warmup_steps: int = Field(0, ge=0)
-    weight_decay: float = Field(0.0, ge=0)
-    max_source_length: int = Field(gt=0, description="model tokens; official truncation rules")
-    max_target_length: int = Field(gt=0)
+    warmup_steps: int = Field(0, ge=0, le=100_000_000)
+    weight_decay: float = Field(0.0, ge=0, le=100)
+    max_source_length: int = Field(gt=0, le=1_048_576, description="model tokens; official truncation rules")
+    max_target_length: int = Field(gt=0, le=1_048_576)
     encoding: str = Field(description="training prompt encoding, e.g. def+pos2")
     gradient_accumulation_steps: int = Field(1, gt=0, le=1024,
                                              description="micro-batches of batch_size per optimizer step")
     precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
         "auto", description="auto: bf16 on a GPU that supports it, else fp32; fp16 (GPU only) uses a grad scaler")
     lora: LoraSpec | None = Field(None, description="LoRA adapters (peft); null: full fine-tuning")
-    log_every: int = Field(10, gt=0, description="log the training loss every N steps")
-    checkpoint_every: int = Field(200, gt=0, description="report a resumable checkpoint every N steps")
+    log_every: int = Field(10, gt=0, le=100_000_000, description="log the training loss every N steps")
+    checkpoint_every: int = Field(200, gt=0, le=100_000_000, description="report a resumable checkpoint every N steps")
+    save_model: bool = Field(False, description="log the trained model (or LoRA adapter) to the cell's run, "
+                                                "loadable with transformers' from_pretrained")
 
     @model_validator(mode="after")
     def _steps_or_epochs(self) -> "TrainSpec":
@@ -74,10 +85,10 @@ class TrainSpec(Frozen):
 
 class EvalSpec(Frozen):
     encodings: list[str] | None = Field(None, description="test encodings; null: the training encoding")
-    instances_per_task: int = Field(100, gt=0, description="first N instances of each test task (official: 100)")
-    max_new_tokens: int = Field(32, gt=0)
-    num_beams: int = Field(1, gt=0, description="1: greedy decoding")
-    batch_size: int = Field(64, gt=0)
+    instances_per_task: int = Field(100, gt=0, le=10_000_000, description="first N instances of each test task (official: 100)")
+    max_new_tokens: int = Field(32, gt=0, le=65_536)
+    num_beams: int = Field(1, gt=0, le=64, description="1: greedy decoding")
+    batch_size: int = Field(64, gt=0, le=65_536)
 
     @field_validator("encodings")
     @classmethod
@@ -91,10 +102,13 @@ class EvalSpec(Frozen):
 
 
 class ResourcesSpec(Frozen):
-    cpus_per_cell: float = Field(1, gt=0)
-    gpus_per_cell: float = Field(0, ge=0, description="GPUs per cell; a fraction (e.g. 0.25) lets cells share a GPU")
-    max_concurrent: int = Field(2, gt=0, description="cells running at once")
-    max_failures: int = Field(1, ge=0, description="retries of a cell whose worker died (from its checkpoint)")
+    cpus_per_cell: float = Field(1, gt=0, le=1024)
+    gpus_per_cell: float = Field(0, ge=0, le=64, description="GPUs per cell; a fraction (e.g. 0.25) lets cells share a GPU")
+    max_concurrent: int = Field(2, gt=0, le=10_000, description="cells running at once")
+    max_failures: int = Field(1, ge=0, le=100, description="retries of a cell whose worker died (from its checkpoint)")
+    confirm_over_cells: int = Field(500, gt=0, description="a sweep with more cells to run asks for --yes")
+    confirm_over_hours: float = Field(24.0, gt=0, le=1e6,
+                                      description="a sweep whose estimated wall time is longer asks for --yes")
 
     @field_validator("gpus_per_cell")
     @classmethod
@@ -107,11 +121,12 @@ class ResourcesSpec(Frozen):
 class TrackingSpec(Frozen):
     experiment: str | None = Field(None, description="MLflow experiment; null: the sweep name")
     tracking_uri: str | None = Field(None, description="null: sqlite:///mlflow.db in the working directory")
-    retry_seconds: float = Field(300, ge=0, description="how long cells wait out an unreachable tracking store")
+    retry_seconds: float = Field(300, ge=0, le=604_800, description="how long cells wait out an unreachable tracking store")
 
 
 class CumulativeClusters(Frozen):
     cumulative: list[str] = Field(min_length=1, description="clusters added one at a time, in this order")
+    from_none: bool = Field(False, description="start the curve at no cluster: the untuned model (FLAN Fig. 4's zero)")
 
 
 AXIS_PATHS = {
@@ -125,12 +140,14 @@ AXIS_PATHS = {
 
 
 class SweepSpec(Frozen):
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="sweep (and experiment) name")
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=100,
+                      description="sweep (and experiment) name; also a folder name")
     data: DataSpec
     model: str = Field(description="preset (t5-tiny, ...), baseline (copy_demo, copy_input), hf:<name> or a local path")
     train: TrainSpec
     eval: EvalSpec = EvalSpec()
-    seeds: list[int] = Field(min_length=1)
+    seeds: list[Annotated[int, Field(strict=True, ge=0, le=2**31 - 1)]] = Field(
+        min_length=1, description="whole numbers from 0 to 2**31 - 1 (torch's seeds)")
     resources: ResourcesSpec = ResourcesSpec()
     tracking: TrackingSpec = TrackingSpec()
     axes: dict[str, Any] = Field(default_factory=dict, description="axis name or dotted path -> values")
@@ -204,16 +221,20 @@ def expand_axis(spec: SweepSpec, key: str, values: Any) -> tuple[str, list[Any]]
     if ".lora." in f".{key}." and key != "train.lora" and spec.train.lora is None:
         raise ValueError(f"axis '{key}' varies a LoRA setting, but train.lora is null (full fine-tuning); "
                          "give train.lora (e.g. {r: 8}) in the spec")
+    if key.split(".")[0] in ("resources", "tracking", "seeds", "name", "axes"):
+        raise ValueError(f"'{key}' cannot be an axis: only settings that change a cell's result can "
+                         "(resources and tracking are the same for every cell; seeds are crossed already)")
     if key not in AXIS_PATHS and (_field_at(key) is None or "." not in key):
         raise ValueError(f"unknown axis '{key}'. {did_you_mean(key, list(AXIS_PATHS))} "
                          "Or give a dotted path to a setting, e.g. train.learning_rate")
     if key == "train_clusters" and isinstance(values, dict):
-        cumulative = CumulativeClusters.model_validate(values).cumulative
-        values = [cumulative[: i + 1] for i in range(len(cumulative))]
+        order = CumulativeClusters.model_validate(values)
+        start = 0 if order.from_none else 1
+        values = [order.cumulative[:i] for i in range(start, len(order.cumulative) + 1)]
     if not isinstance(values, list) or not values:
         raise ValueError(f"axis '{key}' needs a non-empty list of values")
-    if key == "train_clusters" and not all(isinstance(v, list) and v for v in values):
-        raise ValueError("axis 'train_clusters' takes a list of non-empty cluster lists, "
+    if key == "train_clusters" and not all(isinstance(v, list) for v in values):
+        raise ValueError("axis 'train_clusters' takes a list of cluster lists ([] for the untuned model), "
                          "or {cumulative: [c1, c2, ...]} to add clusters one at a time")
     target = _field_at(path)
     takes_block = target is not None and _submodel(target[0].model_fields[target[1]].annotation) is not None
@@ -264,7 +285,8 @@ def apply_override(raw: dict, assignment: str, file: str) -> None:
     except yaml.YAMLError:
         value = text
     target = raw
-    parts = path.split(".")
+    # An axis key is itself a dotted path (axes.train.learning_rate): everything after "axes." is one key.
+    parts = ["axes", path[len("axes."):]] if path.startswith("axes.") else path.split(".")
     for part in parts[:-1]:
         if not isinstance(target.get(part), dict):
             target[part] = {}
@@ -273,20 +295,9 @@ def apply_override(raw: dict, assignment: str, file: str) -> None:
 
 
 def read_yaml(path: str | Path) -> dict:
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise AblateError(f"cannot read the spec ({exc.strerror}).", file=str(path),
-                          fix="check the path; shipped specs are in sweeps/.") from None
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise AblateError(f"YAML syntax error{where}: {problem}.", file=str(path),
-                          fix="repair the YAML (indentation, colons, quotes).") from None
+    from ablate.files import load_yaml
+
+    raw = load_yaml(path, "the spec", "check the path; shipped specs are in sweeps/.")
     if not isinstance(raw, dict):
         raise AblateError("the spec must be a YAML mapping of fields.", file=str(path),
                           fix="start from a shipped spec in sweeps/.")

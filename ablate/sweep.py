@@ -58,6 +58,7 @@ def prepare_sweep(spec_file: str, overrides: list[str], *, tracking_uri: str | N
         raise _problems(spec_file, errors)
     cells = list({c.id: c for c in expand_grid(spec, fingerprint)}.values())  # equal settings run once
     out = Path(output_dir) if output_dir else workdir / "ablate_runs" / spec.name
+    _check_output_dir(out, "--out" if output_dir else "name")
     checks = check_cells(cells, out / "cache")
     gpus = spec.resources.gpus_per_cell
     for error in device_errors(cells, gpus, None if address or gpus == 0 else local_gpu_count()):
@@ -67,6 +68,17 @@ def prepare_sweep(spec_file: str, overrides: list[str], *, tracking_uri: str | N
     uri = resolve_tracking_uri(tracking_uri or spec.tracking.tracking_uri, workdir)
     return PreparedSweep(spec, spec_file, cells, uri, spec.tracking.experiment or spec.name, out,
                          tuple(checks.warnings))
+
+
+def _check_output_dir(out: Path, field: str) -> None:
+    """The output folder must be a folder we can create or write (checked before anything starts)."""
+    existing = next((p for p in (out, *out.parents) if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        raise AblateError(f"'{existing}' is a file, so the output folder '{out}' cannot be made.", field=field,
+                          fix="give --out a folder path (new or existing).")
+    if existing is not None and not os.access(existing, os.W_OK):
+        raise AblateError(f"'{existing}' is not writable, so the output folder '{out}' cannot be made.", field=field,
+                          fix="give --out a folder you can write.")
 
 
 def _problems(spec_file: str, errors: list[str]) -> AblateError:
@@ -155,10 +167,12 @@ class SweepLock:
         self.handle.close()
 
 
-def run_sweep(prepared: PreparedSweep, *, address: str | None = None, force: bool = False,
-              out: TextIO = sys.stdout) -> int:
+def run_sweep(prepared: PreparedSweep, *, address: str | None = None, force: bool = False, yes: bool = False,
+              out: TextIO | None = None) -> int:
     """Run every cell not already FINISHED in MLflow; returns 0 when all cells are done, 1 otherwise."""
     from ablate.ray_runtime import check_cluster_gpus, ray_runtime
+
+    out = out or sys.stdout  # looked up now: a caller may have replaced sys.stdout since import
     from ablate.schedule import schedule_cells
     from ablate.track import Store, cell_status, check_tracking_uri
     from ablate.trial import TrialContext
@@ -166,20 +180,24 @@ def run_sweep(prepared: PreparedSweep, *, address: str | None = None, force: boo
     spec = prepared.spec
     check_tracking_uri(prepared.tracking_uri)
     store = Store(prepared.tracking_uri, RetryPolicy(spec.tracking.retry_seconds))
+    # The cost first, from reads only: a sweep refused here has written nothing.
+    finished = store.cell_runs(store.find_experiment(prepared.experiment))
+    confirm_cost(prepared, [c for c in prepared.cells if force or cell_status(finished.get(c.id, [])) != "done"],
+                 yes, out)
     with SweepLock(prepared.output_dir), ExitStack() as ray_scope:
         if address:  # connect first: a cluster that refuses us must not leave runs behind
             ray_scope.enter_context(ray_runtime(address))
             check_cluster_gpus(spec.resources.gpus_per_cell)
         began = time.time()
         prepared.print_warnings(out)
-        experiment_id = store.ensure_experiment(prepared.experiment)
-        runs = store.cell_runs(experiment_id)
-        closed = store.close_stale_runs(runs)
-        if closed:
-            print(f"Closed {closed} run(s) left RUNNING by an interrupted sweep as KILLED.", file=out)
+        runs = store.cell_runs(store.find_experiment(prepared.experiment))
         done = {cid for cid, r in runs.items() if cell_status(r) == "done"}
         to_run = [c for c in prepared.cells if force or c.id not in done]
         cached = len(prepared.cells) - len(to_run)
+        experiment_id = store.ensure_experiment(prepared.experiment, describe_sweep(prepared))
+        closed = store.close_stale_runs(runs)
+        if closed:
+            print(f"Closed {closed} run(s) left RUNNING by an interrupted sweep as KILLED.", file=out)
 
         plan_json = {"sweep": spec.name, "cells": [c.to_json() for c in prepared.cells]}
         write_json(prepared.output_dir / "plan.json", plan_json)
@@ -219,6 +237,44 @@ def run_sweep(prepared: PreparedSweep, *, address: str | None = None, force: boo
         print_summary(prepared, counts, outcomes, time.time() - began, out)
         write_report(prepared, out)
         return 1 if failed else 0
+
+
+def confirm_cost(prepared: PreparedSweep, to_run: list[Cell], yes: bool, out: TextIO) -> None:
+    """Print the estimate; a sweep over the spec's thresholds goes ahead only with --yes (or a 'y'
+    typed at a terminal), so a typo such as steps: 1e9 or a 100,000-cell grid costs nothing."""
+    resources = prepared.spec.resources
+    cell_seconds = sum(estimate_seconds(c) for c in to_run)
+    hours = cell_seconds / max(1, min(resources.max_concurrent, len(to_run) or 1)) / 3600
+    print(f"Estimated cost of the {len(to_run)} cell(s) to run: ~{cell_seconds / 60:.1f} cell-minutes, "
+          f"~{hours * 60:.1f} minutes of wall time at {resources.max_concurrent} at once (on this machine's CPU).",
+          file=out, flush=True)
+    if yes or (len(to_run) <= resources.confirm_over_cells and hours <= resources.confirm_over_hours):
+        return
+    question = (f"{len(to_run)} cells and ~{hours:.1f} hours exceed resources.confirm_over_cells "
+                f"({resources.confirm_over_cells}) or confirm_over_hours ({resources.confirm_over_hours:g})")
+    if sys.stdin.isatty():
+        answer = input(f"{question}. Go ahead? [y/N] ").strip().lower()
+        if answer in ("y", "yes"):
+            return
+        raise AblateError("not started.", file=prepared.spec_file, fix="add --yes, or make the sweep smaller.")
+    raise AblateError(f"{question}, and there is no terminal to ask.", file=prepared.spec_file,
+                      field="resources.confirm_over_cells",
+                      fix="add --yes to go ahead, make the sweep smaller, or raise the thresholds.")
+
+
+def describe_sweep(prepared: PreparedSweep) -> str:
+    """The experiment's description in the MLflow UI: what the sweep ablates and how to reproduce it."""
+    from ablate.plan import format_value
+
+    spec = prepared.spec
+    axes = "; ".join(f"`{k}`: {', '.join(format_value(v) for v in values) if isinstance(values, list) else values}"
+                     for k, values in spec.axes.items()) or "nothing (one point)"
+    data = spec.data
+    held_out = ", ".join(data.held_out_clusters) or f"the test tasks of split '{data.split}'"
+    return (f"**ablate sweep `{spec.name}`**: varies {axes}, over seeds {', '.join(map(str, spec.seeds))} "
+            f"({len(prepared.cells)} cells). Model `{spec.model}`, data `{data.source}`, evaluated on {held_out}.\n\n"
+            f"Reproduce: `ablate sweep {prepared.spec_file}`. The parent run holds the resolved spec, the plan, the "
+            "baselines and the report (its description, its `curve/...` metrics and the `report/` figures).")
 
 
 def log_baselines(store, parent_run_id: str, cell: Cell, cache_dir: Path) -> None:

@@ -7,6 +7,7 @@ through one `RetryPolicy`. Key, tag and artifact names come from `ablate.results
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -41,10 +42,18 @@ def check_tracking_uri(uri: str, timeout: float = 3.0) -> None:
     """Fail fast (before anything starts) when the store cannot be reached."""
     path = sqlite_path(uri)
     if path is not None:
+        if path.is_dir():
+            raise AblateError(f"the SQLite store '{path}' is a folder, not a database file.",
+                              field="tracking.tracking_uri", fix="name a file, e.g. sqlite:///mlflow.db.")
         if not path.parent.is_dir() or not os.access(path.parent, os.W_OK):
             raise AblateError(f"the folder of the SQLite store '{path}' does not exist or is not writable.",
                               field="tracking.tracking_uri", fix="point --tracking-uri at a writable place.")
+        if path.is_file() and path.stat().st_size and path.read_bytes()[:16] != b"SQLite format 3\x00":
+            raise AblateError(f"'{path}' exists but is not an SQLite database.", field="tracking.tracking_uri",
+                              fix="move the file away, or point --tracking-uri at another file.")
         return
+    if uri.startswith(("postgresql", "mysql", "mssql")):
+        _check_driver(uri)
     parsed = urlparse(uri)
     if parsed.scheme in ("http", "https"):
         import urllib.request
@@ -56,9 +65,25 @@ def check_tracking_uri(uri: str, timeout: float = 3.0) -> None:
                               field="tracking.tracking_uri",
                               fix="start it (mlflow server --host 127.0.0.1 --port 5000) or fix --tracking-uri.") from None
         return
-    if parsed.scheme not in ("postgresql", "mysql", "mssql", "databricks", "file", ""):
+    if parsed.scheme.partition("+")[0] not in ("postgresql", "mysql", "mssql", "databricks", "file", ""):
         raise AblateError(f"unsupported tracking URI '{uri}'.", field="tracking.tracking_uri",
                           fix="use sqlite:///mlflow.db, http://host:port or a database URI.")
+
+
+DRIVERS = {"postgresql": ("psycopg", "psycopg2"), "mysql": ("pymysql", "MySQLdb"), "mssql": ("pyodbc", "pymssql")}
+
+
+def _check_driver(uri: str) -> None:
+    """A database store needs its Python driver; say which extra brings it."""
+    import importlib.util
+
+    scheme = urlparse(uri).scheme
+    dialect, _, driver = scheme.partition("+")
+    wanted = (driver,) if driver else DRIVERS.get(dialect, ())
+    if wanted and not any(importlib.util.find_spec(name) for name in wanted):
+        raise AblateError(f"the tracking store '{scheme}://...' needs the Python driver {' or '.join(wanted)}, "
+                          "which is not installed.", field="tracking.tracking_uri",
+                          fix='install the cluster extra: pip install -e ".[cluster]" (PostgreSQL via psycopg).')
 
 
 def store_exists(uri: str) -> bool:
@@ -128,18 +153,29 @@ class Store:
     """The driver's view of a tracking store: experiments, the parent run, cell runs by cell id."""
 
     def __init__(self, uri: str, retry: RetryPolicy = RetryPolicy()) -> None:
+        self.uri, self.retry = uri, retry
+
+    @functools.cached_property
+    def client(self):
+        """Made on first use: a client creates a SQLite store's file, and reading must not."""
         from mlflow.tracking import MlflowClient
 
-        self.uri, self.retry = uri, retry
-        self.client = MlflowClient(tracking_uri=uri)
+        return MlflowClient(tracking_uri=self.uri)
 
-    def ensure_experiment(self, name: str) -> str:
+    def ensure_experiment(self, name: str, description: str | None = None) -> str:
+        """The experiment (created, or restored if deleted); it opens on MLflow's training-runs view,
+        with `description` as its note."""
         experiment = self.retry.call(lambda: self.client.get_experiment_by_name(name))
-        if experiment is not None:
+        if experiment is None:
+            experiment_id = self.retry.call(lambda: self.client.create_experiment(name))
+        else:
+            experiment_id = experiment.experiment_id
             if experiment.lifecycle_stage == "deleted":
-                self.retry.call(lambda: self.client.restore_experiment(experiment.experiment_id))
-            return experiment.experiment_id
-        return self.retry.call(lambda: self.client.create_experiment(name))
+                self.retry.call(lambda: self.client.restore_experiment(experiment_id))
+        tags = {results.EXPERIMENT_KIND: results.TRAINING_KIND, **({results.NOTE: description} if description else {})}
+        for key, value in tags.items():
+            self.retry.call(lambda: self.client.set_experiment_tag(experiment_id, key, value))
+        return experiment_id
 
     def find_experiment(self, name: str) -> str | None:
         if not store_exists(self.uri):
@@ -206,6 +242,18 @@ class Store:
         metrics = [Metric(k, float(v), now, step) for k, v in values.items()]
         for start in range(0, len(metrics), 1000):
             self.retry.call(lambda: self.client.log_batch(run_id, metrics=metrics[start:start + 1000]))
+
+    def log_points(self, run_id: str, points: dict[str, list[tuple[int, float]]]) -> None:
+        """Metric series (key -> [(step, value)]) in one batch per 1000 points."""
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        metrics = [Metric(k, float(v), now, step) for k, series in points.items() for step, v in series]
+        for start in range(0, len(metrics), 1000):
+            self.retry.call(lambda: self.client.log_batch(run_id, metrics=metrics[start:start + 1000]))
+
+    def set_tag(self, run_id: str, key: str, value: str) -> None:
+        self.retry.call(lambda: self.client.set_tag(run_id, key, value))
 
     def finish_parent_run(self, run_id: str, counts: dict[str, int]) -> None:
         self.log_metrics(run_id, {f"cells_{k}": v for k, v in counts.items()})
@@ -276,9 +324,13 @@ class CellTracker:
         client = MlflowClient(tracking_uri=uri)
         run = retry.call(lambda: client.create_run(experiment_id, run_name=name, tags=tags))
         tracker = cls(uri, run.info.run_id, retry, _logged={})  # a new run has logged nothing
-        params = [Param(k, v[:6000]) for k, v in results.settings_params(settings).items()]
+        from ablate.plan import format_value
+
+        axis_params = {results.axis_param_key(k): format_value(v) for k, v in axis_values.items()}
+        params = [Param(k, v[:6000]) for k, v in {**results.settings_params(settings), **axis_params}.items()]
         for start in range(0, len(params), 100):
             retry.call(lambda: client.log_batch(tracker.run_id, params=params[start:start + 100]))
+        tracker.log_metrics(results.axis_metrics(axis_values))
         tracker.log_text(json.dumps(settings, indent=2), results.CELL_ARTIFACT)
         return tracker
 
@@ -316,6 +368,37 @@ class CellTracker:
 
     def set_tag(self, key: str, value: str) -> None:
         self.retry.call(lambda: self._client.set_tag(self.run_id, key, value))
+
+    def log_dataset(self, name: str, digest: str, source: str, num_rows: int, context: str) -> None:
+        """A dataset input of the run (MLflow's Datasets column): name, digest, source and size."""
+        from mlflow.entities import Dataset, DatasetInput, InputTag
+
+        dataset = Dataset(name=name, digest=digest[:36], source_type="ablate", source=source,
+                          profile=json.dumps({"num_rows": num_rows}))
+        tags = [InputTag(results.DATASET_CONTEXT, context)]
+        self.retry.call(lambda: self._client.log_inputs(self.run_id, datasets=[DatasetInput(dataset, tags)]))
+
+    def log_folder(self, folder: Path, artifact_path: str) -> None:
+        self.retry.call(lambda: self._client.log_artifacts(self.run_id, str(folder), artifact_path))
+
+    def system_metrics(self):
+        """MLflow's system-metrics monitor for this run (CPU, memory, disk, network; GPU with pynvml):
+        a context manager, sampling every 10 s while the cell runs."""
+        from contextlib import contextmanager
+
+        from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
+
+        @contextmanager
+        def monitored():
+            monitor = SystemMetricsMonitor(self.run_id, sampling_interval=10, resume_logging=True,
+                                           tracking_uri=self.uri)
+            monitor.start()
+            try:
+                yield
+            finally:
+                monitor.finish()
+
+        return monitored()
 
     def set_tags(self, tags: dict[str, str]) -> None:
         from mlflow.entities import RunTag

@@ -68,7 +68,8 @@ def cell_trial(config: dict[str, Any]) -> None:
 
     try:
         place = CellPlace(cache_dir=Path(context.output_dir) / "cache", device="cuda" if context.use_gpu else "cpu")
-        metrics = run_cell(cell, place, tracker, resume_state=resume_state, save_checkpoint=save_checkpoint)
+        with tracker.system_metrics():
+            metrics = run_cell(cell, place, tracker, resume_state=resume_state, save_checkpoint=save_checkpoint)
     except Exception as exc:  # the cell failed: record it once; Tune must not retry it
         trace = traceback.format_exc()
         tracker.log_text(trace, ERROR_ARTIFACT)

@@ -56,18 +56,24 @@ def _cluster_errors(cell: Cell) -> list[str]:
     return errors
 
 
-def _selection(cell: Cell, library: TaskLibrary) -> TaskSelection:
-    """The cell's tasks, after checking it can sample its training instances (raises AblateError)."""
-    selection = select_tasks(library, cell.settings.data, cell.settings.seed)
-    for name in selection.train_tasks:
-        sample_instances(library.get(name), cell.settings.data.instances_per_task, cell.settings.seed)
-    return selection
+def _sample_errors(cell: Cell, selection: TaskSelection, library: TaskLibrary) -> list[str]:
+    """Whether the cell can sample its training instances from every training task."""
+    try:
+        for name in selection.train_tasks:
+            sample_instances(library.get(name), cell.settings.data.instances_per_task, cell.settings.seed)
+    except AblateError as exc:
+        return [exc.render()]
+    return []
 
 
 def _test_set_checks(cell: Cell, selection: TaskSelection, library: TaskLibrary, checks: Checks) -> None:
     """Keys the cell's evaluation will write, and test tasks no cluster holds."""
     cluster_of = category_to_cluster(cell.settings.cluster_map)
     tasks = [library.get(name) for name in selection.test_tasks]
+    for task in tasks:
+        if not task.instances:
+            checks.error(f"test task '{task.name}' has no instances, so it cannot be scored; give it instances "
+                         "or leave it out of the test split.")
     names = {"task": [t.name for t in tasks], "category": [t.category for t in tasks],
              "cluster": [*cluster_of.values(), results.NO_CLUSTER]}
     for encoding in cell.settings.test_encodings:
@@ -178,9 +184,11 @@ def check_cells(cells: list[Cell], cache_dir: Path) -> Checks:
                 libraries[source] = TaskLibrary(resolve_task_dir(data.source, data.synthetic_seed, base))
             library = libraries[source]
             try:
-                selection = _selection(cell, library)
+                selection = select_tasks(library, data, cell.settings.seed)
+                _test_set_checks(cell, selection, library, checks)
+                errors = _sample_errors(cell, selection, library)
             except AblateError as exc:
-                checks.error(f"{cell.name}: {exc.render()}" if len(cells) > 1 else exc.render())
-                continue
-            _test_set_checks(cell, selection, library, checks)
+                errors = [exc.render()]
+            for error in errors:
+                checks.error(f"{cell.name}: {error}" if len(cells) > 1 else error)
     return checks

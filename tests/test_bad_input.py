@@ -62,7 +62,8 @@ CASES = [
     ("zero-concurrency", append("resources: {max_concurrent: 0}\n"), [], ["resources.max_concurrent"]),
     ("bad-name", replace("name: bad", "name: my sweep"), [], ["name", "pattern"]),
     ("empty-axis", append("axes:\n  num_train_tasks: []\n"), [], ["non-empty list"]),
-    ("non-positive-axis", append("axes:\n  instances_per_task: [0, 4]\n"), [], ["data.instances_per_task", "greater than 0"]),
+    ("negative-axis-value", append("axes:\n  instances_per_task: [-2, 4]\n"), [],
+     ["data.instances_per_task", "greater than or equal to 0"]),
     ("unknown-axis", append("axes:\n  num_tasks: [1, 2]\n"), [], ["unknown axis 'num_tasks'", "Did you mean 'num_train_tasks'?"]),
     ("axis-missing-field", append("axes:\n  train.lr: [0.1]\n"), [], ["unknown axis 'train.lr'"]),
     ("too-many-instances", replace("instances_per_task: 16", "instances_per_task: 5000"), [],
@@ -103,6 +104,45 @@ CASES = [
      [], ["q_proj not in model 't5-tiny'", "Its modules:", "wo"]),
     ("lora-axis-without-lora", append("axes:\n  train.lora.r: [4, 8]\n"), [], ["train.lora is null"]),
     ("model-dir-without-config", replace("model: t5-tiny", "model: ./not_a_model"), [], ["not a model folder"]),
+    # Round two: whole classes of input, each fixed at its root.
+    ("spec-not-utf8", lambda t: t.encode() + b"# caf\xe9\n", [], ["cannot read the spec", "not UTF-8"]),
+    ("duplicate-yaml-key", replace("  steps: 10", "  steps: 10\n  steps: 20"), [], ["duplicate key 'steps'"]),
+    ("yaml-alias-bomb", append("x0: &a0 [1, 1]\n" + "".join(f"x{i}: &a{i} [*a{i - 1}, *a{i - 1}]\n"
+                                                              for i in range(1, 120))), [], ["aliases"]),
+    ("infinite-epochs", replace("steps: 10", "epochs: .inf"), [], ["train.epochs", "finite"]),
+    ("infinite-learning-rate", replace("learning_rate: 1.0e-3", "learning_rate: .inf"), [], ["learning_rate", "finite"]),
+    ("nan-weight-decay", replace("encoding: def", "encoding: def\n  weight_decay: .nan"), [], ["weight_decay", "finite"]),
+    ("boolean-seed", replace("seeds: [0]", "seeds: [true]"), [], ["seeds.0", "valid integer"]),
+    ("huge-seed", replace("seeds: [0]", "seeds: [99999999999]"), [], ["seeds.0", "less than or equal to 2147483647"]),
+    ("negative-seed", replace("seeds: [0]", "seeds: [-1]"), [], ["seeds.0", "greater than or equal to 0"]),
+    ("name-too-long", replace("name: bad", "name: " + "n" * 300), [], ["name", "at most 100 characters"]),
+    ("axis-over-resources", append("axes:\n  resources.max_concurrent: [1, 2]\n"), [], ["cannot be an axis"]),
+    ("axis-over-tracking", append("axes:\n  tracking.retry_seconds: [1, 2]\n"), [], ["cannot be an axis"]),
+    ("axis-values-collapse", append("axes:\n  train.learning_rate: [0.001, 1.0e-3]\n"), [], ["repeats a value"]),
+    ("negative-count", replace("instances_per_task: 16", "instances_per_task: -1"), [],
+     ["data.instances_per_task", "greater than or equal to 0"]),
+    ("task-file-not-utf8", replace("source: synthetic", "source: ./badutf8"), [], ["task903", "not UTF-8"]),
+    ("task-file-dangling-symlink", replace("source: synthetic", "source: ./dangling"), [], ["symlink to nothing"]),
+    ("task-file-symlink-loop", replace("source: synthetic", "source: ./loop"), [], ["symlink loop"]),
+    ("split-file-is-a-folder", replace("source: synthetic", "source: ./splitdir"), [], ["test_tasks.txt", "is a folder"]),
+    ("task-json-nested-too-deep", replace("source: synthetic", "source: ./deepjson"), [], ["nested too deeply"]),
+    ("task-listed-twice", replace("source: synthetic", "source: ./twice"), [], ["listed more than once"]),
+    ("task-in-train-and-test", replace("source: synthetic", "source: ./both"), [], ["in both the train and the test"]),
+    ("duplicate-instance-ids", replace("source: synthetic", "source: ./dupids"), [], ["appears twice"]),
+    ("instance-without-input", replace("source: synthetic", "source: ./noinput"), [], ["instance 1 has no 'input'"]),
+    ("output-is-a-number", replace("source: synthetic", "source: ./outputint"), [], ["got int"]),
+    ("test-task-without-instances", replace("source: synthetic", "source: ./emptytest"), [], ["has no instances"]),
+    ("out-is-a-file", lambda t: t, ["--out", "bad.yaml/run"], ["is a file", "--out"]),
+    ("sqlite-store-is-a-folder", lambda t: t, ["--tracking-uri", "sqlite:///./not_a_model"], ["is a folder"]),
+    ("sqlite-store-not-a-database", lambda t: t, ["--tracking-uri", "sqlite:///./bad.yaml"], ["not an SQLite database"]),
+    ("unsupported-tracking-scheme", lambda t: t, ["--tracking-uri", "ftp://example.org/x"], ["unsupported tracking URI"]),
+    ("ray-address-bad-port", lambda t: t, ["--address", "127.0.0.1:notaport"], ["not a Ray address"]),
+    ("steps-absurd", replace("steps: 10", "steps: 1.0e+29"), [], ["train.steps", "exceeded maximum size"]),
+    ("steps-over-the-bound", replace("steps: 10", "steps: 200000000"), [], ["less than or equal to 100000000"]),
+    ("cost-over-threshold-without-a-terminal", replace("steps: 10", "steps: 90000000"), [],
+     ["exceed resources.confirm_over_cells", "no terminal to ask", "--yes"]),
+    ("grid-over-the-cell-threshold", append("resources: {confirm_over_cells: 3}\naxes:\n  num_train_tasks: [1, 2, 3, 4]\n"),
+     [], ["4 cells", "confirm_over_cells (3)"]),
 ]
 
 
@@ -112,12 +152,50 @@ def _task_dirs(folder: Path) -> None:
     (corrupt / "tasks" / "task_bad.json").write_text('{"Definition": ["x"], "Instances": [')
     (corrupt / "splits" / "default").mkdir(parents=True)
     (corrupt / "splits" / "default" / "train_tasks.txt").write_text("task_bad\n")
-    (corrupt / "splits" / "default" / "test_tasks.txt").write_text("task_bad\n")
+    shutil.copy(FIXTURES / "tasks" / "tasks" / "task901_edge_no_final_punct.json", corrupt / "tasks")
+    (corrupt / "splits" / "default" / "test_tasks.txt").write_text("task901_edge_no_final_punct\n")
     (folder / "not_a_model").mkdir()
     (folder / "not_a_model" / "weights.txt").write_text("not a model")
     missing = folder / "missing_task"
     shutil.copytree(FIXTURES / "tasks", missing)
     (missing / "splits" / "default" / "train_tasks.txt").write_text("task903_edge_punctuated_outputs\ntask_gone\n")
+
+    def variant(name: str) -> Path:
+        copy = folder / name
+        shutil.copytree(FIXTURES / "tasks", copy)
+        return copy
+
+    train_task = "tasks/task903_edge_punctuated_outputs.json"
+    (variant("badutf8") / train_task).write_bytes(b'{"Definition": ["caf\xe9"]}')
+    dangling = variant("dangling") / train_task
+    dangling.unlink()
+    dangling.symlink_to(folder / "nowhere.json")
+    loop = variant("loop") / train_task
+    loop.unlink()
+    loop.symlink_to(loop)
+    split_dir = variant("splitdir") / "splits" / "default" / "test_tasks.txt"
+    split_dir.unlink()
+    split_dir.mkdir()
+    (variant("deepjson") / train_task).write_text("[" * 200_000 + "]" * 200_000)
+    (variant("twice") / "splits" / "default" / "train_tasks.txt").write_text(
+        "task903_edge_punctuated_outputs\ntask903_edge_punctuated_outputs\n")
+    (variant("both") / "splits" / "default" / "train_tasks.txt").write_text(
+        "task903_edge_punctuated_outputs\ntask901_edge_no_final_punct\n")
+    import json
+
+    def edit_task(name: str, change) -> None:
+        path = variant(name) / train_task
+        task = json.loads(path.read_text())
+        change(task)
+        path.write_text(json.dumps(task))
+
+    edit_task("dupids", lambda t: t["Instances"].append(dict(t["Instances"][0])))
+    edit_task("noinput", lambda t: t["Instances"][1].pop("input"))
+    edit_task("outputint", lambda t: t["Instances"][0].update(output=5))
+    empty = variant("emptytest") / "tasks/task901_edge_no_final_punct.json"
+    task = json.loads(empty.read_text())
+    task["Instances"] = []
+    empty.write_text(json.dumps(task))
 
 
 def _snapshot(folder: Path) -> set[str]:
@@ -131,7 +209,8 @@ def test_bad_input_exits_2_with_a_clear_message_and_starts_nothing(tmp_path, mon
 
     _task_dirs(tmp_path)
     spec = tmp_path / "bad.yaml"
-    spec.write_text(edit(BASE))
+    content = edit(BASE)
+    spec.write_bytes(content if isinstance(content, bytes) else content.encode())
     before = _snapshot(tmp_path)
     monkeypatch.chdir(tmp_path)
     port = _closed_port()
@@ -147,7 +226,7 @@ def test_bad_input_exits_2_with_a_clear_message_and_starts_nothing(tmp_path, mon
 
 
 def test_catalogue_is_large_enough():
-    assert len(CASES) >= 30
+    assert len(CASES) >= 70
 
 
 def test_debug_shows_the_traceback(tmp_path, monkeypatch):

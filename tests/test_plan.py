@@ -74,3 +74,41 @@ def test_a_cell_round_trips_through_json():
     for cell in expand_grid(spec, "fp"):
         again = Cell.from_json(yaml.safe_load(yaml.safe_dump(cell.to_json())))
         assert again == cell and again.settings.test_encodings == ["def", "pos2"]
+
+
+def test_run_names_are_short_and_full_values_stay_in_the_axis_values():
+    spec = spec_of("axes:\n  train_clusters: {cumulative: [program_execution, translation, extraction]}\n"
+                   "  train.learning_rate: [1.0e-3]\n")
+    cells = expand_grid(spec, "fp")
+    assert cells[2].name == "clusters=3 (+extraction) learning_rate=0.001 seed=0"
+    assert cells[2].axis_values["train_clusters"] == ["program_execution", "translation", "extraction"]
+
+
+def test_settings_that_do_not_change_results_do_not_change_the_id():
+    base = expand_grid(spec_of(), "fp")[0]
+    other = expand_grid(spec_of(train={**yaml.safe_load(BASE)["train"], "log_every": 7, "checkpoint_every": 9,
+                                       "save_model": True}), "fp")[0]
+    changed = expand_grid(spec_of(train={**yaml.safe_load(BASE)["train"], "gradient_accumulation_steps": 2}), "fp")[0]
+    assert other.id == base.id and changed.id != base.id
+
+
+def test_a_cumulative_clusters_axis_can_start_from_the_untuned_model():
+    spec = spec_of("axes:\n  train_clusters: {cumulative: [program_execution, translation], from_none: true}\n")
+    cells = expand_grid(spec, "fp")
+    assert [c.settings.data.train_clusters for c in cells] == [[], ["program_execution"],
+                                                               ["program_execution", "translation"]]
+    assert [c.settings.untuned for c in cells] == [True, False, False]
+    assert cells[0].name == "clusters=0 (untuned) seed=0"
+
+
+def test_the_untuned_cell_is_shared_by_every_sweep_that_holds_it():
+    from_clusters = expand_grid(spec_of("axes:\n  train_clusters: {cumulative: [program_execution], from_none: true}\n"),
+                                "fp")[0]
+    from_tasks = expand_grid(spec_of("axes:\n  num_train_tasks: [0, 4]\n"), "fp")[0]
+    from_steps = expand_grid(spec_of(train={**yaml.safe_load(BASE)["train"], "steps": 0, "learning_rate": 0.5}),
+                             "fp")[0]
+    from_instances = expand_grid(spec_of("axes:\n  instances_per_task: [0, 8]\n"), "fp")[0]
+    assert all(c.settings.untuned for c in (from_clusters, from_tasks, from_steps, from_instances))
+    assert from_clusters.id == from_tasks.id == from_steps.id == from_instances.id
+    tuned = expand_grid(spec_of("axes:\n  num_train_tasks: [0, 4]\n"), "fp")[1]
+    assert not tuned.settings.untuned and tuned.id != from_tasks.id

@@ -183,7 +183,7 @@ def test_a_diverging_cell_fails_as_such_and_the_others_go_on(tmp_path):
     spec = write_spec(tmp_path, steps=40, axes={"train.learning_rate": [1.0e-3, 1.0e+12]}, seeds=[0])
     result = ablate_cli("sweep", str(spec), cwd=tmp_path)
     assert result.returncode == 1, result.stdout[-3000:]
-    assert "FAILED  train.learning_rate=1000000000000.0 seed=0" in result.stdout
+    assert "FAILED  learning_rate=1000000000000.0 seed=0" in result.stdout
     assert "DivergedError: training diverged: loss is nan" in result.stdout
     assert "retrying" not in result.stdout, "a cell that raises fails once; only a lost worker is retried"
     cell_runs, _ = runs(tmp_path, "rel")

@@ -11,7 +11,8 @@ TRAIN = TrainSpec(steps=10, batch_size=4, learning_rate=1e-3, max_source_length=
 
 
 def _cell(name, axis_values, model="t5-tiny", train_encoding="def", test_encodings=None) -> Cell:
-    settings = CellSettings(data=DataSpec(source="synthetic", instances_per_task=8), model=model,
+    data = DataSpec(source="synthetic", instances_per_task=8, train_clusters=axis_values.get("train_clusters"))
+    settings = CellSettings(data=data, model=model,
                             train=TRAIN.model_copy(update={"encoding": train_encoding}),
                             eval=EvalSpec(encodings=test_encodings), seed=axis_values["seed"], data_fingerprint="f")
     return Cell(id=name, name=name, axis_values=axis_values, settings=settings)
@@ -96,3 +97,60 @@ def test_page_summary_names_a_knee_only_inside_the_measured_range():
     assert "knee at 55.7 (95% CI 30-80)" in _summary(report(55.7, True))
     outside = _summary(report(1729.0, False))
     assert "plateau beyond the range" in outside and "knee at 1.73e+03 (" not in outside
+
+
+def test_the_curve_becomes_parent_run_metrics_and_the_report_a_markdown_description():
+    from ablate.analyse.publish import curve_points, report_markdown
+
+    orders = [["a"], ["a", "b"], ["a", "b", "c"]]
+    records = [_record(c, s, nli=40 + 10 * len(c) + s, qa=5 * len(c)) for c in orders for s in (0, 1, 2)]
+    records.append(_record(["a", "b", "c"], 3, status="failed"))
+    report = build_report(_sweep(records), "rougeL")
+    points = curve_points(report)
+    assert [step for step, _ in points["curve/mean/rougeL"]] == [1, 2, 3], "stepped by the number of clusters"
+    assert points["curve/nli/rougeL"][0] == (1, 51.0)
+    low, high = points["curve/nli/rougeL_ci_low"][0][1], points["curve/nli/rougeL_ci_high"][0][1]
+    assert low < 51.0 < high
+    text = report_markdown(report)
+    assert "| line | 1 (+a) | 2 (+b) | 3 (+c) |" in text and "| nli | 51.0 [" in text
+    assert "FAILED n=3 seed=3: boom" in text and "report/clusters.png" in text
+
+
+def test_a_single_seed_point_says_it_has_no_interval():
+    from ablate.analyse.publish import report_markdown
+
+    records = [_record(c, 0) for c in (["a"], ["a", "b"], ["a", "b", "c"])]
+    assert "(n=1, no interval)" in report_markdown(build_report(_sweep(records), "rougeL"))
+
+
+def test_the_untuned_point_is_reported_apart_from_the_fitted_curve():
+    orders = [[], ["a"], ["a", "b"], ["a", "b", "c"]]
+    records = [_record(c, s, nli=10 * len(c) + s, qa=5 * len(c)) for c in orders for s in (0, 1)]
+    report = build_report(_sweep(records), "rougeL")
+    mean = report["curves"]["mean"]
+    assert [p["x"] for p in mean["points"]] == [1.0, 2.0, 3.0], "x = 0 is not on the curve"
+    assert mean["untuned"]["n"] == 2 and mean["untuned"]["mean"] == 0.25
+    assert report["curves"]["nli"]["untuned"]["values"] == [0.0, 1.0]
+    figure, html = report_figures(report)
+    assert "untuned model" in [t.get_text() for t in figure.axes[0].get_legend().get_texts()][-1]
+
+
+def test_zero_versus_few_shot_draws_flan_fig_3_bars():
+    records = []
+    for steps in (0, 800):
+        for seed in (0, 1):
+            cell = _cell(f"steps={steps} seed={seed}", {"train.steps": steps, "seed": seed},
+                         test_encodings=["def", "def+pos2"])
+            cell = Cell(cell.id, cell.name, cell.axis_values, cell.settings.model_copy(
+                update={"train": cell.settings.train.model_copy(update={"steps": steps})}))
+            metrics = {f"{enc}/cluster/nli/rougeL": (5.0 if enc == "def" else 20.0) if steps == 0 else 60.0 + seed
+                       for enc in ("def", "def-pos2")}
+            records.append(CellRecord(cell, "done", metrics))
+    report = build_report(_sweep(records), "rougeL")
+    bars = report["bars"]
+    assert bars["groups"] == ["nli", "mean"]
+    assert bars["series"]["untuned, zero-shot (def)"]["nli"]["mean"] == 5.0
+    assert bars["series"]["untuned, few-shot (def+pos2)"]["nli"]["mean"] == 20.0
+    assert bars["series"]["instruction-tuned, zero-shot (def)"]["mean"]["mean"] == 60.5
+    figure, html = report_figures(report)
+    assert len(figure.axes[0].patches) == 6 and "bar" in html

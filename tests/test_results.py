@@ -75,3 +75,9 @@ def test_settings_params_encode_cluster_names_from_data():
 def test_an_empty_name_is_refused():
     with pytest.raises(ValueError):
         name_key("")
+
+
+def test_numeric_axis_values_become_metrics_for_scatter_charts():
+    assert results.axis_metrics({"train_clusters": ["a", "b"], "instances_per_task": 64, "model": "t5-tiny",
+                                 "seed": 1}) == {"axis/train_clusters": 2.0, "axis/instances_per_task": 64.0,
+                                                 "axis/seed": 1.0}

@@ -54,3 +54,10 @@ def test_held_out_clusters_are_never_trained_on(library):
 def test_too_many_tasks_is_an_error(library):
     with pytest.raises(AblateError, match="num_train_tasks"):
         _select(library, num_train_tasks=500)
+
+
+def test_an_untuned_cell_selects_no_training_task_but_the_same_test_tasks(library):
+    tuned = _select(library, held_out_clusters=["nli"])
+    for untuned in (_select(library, held_out_clusters=["nli"], num_train_tasks=0),
+                    _select(library, held_out_clusters=["nli"], train_clusters=[])):
+        assert untuned.train_tasks == () and untuned.test_tasks == tuned.test_tasks

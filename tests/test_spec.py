@@ -75,8 +75,10 @@ def test_steps_and_epochs_are_exclusive(tmp_path):
 
 def test_set_overrides_are_typed_and_validated(tmp_path):
     path = write(tmp_path, BASE)
-    spec = load_spec(path, ["train.steps=25", "seeds=[1, 2]", "axes.model=[t5-tiny, copy_demo]"])
+    spec = load_spec(path, ["train.steps=25", "seeds=[1, 2]", "axes.model=[t5-tiny, copy_demo]",
+                            "axes.train.learning_rate=[0.001, 0.0003]"])
     assert spec.train.steps == 25 and spec.seeds == [1, 2] and spec.axes["model"] == ["t5-tiny", "copy_demo"]
+    assert spec.axes["train.learning_rate"] == [0.001, 0.0003], "a dotted axis is one key"
     with pytest.raises(AblateError, match="not a spec field"):
         load_spec(path, ["train.stepz=3"])
     with pytest.raises(AblateError, match="train.steps"):
@@ -85,9 +87,9 @@ def test_set_overrides_are_typed_and_validated(tmp_path):
 
 @pytest.mark.parametrize("axes, says", [
     ("num_train_tasks: []", "non-empty list"),
-    ("num_train_tasks: [0, 2]", "greater than 0"),
+    ("num_train_tasks: [-1, 2]", "greater than or equal to 0"),
     ("num_tasks: [1, 2]", "Did you mean 'num_train_tasks'?"),
-    ("train_clusters: [nli, sentiment]", "list of non-empty cluster lists"),
+    ("train_clusters: [nli, sentiment]", "list of cluster lists"),
     ("train.learning_rate: [[1]]", "scalar"),
     ("instances_per_task: [8, 8]", "repeats"),
     ("train_encoding: [def, def+bogus]", "unknown element 'bogus'"),

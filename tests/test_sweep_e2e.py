@@ -83,3 +83,55 @@ def test_bad_spec_exits_2_and_starts_nothing(tmp_path):
     result = ablate_cli("sweep", str(spec_ok_data_bad), cwd=tmp_path)
     assert result.returncode == 2 and "asks for 4000 instances" in result.stderr and "which has 400" in result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.yaml", "toomany.yaml"]
+
+
+def _tiny(spec: str, tmp_path: Path, *extra: str):
+    """A shipped sweep through the real CLI at a few steps, one seed, a few test instances."""
+    return ablate_cli("sweep", str(REPO / "sweeps" / spec), "--set", "train.steps=4", "--set", "seeds=[0]",
+                      "--set", "eval.instances_per_task=4", "--set", "train.checkpoint_every=2", *extra,
+                      cwd=tmp_path)
+
+
+def _report(tmp_path: Path, name: str) -> dict:
+    return json.loads((tmp_path / "ablate_runs" / name / "report" / "report.json").read_text())
+
+
+def test_the_architecture_sweep_mixes_t5_and_llama_full_and_lora_end_to_end(tmp_path):
+    result = _tiny("architecture.yaml", tmp_path)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "4 trained, 0 cached, 0 failed" in result.stdout
+    client, runs = _runs(tmp_path, "architecture")
+    cells = [r for r in runs if r.data.tags.get("ablate.role") == "cell"]
+    by_name = {r.info.run_name: r for r in cells}
+    assert set(by_name) == {"model=t5-tiny lora=null seed=0", "model=t5-tiny lora=r=16,alpha=32 seed=0",
+                            "model=llama-tiny lora=null seed=0", "model=llama-tiny lora=r=16,alpha=32 seed=0"}
+    for name, run in by_name.items():
+        metrics = run.data.metrics
+        assert run.info.status == "FINISHED" and run.data.tags["ablate.device"] == "cpu"
+        full = metrics["num_parameters"] == metrics["num_trainable_parameters"]
+        assert full == ("lora=null" in name), name
+        assert metrics["peak_memory_mb"] > 0 and "def/cluster/nli/rougeL" in metrics
+    matrix = _report(tmp_path, "architecture")["matrix"]
+    assert matrix["rows"] == ["t5-tiny", "llama-tiny"] and matrix["columns"] == ["null", "r=16,alpha=32"]
+
+
+def test_zero_versus_few_shot_runs_end_to_end_and_draws_the_grouped_chart(tmp_path):
+    result = _tiny("zero_vs_few_shot.yaml", tmp_path, "--set", "train.steps=4", "--set", "axes.train.steps=[0,4]")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    _, runs = _runs(tmp_path, "zero_vs_few_shot")
+    untuned = [r for r in runs if r.data.tags.get("ablate.role") == "cell" and r.data.metrics.get("train_steps") == 0]
+    assert len(untuned) == 1 and untuned[0].data.metrics["num_train_tasks"] == 0
+    bars = _report(tmp_path, "zero_vs_few_shot")["bars"]
+    assert bars["groups"] == ["closed_book_qa", "commonsense", "nli", "mean"]
+    assert set(bars["series"]) == {"untuned, zero-shot (def)", "untuned, few-shot (def+pos2)",
+                                   "instruction-tuned, zero-shot (def)"}
+    assert (tmp_path / "ablate_runs" / "zero_vs_few_shot" / "report" / "zero_vs_few_shot.png").stat().st_size > 10_000
+
+
+def test_the_clusters_curve_can_start_from_the_untuned_model(tmp_path):
+    result = _tiny("clusters.yaml", tmp_path, "--set",
+                   "axes.train_clusters={cumulative: [program_execution, extraction, summarization], from_none: true}")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    report = _report(tmp_path, "clusters")
+    mean = report["curves"]["mean"]
+    assert [p["x"] for p in mean["points"]] == [1.0, 2.0, 3.0] and mean["untuned"]["n"] == 1

@@ -50,6 +50,12 @@ def curve_figure(report: dict):
         if MEAN_LINE in scores:
             ax.axhline(scores[MEAN_LINE], ls=BASELINE_STYLES.get(name, "--"), color="gray", lw=1.2,
                        label=f"{name} baseline")
+    start = curves.get(MEAN_LINE, {}).get("untuned")
+    if start and start["n"]:  # drawn apart from the curve: x = 0 has no place on a log axis
+        ax.axhline(start["mean"], ls=(0, (1, 1)), color="tab:purple", lw=1.4,
+                   label=f"untuned model ({start['mean']:.1f}, n={start['n']})")
+        if start["n"] > 1:
+            ax.axhspan(max(0.0, start["ci_low"]), min(100.0, start["ci_high"]), color="tab:purple", alpha=0.08, lw=0)
     if report.get("log_x"):
         ax.set_xscale("log", base=2)
         ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
@@ -112,10 +118,60 @@ def curve_html(report: dict, include_plotlyjs: bool | str = True) -> str:
     for name, scores in report.get("baselines", {}).items():
         if MEAN_LINE in scores:
             fig.add_hline(y=scores[MEAN_LINE], line_dash="dash", annotation_text=f"{name} baseline")
+    start = report["curves"].get(MEAN_LINE, {}).get("untuned")
+    if start and start["n"]:
+        fig.add_hline(y=start["mean"], line_dash="dot", line_color="purple",
+                      annotation_text=f"untuned model (n={start['n']})")
     fig.update_layout(title=f"{report['experiment']} ({report['metric']})", xaxis_title=report["x_label"],
                       yaxis_title=f"held-out {report['metric']} (%)", template="simple_white")
     if report.get("log_x"):
         fig.update_xaxes(type="log")
+    return fig.to_html(full_html=False, include_plotlyjs=include_plotlyjs)
+
+
+def bars_figure(report: dict):
+    """FLAN Fig. 3: one group per held-out cluster (and the mean), a bar per setting, 95% CIs."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    bars = report["bars"]
+    groups, series = bars["groups"], bars["series"]
+    fig, ax = plt.subplots(figsize=(1.6 * len(groups) + 2.5, 4.2), dpi=150)
+    width = 0.8 / len(series)
+    for i, (name, points) in enumerate(series.items()):
+        xs = [g + (i - (len(series) - 1) / 2) * width for g in range(len(groups))]
+        means = [points[g]["mean"] or 0.0 for g in groups]
+        errors = [[(points[g]["mean"] - points[g]["ci_low"]) if points[g]["n"] > 1 else 0 for g in groups],
+                  [(points[g]["ci_high"] - points[g]["mean"]) if points[g]["n"] > 1 else 0 for g in groups]]
+        ax.bar(xs, means, width, yerr=errors, capsize=3, label=name)
+    for name, scores in report.get("baselines", {}).items():
+        if MEAN_LINE in scores:
+            ax.axhline(scores[MEAN_LINE], ls=BASELINE_STYLES.get(name, "--"), color="gray", lw=1,
+                       label=f"{name} baseline (mean)")
+    ax.set_xticks(range(len(groups)), groups, fontsize=8)
+    ax.set_ylabel(f"held-out {report['metric']} (%)")
+    ax.set_title(f"{report['experiment']}: mean and 95% CI over seeds", fontsize=10)
+    ax.set_ylim(0, 100)
+    ax.legend(fontsize=7, frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def bars_html(report: dict, include_plotlyjs: bool | str = True) -> str:
+    import plotly.graph_objects as go
+
+    bars = report["bars"]
+    fig = go.Figure([go.Bar(name=name, x=bars["groups"], y=[points[g]["mean"] for g in bars["groups"]],
+                            error_y={"type": "data", "symmetric": False,
+                                     "array": [(points[g]["ci_high"] or 0) - (points[g]["mean"] or 0)
+                                               for g in bars["groups"]],
+                                     "arrayminus": [(points[g]["mean"] or 0) - (points[g]["ci_low"] or 0)
+                                                    for g in bars["groups"]]})
+                     for name, points in bars["series"].items()])
+    fig.update_layout(barmode="group", title=f"{report['experiment']} ({report['metric']})",
+                      yaxis_title=f"held-out {report['metric']} (%)", template="simple_white")
     return fig.to_html(full_html=False, include_plotlyjs=include_plotlyjs)
 
 
@@ -134,6 +190,8 @@ def matrix_html(report: dict, include_plotlyjs: bool | str = True) -> str:
 
 def report_figures(report: dict, include_plotlyjs: bool | str = True):
     """(matplotlib figure, plotly HTML fragment) for a report."""
+    if "bars" in report:
+        return bars_figure(report), bars_html(report, include_plotlyjs)
     if "matrix" in report:
         return matrix_figure(report), matrix_html(report, include_plotlyjs)
     return curve_figure(report), curve_html(report, include_plotlyjs)

@@ -15,10 +15,17 @@ def publish_report(report: dict, tracking_uri: str, out_dir: Path | None) -> lis
     import matplotlib.pyplot as plt
     from mlflow.tracking import MlflowClient
 
+    from ablate.track import Store
+
     figure, html = report_figures(report)
     name = report["experiment"]
     client, retry = MlflowClient(tracking_uri=tracking_uri), RetryPolicy()
     run_id = report["parent_run_id"]
+    store = Store(tracking_uri, retry)
+    # The curve as the parent run's own metrics, and the report as its description: MLflow's chart
+    # of the parent run is the saturation curve, and the numbers are one click away.
+    store.log_points(run_id, curve_points(report))
+    store.set_tag(run_id, results.NOTE, report_markdown(report))
     retry.call(lambda: client.log_figure(run_id, figure, results.report_artifact(f"{name}.png")))
     retry.call(lambda: client.log_text(run_id, _page(name, html), results.report_artifact(f"{name}.html")))
     retry.call(lambda: client.log_dict(run_id, report, results.report_artifact("report.json")))
@@ -34,6 +41,84 @@ def publish_report(report: dict, tracking_uri: str, out_dir: Path | None) -> lis
     return written
 
 
+def curve_points(report: dict) -> dict[str, list[tuple[int, float]]]:
+    """Each curve's means and CI bounds as metric series, stepped by the axis value (count axes)
+    or by the point's position (other axes; the description names the positions)."""
+    if "curves" not in report:
+        return {}
+    points: dict[str, list[tuple[int, float]]] = {}
+    metric = report["metric"]
+    for line, curve in report["curves"].items():
+        for position, point in enumerate(curve["points"]):
+            if not point["n"]:
+                continue
+            step = int(round(point["x"])) if report.get("x_is_count") else position
+            for statistic in ("mean", "ci_low", "ci_high"):
+                points.setdefault(results.curve_key(line, metric, statistic), []).append((step, point[statistic]))
+    return points
+
+
+def _ci(point: dict) -> str:
+    if not point["n"]:
+        return "missing"
+    if point["n"] == 1:
+        return f"{point['mean']:.1f} (n=1, no interval)"
+    return f"{point['mean']:.1f} [{point['ci_low']:.1f}, {point['ci_high']:.1f}]"
+
+
+def _short(point: dict) -> str:
+    if not point["n"]:
+        return "missing"
+    if point["n"] == 1:
+        return f"{point['mean']:.1f}(n=1, no interval)"
+    return f"{point['mean']:.1f}±{point['ci_high'] - point['mean']:.1f}(n={point['n']})"
+
+
+def report_markdown(report: dict) -> str:
+    """The report as markdown, for the parent run's description in the MLflow UI."""
+    cells = report["cells"]
+    name, metric = report["experiment"], report["metric"]
+    lines = [f"### {name}: held-out {metric} (%), mean over seeds [95% t-interval]", "",
+             f"{cells['done']}/{cells['total']} cells done, {cells['failed']} failed, {cells['missing']} missing.", ""]
+    if "bars" in report:
+        bars = report["bars"]
+        lines += ["| setting | " + " | ".join(bars["groups"]) + " |", "|---" * (len(bars["groups"]) + 1) + "|"]
+        lines += [f"| {name} | " + " | ".join(_ci(points[g]) for g in bars["groups"]) + " |"
+                  for name, points in bars["series"].items()]
+    elif "matrix" in report:
+        matrix = report["matrix"]
+        lines += [f"| {matrix['row_label']} \\ {matrix['column_label']} | " + " | ".join(matrix["columns"]) + " |",
+                  "|---" * (len(matrix["columns"]) + 1) + "|"]
+        lines += [f"| {row} | " + " | ".join(_ci(matrix["cells"][row][c]) for c in matrix["columns"]) + " |"
+                  for row in matrix["rows"]]
+    else:
+        steps = "the axis value" if report.get("x_is_count") else "the point's position (0, 1, ...)"
+        lines += [f"x: {report['x_label']}. Curve metrics `curve/<line>/{metric}` are stepped by {steps}.", ""]
+        labels = [p["label"] for p in next(iter(report["curves"].values()))["points"]] if report["curves"] else []
+        lines += ["| line | " + " | ".join(labels) + " | fit | knee | Spearman |", "|---" * (len(labels) + 4) + "|"]
+        for line, curve in report["curves"].items():
+            fit = curve["fit"]["model"].replace("_", "-") if curve.get("fit") else "-"
+            knee = "-"
+            if curve.get("knee") is not None:
+                low, high = curve.get("knee_ci") or (None, None)
+                interval = f" [{low:.3g}, {high:.3g}]" if low is not None else ""
+                knee = f"{curve['knee']:.3g}{interval}" + ("" if curve.get("knee_inside_range") else " (beyond the range)")
+            spearman = f"{curve['spearman']:.2f}" if curve.get("spearman") is not None else "-"
+            lines.append(f"| {line} | " + " | ".join(_ci(p) for p in curve["points"]) + f" | {fit} | {knee} | {spearman} |")
+        start = report["curves"].get("mean", {}).get("untuned")
+        if start:
+            lines += ["", f"Untuned model (not in the fits): {_ci(start)}."]
+    if report.get("baselines"):
+        lines += ["", "Baselines (mean line): " + ", ".join(
+            f"{b} {scores['mean']:.1f}" for b, scores in report["baselines"].items() if "mean" in scores) + "."]
+    if cells["not_done"]:
+        lines += ["", "Not done:"] + [f"- {c['status'].upper()} {c['name']}" + (f": {c['error']}" if c["error"] else "")
+                                      for c in cells["not_done"]]
+    lines += ["", f"Figures: artifacts `{results.report_artifact(name + '.png')}`, "
+                  f"`{results.report_artifact(name + '.html')}`; numbers: `{results.report_artifact('report.json')}`."]
+    return "\n".join(lines)
+
+
 def _page(title: str, fragment: str) -> str:
     return f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title></head><body>{fragment}</body></html>"
 
@@ -41,6 +126,13 @@ def _page(title: str, fragment: str) -> str:
 def _table(report: dict) -> dict[str, list]:
     """Points as columns (line, x, label, n, mean, ci_low, ci_high) for mlflow's table view."""
     columns: dict[str, list] = {k: [] for k in ("line", "x", "label", "n", "mean", "ci_low", "ci_high")}
+    if "bars" in report:
+        for name, points in report["bars"]["series"].items():
+            for group, point in points.items():
+                for key, value in (("line", group), ("x", 0), ("label", name), ("n", point["n"]),
+                                   ("mean", point["mean"]), ("ci_low", point["ci_low"]), ("ci_high", point["ci_high"])):
+                    columns[key].append(value)
+        return columns
     if "matrix" in report:
         for row, cells in report["matrix"]["cells"].items():
             for column, point in cells.items():
@@ -65,18 +157,22 @@ def print_report(report: dict) -> None:
         print(f"  {cell['status'].upper():<8} {cell['name']}" + (f": {cell['error']}" if cell["error"] else ""))
     for name, scores in report["baselines"].items():
         print(f"  baseline {name}: " + ", ".join(f"{k} {v:.2f}" for k, v in scores.items()))
+    if "bars" in report:
+        for name, points in report["bars"]["series"].items():
+            print(f"  {name}: " + ", ".join(f"{g} {_ci(p)}" for g, p in points.items()))
+        return
     if "matrix" in report:
         matrix = report["matrix"]
         print(f"  {matrix['row_label']} \\ {matrix['column_label']}: "
               + " ".join(f"{c:>14}" for c in matrix["columns"]))
         for row in matrix["rows"]:
             points = [matrix["cells"][row][c] for c in matrix["columns"]]
-            print(f"  {row:<16} " + " ".join(f"{p['mean']:>8.2f}±{p['ci_high'] - p['mean']:<5.1f}" if p["n"]
-                                             else f"{'missing':>14}" for p in points))
+            print(f"  {row:<16} " + " ".join(f"{_short(p):>16}" for p in points))
         return
     for line, curve in report["curves"].items():
-        points = " ".join(f"{p['label']}:{p['mean']:.1f}±{p['ci_high'] - p['mean']:.1f}(n={p['n']})"
-                          if p["n"] else f"{p['label']}:missing" for p in curve["points"])
+        points = " ".join(f"{p['label']}:{_short(p)}" for p in curve["points"])
+        if curve.get("untuned"):
+            points = f"untuned:{_short(curve['untuned'])} " + points
         extra = []
         if curve.get("spearman") is not None:
             extra.append(f"spearman {curve['spearman']:.2f}")

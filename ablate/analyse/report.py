@@ -75,10 +75,18 @@ def build_curves(sweep: SweepRecords, metric: str) -> dict:
     mean_parameters = {k: sum(v) / len(v) for k, v in parameters.items()}
 
     values: dict[str, dict[float, list[float]]] = defaultdict(lambda: defaultdict(list))
+    untuned: dict[str, list[float]] = defaultdict(list)
     labels: dict[float, str] = {}
     status_by_x: dict[float, dict[str, list[str]]] = defaultdict(lambda: {"failed": [], "missing": []})
     for record in cells:
         axis_values = record.cell.axis_values
+        if axis is not None and record.cell.settings.untuned:
+            # The untuned starting point: part of the numbers, drawn apart, not in the fits' x range.
+            group = " ".join(f"{k}={axis_values[k]}" for k in axes[1:])
+            for line, value in (line_values(record.metrics, encoding, metric) if record.status == "done" else {}).items():
+                if not group or line == MEAN_LINE:
+                    untuned[f"{line} {group}".strip() if group else line].append(value)
+            continue
         if axis is None:
             x = 0.0
         else:
@@ -101,13 +109,17 @@ def build_curves(sweep: SweepRecords, metric: str) -> dict:
         curves[line] = {"points": [p.__dict__ | {"values": list(p.values), "label": labels.get(p.x, str(p.x)),
                                                   **{k: v for k, v in status_by_x[p.x].items()}}
                                    for p in points], **summary}
+        if line in untuned:
+            start = point_stats(0.0, untuned[line])
+            curves[line]["untuned"] = start.__dict__ | {"values": list(start.values), "label": "untuned"}
     return {"axis": axis, "x_label": X_LABELS.get(axis or "", axis or ""), "encoding": encoding,
+            "x_is_count": axis in COUNT_AXES,
             "log_x": axis in ("num_train_tasks", "instances_per_task", "model"), "curves": curves}
 
 
 def _label(axis: str, value: Any, mean_parameters: dict[str, float]) -> str:
     if axis == "train_clusters":
-        return f"{len(value)} (+{value[-1]})"
+        return f"{len(value)} (+{value[-1]})" if value else "0 (untuned)"
     if axis == "model" and str(value) in mean_parameters:
         return f"{value} ({mean_parameters[str(value)] / 1e6:.2g}M)"
     return str(value)
@@ -157,6 +169,34 @@ def build_matrix(sweep: SweepRecords, metric: str) -> dict | None:
             "column_label": "testing encoding" if column_axis is None else column_axis}
 
 
+def build_bars(sweep: SweepRecords, metric: str) -> dict | None:
+    """FLAN Fig. 3: per held-out cluster (and their mean), the untuned model prompted zero-shot and
+    few-shot beside the instruction-tuned model zero-shot. Drawn when the sweep varies only whether
+    cells are tuned (e.g. train.steps: [0, N]) and tests a zero-shot and a few-shot encoding."""
+    cells = sweep.cells
+    axes = varying_axes(cells)
+    encodings = cells[0].cell.settings.test_encodings
+    zero = next((e for e in encodings if "pos" not in e), None)
+    few = next((e for e in encodings if "pos" in e), None)
+    tuned_states = {r.cell.settings.untuned for r in cells}
+    if len(axes) != 1 or tuned_states != {True, False} or zero is None or few is None:
+        return None
+    series = {f"untuned, zero-shot ({zero})": (True, zero), f"untuned, few-shot ({few})": (True, few),
+              f"instruction-tuned, zero-shot ({zero})": (False, zero)}
+    values: dict[str, dict[str, list[float]]] = {name: defaultdict(list) for name in series}
+    for record in cells:
+        if record.status != "done":
+            continue
+        for name, (untuned, encoding) in series.items():
+            if record.cell.settings.untuned == untuned:
+                for line, value in line_values(record.metrics, encoding, metric).items():
+                    values[name][line].append(value)
+    groups = sorted({g for by_line in values.values() for g in by_line if g != MEAN_LINE}) + [MEAN_LINE]
+    return {"groups": groups, "series": {
+        name: {g: point_stats(0, by_line.get(g, [])).__dict__ | {"values": list(by_line.get(g, []))} for g in groups}
+        for name, by_line in values.items()}}
+
+
 def make_report(tracking_uri: str, experiment: str, metric: str) -> dict:
     """Collect the sweep from MLflow and compute every number behind its figures."""
     return build_report(collect_sweep(tracking_uri, experiment), metric)
@@ -176,8 +216,11 @@ def build_report(sweep: SweepRecords, metric: str) -> dict:
                                for r in sweep.cells if r.status != "done"]},
         "baselines": baseline_lines(sweep.baselines, metric),
     }
-    matrix = build_matrix(sweep, metric)
-    if matrix is not None:
+    bars = build_bars(sweep, metric)
+    matrix = None if bars is not None else build_matrix(sweep, metric)
+    if bars is not None:
+        report["bars"] = bars
+    elif matrix is not None:
         report["matrix"] = matrix
     else:
         report.update(build_curves(sweep, metric))

@@ -51,19 +51,21 @@ def select_tasks(library: TaskLibrary, data: DataSpec, seed: int) -> TaskSelecti
     else:
         task_split = library.split(split)
         test, pool = list(task_split.test_tasks), list(task_split.train_tasks)
-    if train_clusters is not None:
+    if data.trains_nothing:
+        pool = []
+    elif train_clusters is not None:
         pool = tasks_in_clusters(library, pool, train_clusters, cluster_map)
     elif held_out_clusters:
         owner = category_to_cluster(cluster_map)
         pool = [n for n in pool if owner.get(library.get(n).category) not in set(held_out_clusters)]
     train = seeded_order(pool, seed, "tasks")
-    if num_train_tasks is not None:
+    if num_train_tasks is not None and not data.trains_nothing:
         if num_train_tasks > len(train):
             raise AblateError(f"asks for {num_train_tasks} training tasks, but only {len(train)} match "
                               "the split and clusters.", field="data.num_train_tasks",
                               fix=f"use at most {len(train)}, or train on more clusters.")
         train = train[:num_train_tasks]
-    if not train:
+    if not train and not data.trains_nothing:
         raise AblateError("no training tasks match the split and clusters.", field="data.train_clusters",
                           fix="choose clusters whose categories have tasks in the training split.")
     if not test:

@@ -7,7 +7,6 @@ A task directory holds `tasks/<name>.json` and `splits/<split>/{train,test}_task
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -160,27 +159,23 @@ def parse_task(name: str, raw: Any, path: Path) -> Task:
 
 def load_task(path: str | Path) -> Task:
     """Load one task JSON file; the task's name is the file name without `.json`."""
+    from ablate.files import read_json
+
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise AblateError(f"cannot read the task file ({exc.strerror}).", file=str(path),
-                          fix="check the path and its permissions.") from None
-    try:
-        raw = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise _fail(path, f"line {exc.lineno} column {exc.colno}", f"invalid JSON: {exc.msg}.",
-                    "repair the JSON syntax of the task file.") from None
+    raw = read_json(path, "the task file", "repair the task file (UTF-8 JSON in the SuperNI task format).")
     return parse_task(path.stem, raw, path)
 
 
 def _read_names(path: Path) -> tuple[str, ...]:
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError:
-        raise AblateError("the split file is missing or unreadable.", file=str(path),
-                          fix="create it with one task name per line (no .json).") from None
-    return tuple(line.strip() for line in lines if line.strip())
+    from ablate.files import read_text
+
+    lines = read_text(path, "the split file", "create it with one task name per line (no .json).").splitlines()
+    names = tuple(line.strip() for line in lines if line.strip())
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise AblateError(f"task '{repeated[0]}' is listed more than once.", file=str(path), field=repeated[0],
+                          fix="list each task once.")
+    return names
 
 
 def check_task_dir(task_dir: str | Path) -> Path:
@@ -214,6 +209,11 @@ def load_split(task_dir: str | Path, split: str) -> TaskSplit:
                                   file=str(path), field=name,
                                   fix="remove the line or add the task file.")
         result[kind] = names
+    both = sorted(set(result["train_tasks"]) & set(result["test_tasks"]))
+    if both:
+        raise AblateError(f"task '{both[0]}' is in both the train and the test split"
+                          + (f" (and {len(both) - 1} more)" if len(both) > 1 else "") + ".",
+                          file=str(split_dir), field=both[0], fix="a test task must stay unseen: list it once.")
     return TaskSplit(name=split, **result)
 
 
@@ -241,11 +241,18 @@ def fingerprint_task_dir(task_dir: str | Path) -> str:
 
     Cheap enough for the 1,600-task SuperNI clone; independent of where the directory lives.
     """
+    from ablate.files import read_text
+
     root = check_task_dir(task_dir)
     digest = hashlib.sha256()
     for path in sorted((root / "tasks").glob("*.json")):
-        digest.update(f"{path.name}:{path.stat().st_size}\n".encode())
+        try:
+            size = path.stat().st_size
+        except OSError:  # a dangling symlink or a loop: read_text says which, with the fix
+            read_text(path, "the task file", "replace the broken link with the task file, or remove it.")
+            raise
+        digest.update(f"{path.name}:{size}\n".encode())
     for path in sorted((root / "splits").glob("*/*.txt")):
         digest.update(f"{path.parent.name}/{path.name}\n".encode())
-        digest.update(path.read_bytes())
+        digest.update(read_text(path, "the split file", "make it a text file, one task name per line.").encode())
     return digest.hexdigest()[:16]
