@@ -232,11 +232,26 @@ def cmd_dashboard(args) -> int:
 
 def cmd_ui(args) -> int:
     import os
+    import socket
 
-    from ablate.track import resolve_tracking_uri
+    from ablate.track import Store, resolve_tracking_uri, store_exists
 
     uri = resolve_tracking_uri(args.tracking_uri, Path.cwd())
-    print(f"MLflow UI for {uri}: http://{args.host}:{args.port}  (Ctrl-C to stop)", flush=True)
+    if not store_exists(uri):
+        raise AblateError(f"no MLflow store at {uri}.", field="--tracking-uri",
+                          fix="run a sweep here first (ablate sweep sweeps/smoke.yaml), or point --tracking-uri at its store.")
+    with socket.socket() as probe:
+        try:
+            probe.bind((args.host, args.port))
+        except OSError as exc:
+            raise AblateError(f"cannot serve on {args.host}:{args.port} ({exc.strerror or exc}).", field="--port",
+                              fix="choose a free port, e.g. --port 5001.") from None
+    url = f"http://{args.host}:{args.port}"
+    print(f"MLflow UI for {uri}: {url}  (Ctrl-C to stop)")
+    # MLflow's UI opens experiments on its GenAI pages unless the link asks for the training view.
+    for name, experiment_id in Store(uri).sweep_experiments():
+        print(f"  {name}: {url}/#/experiments/{experiment_id}/runs?workflowType=machine_learning")
+    sys.stdout.flush()
     # The mlflow of this environment, whether or not its bin/ folder is on PATH.
     os.execv(sys.executable, [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,
                               "--host", args.host, "--port", str(args.port)])

@@ -304,14 +304,39 @@ def read_yaml(path: str | Path) -> dict:
     return raw
 
 
-def load_spec(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> SweepSpec:
+def load_spec(path: str | Path, overrides: list[str] | tuple[str, ...] = (), workdir: Path | None = None) -> SweepSpec:
+    """The validated spec, with relative paths (data source, model folders) made absolute against
+    `workdir` (the working directory by default): Ray workers run elsewhere, and must see the
+    same folders."""
     raw = read_yaml(path)
     for assignment in overrides:
         apply_override(raw, assignment, str(path))
+    _absolute_paths(raw, Path(workdir or Path.cwd()))
     try:
         return SweepSpec.model_validate(raw)
     except ValidationError as exc:
         raise format_validation_error(exc, str(path)) from None
+
+
+def _is_local_path(value: Any) -> bool:
+    return isinstance(value, str) and ("/" in value or value.startswith(".")) and not value.startswith("hf:")
+
+
+def _absolute_paths(raw: dict, workdir: Path) -> None:
+    """Make the raw spec's local paths absolute (before validation, so checks see the real folder)."""
+    def absolute(value: Any) -> Any:
+        return str((workdir / value).resolve()) if _is_local_path(value) and not Path(value).is_absolute() else value
+
+    data = raw.get("data")
+    if isinstance(data, dict) and "source" in data:
+        data["source"] = absolute(data["source"])
+    if "model" in raw:
+        raw["model"] = absolute(raw["model"])
+    axes = raw.get("axes")
+    if isinstance(axes, dict):
+        for key in ("model", "data.source"):
+            if isinstance(axes.get(key), list):
+                axes[key] = [absolute(v) for v in axes[key]]
 
 
 def spec_to_yaml(spec: SweepSpec) -> str:

@@ -46,7 +46,7 @@ def prepare_sweep(spec_file: str, overrides: list[str], *, tracking_uri: str | N
     from ablate.track import resolve_tracking_uri
 
     workdir = workdir or Path.cwd()
-    spec = load_spec(spec_file, overrides)
+    spec = load_spec(spec_file, overrides, workdir)
     try:
         check_source(spec.data.source)
     except AblateError as exc:

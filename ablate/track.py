@@ -183,6 +183,14 @@ class Store:
         experiment = self.retry.call(lambda: self.client.get_experiment_by_name(name))
         return None if experiment is None else experiment.experiment_id
 
+    def sweep_experiments(self) -> list[tuple[str, str]]:
+        """(name, id) of every experiment holding an ablate sweep (a parent run)."""
+        found = []
+        for experiment in self.retry.call(self.client.search_experiments):
+            if self.parent_run(experiment.experiment_id) is not None:
+                found.append((experiment.name, experiment.experiment_id))
+        return found
+
     def experiment_names(self) -> list[str]:
         return sorted(e.name for e in self.retry.call(self.client.search_experiments))
 

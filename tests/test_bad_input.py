@@ -88,7 +88,7 @@ CASES = [
     ("split-names-missing-task", replace("source: synthetic", "source: ./missing_task"), [],
      ["train_tasks.txt", "task_gone"]),
     ("unknown-model", replace("model: t5-tiny", "model: t5-tinyy"), [], ["model", "Did you mean 't5-tiny'?"]),
-    ("missing-model-dir", replace("model: t5-tiny", "model: ./no/such/model"), [], ["model directory './no/such/model'"]),
+    ("missing-model-dir", replace("model: t5-tiny", "model: ./no/such/model"), [], ["no/such/model' does not exist"]),
     ("set-missing-field", lambda t: t, ["--set", "train.stepz=3"], ["--set names 'train.stepz'", "not a spec field"]),
     ("set-without-equals", lambda t: t, ["--set", "train.steps"], ["has no '='"]),
     ("set-wrong-type", lambda t: t, ["--set", "train.steps=many"], ["train.steps", "'many'"]),

@@ -1,7 +1,6 @@
 """`ablate report` and `ablate dashboard` on a real sweep's MLflow store, the page checked in headless Chromium."""
 
 import json
-import shutil
 
 import pytest
 
@@ -28,25 +27,6 @@ def test_unknown_experiment_is_a_clear_error(smoke_sweep):
     result = ablate_cli("report", "no_such_sweep", cwd=workdir)
     assert result.returncode == 2 and "no MLflow experiment named 'no_such_sweep'" in result.stderr
     assert "smoke" in result.stderr
-
-
-@pytest.fixture
-def chrome(tmp_path):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    if not shutil.which("chromium") or not shutil.which("chromedriver"):
-        pytest.fail("Debian's chromium and chromium-driver are needed (apt-get install chromium chromium-driver)")
-    options = webdriver.ChromeOptions()
-    options.binary_location = shutil.which("chromium")
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1200,2400"):
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
-    yield driver
-    driver.quit()
 
 
 def test_dashboard_renders_in_a_real_browser(smoke_sweep, tmp_path, chrome):

@@ -4,6 +4,7 @@ instance, tasks no cluster holds and instances without ids. A full tiny sweep th
 CLI must finish every cell and score every test task."""
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,10 @@ SHAPED = FIXTURES / "superni_shaped"
 
 
 def _spec(folder: Path) -> Path:
-    spec = {"name": "shaped", "data": {"source": str(SHAPED), "instances_per_task": 8}, "model": "t5-nano",
+    """The spec names its data by a relative path: Ray workers run in other folders, so ablate must
+    make it absolute before planning."""
+    shutil.copytree(SHAPED, folder / "shaped")
+    spec = {"name": "shaped", "data": {"source": "./shaped", "instances_per_task": 8}, "model": "t5-nano",
             "train": {"steps": 12, "batch_size": 8, "learning_rate": 1.0e-3, "max_source_length": 96,
                       "max_target_length": 12, "encoding": "def+pos2", "log_every": 4},
             "eval": {"instances_per_task": 6, "max_new_tokens": 6, "encodings": ["def+pos2", "def"]},

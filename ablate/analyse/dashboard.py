@@ -111,7 +111,8 @@ def render_page(page: Page, tracking_uri: str) -> str:
             continue
         figure, interactive = report_figures(report, include_plotlyjs=not plotly_included)
         plotly_included = plotly_included or "interactive" in section.show
-        link = f"{page.mlflow_ui_url}/#/experiments/{report['experiment_id']}/runs/{report['parent_run_id']}"
+        link = (f"{page.mlflow_ui_url}/#/experiments/{report['experiment_id']}/runs/{report['parent_run_id']}"
+                "?workflowType=machine_learning")
         body += f"<p class='summary'>{_summary(report)} · <a href='{link}'>parent run in MLflow</a></p>"
         if "figure" in section.show:
             body += f"<img class='figure' alt='{html.escape(section.title)}' src='{_png_data_uri(figure)}'>"

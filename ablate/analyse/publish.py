@@ -54,7 +54,9 @@ def curve_points(report: dict) -> dict[str, list[tuple[int, float]]]:
                 continue
             step = int(round(point["x"])) if report.get("x_is_count") else position
             for statistic in ("mean", "ci_low", "ci_high"):
-                points.setdefault(results.curve_key(line, metric, statistic), []).append((step, point[statistic]))
+                # Scores lie in [0, 100]; a t-interval over few seeds can reach past either end.
+                value = min(100.0, max(0.0, point[statistic] if point[statistic] is not None else point["mean"]))
+                points.setdefault(results.curve_key(line, metric, statistic), []).append((step, value))
     return points
 
 
