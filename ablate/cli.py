@@ -212,7 +212,7 @@ def cmd_report(args) -> int:
         experiment = spec.tracking.experiment or spec.name
         uri = uri or spec.tracking.tracking_uri
     uri = resolve_tracking_uri(uri, Path.cwd())
-    report = make_report(uri, experiment, args.metric)
+    report = make_report(uri, experiment, args.metric, args.aggregate)
     written = publish_report(report, uri, Path(args.out) if args.out else Path("ablate_runs") / experiment / "report")
     if args.json:
         print(json.dumps(report, indent=2))
@@ -329,6 +329,9 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("target", help="the sweep's spec YAML or its MLflow experiment name")
     report.add_argument("--out", help="folder for the figures and report.json (default: ablate_runs/NAME/report)")
     report.add_argument("--metric", default="rougeL", choices=["rougeL", "exact_match", "rouge1"])
+    report.add_argument("--aggregate", default="clusters", choices=["clusters", "overall"],
+                        help="the mean line: the mean of the held-out clusters (FLAN) or the per-instance "
+                             "score over every test task (SuperNI's headline number)")
     report.add_argument("--tracking-uri", help="default: the spec's, else sqlite:///mlflow.db here")
     report.add_argument("--json", action="store_true", help="print the numbers behind every figure")
     report.set_defaults(func=cmd_report)

@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from ablate.data.clusters import DEFAULT_CLUSTERS
-from ablate.spec import DataSpec, EvalSpec, Frozen, SweepSpec, TrainSpec, expand_axis
+from ablate.spec import DataSpec, EvalSpec, Frozen, SweepSpec, TrainSpec, cluster_order, expand_axis
 
 
 class CellSettings(Frozen):
@@ -121,10 +121,13 @@ def expand_grid(spec: SweepSpec, data_fingerprint: str) -> list[Cell]:
         axis_values = {key: value for (key, _, _), value in zip(crossed, combination)}
         for seed in spec.seeds:
             tree = copy.deepcopy(base)
-            for (key, path, _), value in zip(crossed, combination):
-                _set_path(tree, path, value)
-            settings = CellSettings.model_validate({**tree, "seed": seed, "data_fingerprint": data_fingerprint})
             values = {**axis_values, "seed": seed}
+            order = cluster_order(spec, seed)
+            if order is not None:  # the same number of clusters, drawn in this seed's order
+                values["train_clusters"] = order[:len(axis_values["train_clusters"])]
+            for key, path, _ in crossed:
+                _set_path(tree, path, values[key])
+            settings = CellSettings.model_validate({**tree, "seed": seed, "data_fingerprint": data_fingerprint})
             cells.append(Cell(id=cell_id(settings), name=cell_name(values), axis_values=values, settings=settings))
     return cells
 

@@ -127,6 +127,25 @@ class TrackingSpec(Frozen):
 class CumulativeClusters(Frozen):
     cumulative: list[str] = Field(min_length=1, description="clusters added one at a time, in this order")
     from_none: bool = Field(False, description="start the curve at no cluster: the untuned model (FLAN Fig. 4's zero)")
+    order: Literal["fixed", "random"] = Field(
+        "fixed", description="fixed: add clusters in the order listed; random: in a seeded order drawn per seed, so "
+                             "'number of clusters' is not confounded with which cluster was added")
+
+
+def cluster_order(spec: "SweepSpec", seed: int) -> list[str] | None:
+    """The order in which a cumulative train_clusters axis adds clusters for one seed; None when
+    the axis is not cumulative with a random order."""
+    import random
+
+    axis = spec.axes.get("train_clusters")
+    if not isinstance(axis, dict):
+        return None
+    order = CumulativeClusters.model_validate(axis)
+    if order.order != "random":
+        return None
+    shuffled = list(order.cumulative)
+    random.Random(f"{seed}:cluster-order").shuffle(shuffled)
+    return shuffled
 
 
 AXIS_PATHS = {

@@ -112,3 +112,18 @@ def test_the_untuned_cell_is_shared_by_every_sweep_that_holds_it():
     assert from_clusters.id == from_tasks.id == from_steps.id == from_instances.id
     tuned = expand_grid(spec_of("axes:\n  num_train_tasks: [0, 4]\n"), "fp")[1]
     assert not tuned.settings.untuned and tuned.id != from_tasks.id
+
+
+def test_clusters_can_be_added_in_a_random_order_per_seed():
+    clusters = "[program_execution, translation, extraction, summarization]"
+    spec = spec_of(f"axes:\n  train_clusters: {{cumulative: {clusters}, order: random}}\n", seeds=[0, 1, 2])
+    cells = expand_grid(spec, "fp")
+    by_seed = {}
+    for cell in cells:
+        by_seed.setdefault(cell.settings.seed, []).append(cell.settings.data.train_clusters)
+    for seed, prefixes in by_seed.items():
+        assert [len(p) for p in prefixes] == [1, 2, 3, 4]
+        assert all(small == large[:len(small)] for small, large in zip(prefixes, prefixes[1:])), "nested per seed"
+        assert sorted(prefixes[-1]) == sorted(yaml.safe_load(clusters))
+    assert len({tuple(p[-1]) for p in by_seed.values()}) > 1, "seeds draw different orders"
+    assert expand_grid(spec, "fp") == cells, "the orders are seeded"

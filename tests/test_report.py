@@ -1,5 +1,7 @@
 """build_report is pure: typed records in, every number behind the figures out."""
 
+import pytest
+
 from ablate.analyse.collect import CellRecord, SweepRecords
 from ablate.analyse.plots import report_figures
 from ablate.analyse.report import build_report
@@ -42,7 +44,7 @@ def test_clusters_curve_has_a_line_per_cluster_plus_mean_and_counts_clusters():
     assert nli[0]["mean"] == 51.0 and nli[0]["label"] == "1 (+a)"
     mean = report["curves"]["mean"]["points"]
     assert mean[2]["mean"] == (71.0 + 15.0) / 2
-    assert report["curves"]["mean"]["spearman"] == 1.0
+    assert report["curves"]["mean"]["spearman"]["rho"] == 1.0 and report["curves"]["mean"]["spearman"]["n"] == 3
     assert report["baselines"] == {"copy_demo": {"mean": 30.0, "nli": 40.0, "closed_book_qa": 20.0}}
 
 
@@ -91,10 +93,12 @@ def test_page_summary_names_a_knee_only_inside_the_measured_range():
 
     def report(knee, inside):
         return {"cells": {"done": 3, "total": 3, "failed": 0, "missing": 0},
-                "curves": {"mean": {"spearman": 0.9, "knee": knee, "knee_ci": [30.0, 80.0], "knee_inside_range": inside,
-                                    "fit": {"model": "saturating"}}}}
+                "curves": {"mean": {"spearman": {"rho": 0.9, "n": 6, "p": 0.01, "exact": True}, "knee": knee,
+                                    "knee_ci": [30.0, 80.0], "knee_inside_range": inside, "knee_support": 0.91,
+                                    "outcome": "saturating", "fit": {"model": "saturating"}}}}
 
-    assert "knee at 55.7 (95% CI 30-80)" in _summary(report(55.7, True))
+    assert "knee at 55.7 [30, 80], support 0.91" in _summary(report(55.7, True))
+    assert "Spearman 0.90 (n=6, p=0.01)" in _summary(report(55.7, True))
     outside = _summary(report(1729.0, False))
     assert "plateau beyond the range" in outside and "knee at 1.73e+03 (" not in outside
 
@@ -154,3 +158,16 @@ def test_zero_versus_few_shot_draws_flan_fig_3_bars():
     assert bars["series"]["instruction-tuned, zero-shot (def)"]["mean"]["mean"] == 60.5
     figure, html = report_figures(report)
     assert len(figure.axes[0].patches) == 6 and "bar" in html
+
+
+def test_the_mean_line_can_be_the_official_per_instance_score():
+    orders = [["a"], ["a", "b"], ["a", "b", "c"]]
+    records = [_record(c, s, nli=40 + 10 * len(c), qa=5 * len(c)) for c in orders for s in (0, 1)]
+    for record in records:  # the per-instance score weights the clusters by their instances
+        record.metrics["def/rougeL"] = 0.8 * record.metrics["def/cluster/nli/rougeL"] + \
+            0.2 * record.metrics["def/cluster/closed_book_qa/rougeL"]
+    by_clusters = build_report(_sweep(records), "rougeL")
+    overall = build_report(_sweep(records), "rougeL", aggregate="overall")
+    assert by_clusters["curves"]["mean"]["points"][0]["mean"] == (50 + 5) / 2
+    assert overall["curves"]["mean"]["points"][0]["mean"] == pytest.approx(0.8 * 50 + 0.2 * 5)
+    assert overall["aggregate"] == "overall" and overall["curves"]["nli"] == by_clusters["curves"]["nli"]

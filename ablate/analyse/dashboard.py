@@ -14,6 +14,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from ablate.analyse.stats import knee_text, spearman_text
 from ablate.errors import AblateError
 
 
@@ -76,15 +77,14 @@ def _summary(report: dict) -> str:
         parts.append(f"<span class='bad'>{cells['failed']} failed, {cells['missing']} missing</span>")
     mean = report.get("curves", {}).get("mean")
     if mean:
-        if mean.get("spearman") is not None:
-            parts.append(f"Spearman {mean['spearman']:.2f}")
+        if spearman_text(mean.get("spearman")):
+            parts.append(spearman_text(mean["spearman"]))
         if mean.get("knee") is not None and mean.get("knee_inside_range"):
-            low, high = mean.get("knee_ci") or (None, None)
-            parts.append(f"knee at {mean['knee']:.3g}" + (f" (95% CI {low:.3g}-{high:.3g})" if low is not None else ""))
+            parts.append(f"knee at {knee_text(mean)}")
         elif mean.get("knee") is not None:
             parts.append(f"fitted plateau beyond the range (knee at {mean['knee']:.3g})")
-        elif mean.get("fit"):
-            parts.append(f"best fit: {mean['fit']['model'].replace('_', '-')} (no plateau in range)")
+        elif mean.get("outcome"):
+            parts.append(f"outcome: {mean['outcome']} (no plateau in range)")
     for name, scores in report.get("baselines", {}).items():
         if "mean" in scores:
             parts.append(f"{name} baseline {scores['mean']:.1f}")

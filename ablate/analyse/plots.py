@@ -37,11 +37,14 @@ def curve_figure(report: dict):
         is_mean = line == MEAN_LINE
         (handle,) = ax.plot(xs, means, marker="o", lw=2.4 if is_mean else 1.2, alpha=1 if is_mean else 0.75,
                             color="black" if is_mean else None, label=line, zorder=3 if is_mean else 2)
-        ax.fill_between(xs, [max(0.0, p["ci_low"]) for p in points], [min(100.0, p["ci_high"]) for p in points],
+        # A band only where there is an interval: one seed gives none (not a zero-width band).
+        ax.fill_between(xs, [max(0.0, p["ci_low"]) if p["n"] > 1 else math.nan for p in points],
+                        [min(100.0, p["ci_high"]) if p["n"] > 1 else math.nan for p in points],
                         color=handle.get_color(), alpha=0.15 if is_mean else 0.08, lw=0)
         if curve.get("knee") is not None and curve.get("knee_inside_range"):
             ax.axvline(curve["knee"], color=handle.get_color(), ls="-.", lw=1)
-            ax.annotate(f"knee {curve['knee']:.3g}", (curve["knee"], min(means)), rotation=90, fontsize=7,
+            ax.annotate(f"knee {curve['knee']:.3g} (support {curve['knee_support']:.2f})", (curve["knee"], min(means)),
+                        rotation=90, fontsize=7,
                         va="bottom", ha="right", color=handle.get_color())
         for p in curve["points"]:
             if p["n"] == 0 or p.get("failed") or p.get("missing"):
@@ -89,7 +92,8 @@ def matrix_figure(report: dict):
     for i, row in enumerate(rows):
         for j, column in enumerate(columns):
             cell = matrix["cells"][row][column]
-            text = "missing" if not cell["n"] else f"{cell['mean']:.1f}\n±{(cell['ci_high'] - cell['mean']):.1f}"
+            text = ("missing" if not cell["n"] else f"{cell['mean']:.1f}\n(n=1)" if cell["n"] == 1
+                    else f"{cell['mean']:.1f}\n±{(cell['ci_high'] - cell['mean']):.1f}")
             ax.text(j, i, text, ha="center", va="center", fontsize=7,
                     color="white" if not cell["n"] or cell["mean"] < np.nanmean(values) else "black")
     ax.set_xticks(range(len(columns)), columns, rotation=35, ha="right", fontsize=8)
@@ -112,8 +116,9 @@ def curve_html(report: dict, include_plotlyjs: bool | str = True) -> str:
         fig.add_trace(go.Scatter(
             x=xs, y=[p["mean"] for p in points], mode="lines+markers", name=line,
             line={"width": 3 if line == MEAN_LINE else 1.5},
-            error_y={"type": "data", "symmetric": False, "array": [p["ci_high"] - p["mean"] for p in points],
-                     "arrayminus": [p["mean"] - p["ci_low"] for p in points]},
+            error_y={"type": "data", "symmetric": False,
+                     "array": [p["ci_high"] - p["mean"] if p["n"] > 1 else 0 for p in points],
+                     "arrayminus": [p["mean"] - p["ci_low"] if p["n"] > 1 else 0 for p in points]},
             text=[f"{p['label']}: n={p['n']}" for p in points], hovertemplate="%{text}<br>%{y:.2f}"))
     for name, scores in report.get("baselines", {}).items():
         if MEAN_LINE in scores:
@@ -165,10 +170,10 @@ def bars_html(report: dict, include_plotlyjs: bool | str = True) -> str:
     bars = report["bars"]
     fig = go.Figure([go.Bar(name=name, x=bars["groups"], y=[points[g]["mean"] for g in bars["groups"]],
                             error_y={"type": "data", "symmetric": False,
-                                     "array": [(points[g]["ci_high"] or 0) - (points[g]["mean"] or 0)
+                                     "array": [points[g]["ci_high"] - points[g]["mean"] if points[g]["n"] > 1 else 0
                                                for g in bars["groups"]],
-                                     "arrayminus": [(points[g]["mean"] or 0) - (points[g]["ci_low"] or 0)
-                                                    for g in bars["groups"]]})
+                                     "arrayminus": [points[g]["mean"] - points[g]["ci_low"] if points[g]["n"] > 1
+                                                    else 0 for g in bars["groups"]]})
                      for name, points in bars["series"].items()])
     fig.update_layout(barmode="group", title=f"{report['experiment']} ({report['metric']})",
                       yaxis_title=f"held-out {report['metric']} (%)", template="simple_white")

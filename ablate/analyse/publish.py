@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ablate import results
 from ablate.analyse.plots import report_figures
+from ablate.analyse.stats import knee_text, spearman_text
 from ablate.track import RetryPolicy
 
 
@@ -97,16 +98,13 @@ def report_markdown(report: dict) -> str:
         steps = "the axis value" if report.get("x_is_count") else "the point's position (0, 1, ...)"
         lines += [f"x: {report['x_label']}. Curve metrics `curve/<line>/{metric}` are stepped by {steps}.", ""]
         labels = [p["label"] for p in next(iter(report["curves"].values()))["points"]] if report["curves"] else []
-        lines += ["| line | " + " | ".join(labels) + " | fit | knee | Spearman |", "|---" * (len(labels) + 4) + "|"]
+        lines += ["| line | " + " | ".join(labels) + " | outcome | knee [95% interval], support | trend |",
+                  "|---" * (len(labels) + 4) + "|"]
         for line, curve in report["curves"].items():
-            fit = curve["fit"]["model"].replace("_", "-") if curve.get("fit") else "-"
-            knee = "-"
-            if curve.get("knee") is not None:
-                low, high = curve.get("knee_ci") or (None, None)
-                interval = f" [{low:.3g}, {high:.3g}]" if low is not None else ""
-                knee = f"{curve['knee']:.3g}{interval}" + ("" if curve.get("knee_inside_range") else " (beyond the range)")
-            spearman = f"{curve['spearman']:.2f}" if curve.get("spearman") is not None else "-"
-            lines.append(f"| {line} | " + " | ".join(_ci(p) for p in curve["points"]) + f" | {fit} | {knee} | {spearman} |")
+            outcome = curve.get("outcome") or "-"
+            knee = knee_text(curve) or "-"
+            spearman = spearman_text(curve.get("spearman")) or "-"
+            lines.append(f"| {line} | " + " | ".join(_ci(p) for p in curve["points"]) + f" | {outcome} | {knee} | {spearman} |")
         start = report["curves"].get("mean", {}).get("untuned")
         if start:
             lines += ["", f"Untuned model (not in the fits): {_ci(start)}."]
@@ -176,13 +174,10 @@ def print_report(report: dict) -> None:
         if curve.get("untuned"):
             points = f"untuned:{_short(curve['untuned'])} " + points
         extra = []
-        if curve.get("spearman") is not None:
-            extra.append(f"spearman {curve['spearman']:.2f}")
-        if curve.get("fit"):
-            extra.append(f"fit {curve['fit']['model']}")
-        if curve.get("knee") is not None:
-            low, high = curve["knee_ci"] or (None, None)
-            ci = f" [{low:.3g}, {high:.3g}]" if low is not None else ""
-            where = "" if curve.get("knee_inside_range") else " (outside the measured range: no plateau reached)"
-            extra.append(f"knee {curve['knee']:.3g}{ci}{where}")
+        if curve.get("outcome"):
+            extra.append(curve["outcome"])
+        if knee_text(curve):
+            extra.append(f"knee {knee_text(curve)}")
+        if spearman_text(curve.get("spearman")):
+            extra.append(spearman_text(curve["spearman"]))
         print(f"  {line:<16} {points}  | {', '.join(extra)}")

@@ -23,6 +23,7 @@ X_LABELS = {
     "model": "model parameters",
 }
 COUNT_AXES = {"train_clusters", "num_train_tasks", "instances_per_task", "model"}
+LOG_AXES = {"num_train_tasks", "instances_per_task", "model"}  # drawn and fitted on log x
 
 
 def varying_axes(cells: list[CellRecord]) -> list[str]:
@@ -35,21 +36,27 @@ def varying_axes(cells: list[CellRecord]) -> list[str]:
     return [k for k in names if len({repr(r.cell.axis_values.get(k)) for r in cells}) > 1]
 
 
-def _lines(clusters: dict[str, float], overall: float | None) -> dict[str, float]:
-    """The mean line (the mean over clusters, "(no cluster)" included; the overall score when no
-    cluster is known) and one line per cluster."""
-    if clusters:
-        return {MEAN_LINE: sum(clusters.values()) / len(clusters), **clusters}
-    return {MEAN_LINE: overall} if overall is not None else {}
+AGGREGATES = ("clusters", "overall")  # the mean line: the mean of the clusters, or the per-instance score
 
 
-def line_values(metrics: dict[str, float], encoding: str, metric: str) -> dict[str, float]:
+def _lines(clusters: dict[str, float], overall: float | None, aggregate: str) -> dict[str, float]:
+    """The mean line and one line per cluster. The mean line is, by `aggregate`, the unweighted
+    mean of the clusters' scores ("(no cluster)" included; FLAN's per-cluster view) or the
+    official per-instance score over every test task (SuperNI's headline number); without
+    clusters, the overall score."""
+    if aggregate == "overall" or not clusters:
+        return {MEAN_LINE: overall, **clusters} if overall is not None else dict(clusters)
+    return {MEAN_LINE: sum(clusters.values()) / len(clusters), **clusters}
+
+
+def line_values(metrics: dict[str, float], encoding: str, metric: str, aggregate: str = "clusters") -> dict[str, float]:
     """The lines' values in one run's metrics."""
-    return _lines(results.cluster_scores(metrics, encoding, metric), results.overall_score(metrics, encoding, metric))
+    return _lines(results.cluster_scores(metrics, encoding, metric), results.overall_score(metrics, encoding, metric),
+                  aggregate)
 
 
-def baseline_lines(baselines: dict[str, BaselineScores], metric: str) -> dict[str, dict[str, float]]:
-    return {name: _lines({c: v[metric] for c, v in scores.per_cluster.items()}, scores.overall.get(metric))
+def baseline_lines(baselines: dict[str, BaselineScores], metric: str, aggregate: str = "clusters") -> dict:
+    return {name: _lines({c: v[metric] for c, v in scores.per_cluster.items()}, scores.overall.get(metric), aggregate)
             for name, scores in baselines.items()}
 
 
@@ -61,7 +68,7 @@ def _x_of(axis: str, value: Any, parameters: dict[str, float]) -> float:
     return float(value)
 
 
-def build_curves(sweep: SweepRecords, metric: str) -> dict:
+def build_curves(sweep: SweepRecords, metric: str, aggregate: str = "clusters") -> dict:
     """One curve per line (mean and each cluster) along the first varying axis; other varying axes
     split the mean into one curve per value."""
     cells = sweep.cells
@@ -83,7 +90,7 @@ def build_curves(sweep: SweepRecords, metric: str) -> dict:
         if axis is not None and record.cell.settings.untuned:
             # The untuned starting point: part of the numbers, drawn apart, not in the fits' x range.
             group = " ".join(f"{k}={axis_values[k]}" for k in axes[1:])
-            for line, value in (line_values(record.metrics, encoding, metric) if record.status == "done" else {}).items():
+            for line, value in (line_values(record.metrics, encoding, metric, aggregate) if record.status == "done" else {}).items():
                 if not group or line == MEAN_LINE:
                     untuned[f"{line} {group}".strip() if group else line].append(value)
             continue
@@ -91,12 +98,14 @@ def build_curves(sweep: SweepRecords, metric: str) -> dict:
             x = 0.0
         else:
             x = _x_of(axis, axis_values[axis], mean_parameters)
-            labels[x] = _label(axis, axis_values[axis], mean_parameters)
+            label = _label(axis, axis_values[axis], mean_parameters)
+            # Clusters added in a random order per seed: the point is named by its count only.
+            labels[x] = label if labels.get(x, label) == label else f"{x:g}"
         group = " ".join(f"{k}={axis_values[k]}" for k in axes[1:])
         if record.status != "done":
             status_by_x[x][record.status].append(record.cell.name)
             continue
-        for line, value in line_values(record.metrics, encoding, metric).items():
+        for line, value in line_values(record.metrics, encoding, metric, aggregate).items():
             if group and line != MEAN_LINE:
                 continue
             values[f"{line} {group}".strip() if group else line][x].append(value)
@@ -105,7 +114,7 @@ def build_curves(sweep: SweepRecords, metric: str) -> dict:
     xs_all = sorted(set(labels) | {x for line in values.values() for x in line}) if axis else [0.0]
     for line, by_x in values.items():
         points = [point_stats(x, by_x.get(x, [])) for x in xs_all]
-        summary = curve_summary(points) if axis in COUNT_AXES else {"spearman": None}
+        summary = curve_summary(points, log_scale=axis in LOG_AXES) if axis in COUNT_AXES else {"spearman": None}
         curves[line] = {"points": [p.__dict__ | {"values": list(p.values), "label": labels.get(p.x, str(p.x)),
                                                   **{k: v for k, v in status_by_x[p.x].items()}}
                                    for p in points], **summary}
@@ -114,7 +123,7 @@ def build_curves(sweep: SweepRecords, metric: str) -> dict:
             curves[line]["untuned"] = start.__dict__ | {"values": list(start.values), "label": "untuned"}
     return {"axis": axis, "x_label": X_LABELS.get(axis or "", axis or ""), "encoding": encoding,
             "x_is_count": axis in COUNT_AXES,
-            "log_x": axis in ("num_train_tasks", "instances_per_task", "model"), "curves": curves}
+            "log_x": axis in LOG_AXES, "curves": curves}
 
 
 def _label(axis: str, value: Any, mean_parameters: dict[str, float]) -> str:
@@ -131,7 +140,7 @@ def _value_label(value: Any) -> str:
     return format_value(value)
 
 
-def build_matrix(sweep: SweepRecords, metric: str) -> dict | None:
+def build_matrix(sweep: SweepRecords, metric: str, aggregate: str = "clusters") -> dict | None:
     """A grid of the mean line (mean and CI over seeds) for comparisons without an x axis:
     training x testing encoding when the training encoding varies, else the first varying axis
     x a second one that is not a count (e.g. model x train.lora). None when a curve fits better."""
@@ -155,11 +164,11 @@ def build_matrix(sweep: SweepRecords, metric: str) -> dict | None:
         row = _value_label(record.cell.axis_values[row_axis])
         if column_axis is None:  # every test encoding of one training
             for column in columns:
-                line = line_values(record.metrics, column, metric)
+                line = line_values(record.metrics, column, metric, aggregate)
                 if MEAN_LINE in line:
                     grid[row][column].append(line[MEAN_LINE])
         else:
-            line = line_values(record.metrics, test_encodings[0], metric)
+            line = line_values(record.metrics, test_encodings[0], metric, aggregate)
             if MEAN_LINE in line:
                 grid[row][_value_label(record.cell.axis_values[column_axis])].append(line[MEAN_LINE])
     cells_out = {r: {c: point_stats(0, v).__dict__ | {"values": list(v)} for c, v in row.items()}
@@ -169,7 +178,7 @@ def build_matrix(sweep: SweepRecords, metric: str) -> dict | None:
             "column_label": "testing encoding" if column_axis is None else column_axis}
 
 
-def build_bars(sweep: SweepRecords, metric: str) -> dict | None:
+def build_bars(sweep: SweepRecords, metric: str, aggregate: str = "clusters") -> dict | None:
     """FLAN Fig. 3: per held-out cluster (and their mean), the untuned model prompted zero-shot and
     few-shot beside the instruction-tuned model zero-shot. Drawn when the sweep varies only whether
     cells are tuned (e.g. train.steps: [0, N]) and tests a zero-shot and a few-shot encoding."""
@@ -189,7 +198,7 @@ def build_bars(sweep: SweepRecords, metric: str) -> dict | None:
             continue
         for name, (untuned, encoding) in series.items():
             if record.cell.settings.untuned == untuned:
-                for line, value in line_values(record.metrics, encoding, metric).items():
+                for line, value in line_values(record.metrics, encoding, metric, aggregate).items():
                     values[name][line].append(value)
     groups = sorted({g for by_line in values.values() for g in by_line if g != MEAN_LINE}) + [MEAN_LINE]
     return {"groups": groups, "series": {
@@ -197,12 +206,12 @@ def build_bars(sweep: SweepRecords, metric: str) -> dict | None:
         for name, by_line in values.items()}}
 
 
-def make_report(tracking_uri: str, experiment: str, metric: str) -> dict:
+def make_report(tracking_uri: str, experiment: str, metric: str, aggregate: str = "clusters") -> dict:
     """Collect the sweep from MLflow and compute every number behind its figures."""
-    return build_report(collect_sweep(tracking_uri, experiment), metric)
+    return build_report(collect_sweep(tracking_uri, experiment), metric, aggregate)
 
 
-def build_report(sweep: SweepRecords, metric: str) -> dict:
+def build_report(sweep: SweepRecords, metric: str, aggregate: str = "clusters") -> dict:
     """All numbers behind the figures (pure: typed records in, a JSON-able dict out)."""
     counts = defaultdict(int)
     for cell in sweep.cells:
@@ -214,14 +223,15 @@ def build_report(sweep: SweepRecords, metric: str) -> dict:
                   "missing": counts["missing"],
                   "not_done": [{"name": r.cell.name, "id": r.cell.id, "status": r.status, "error": r.error}
                                for r in sweep.cells if r.status != "done"]},
-        "baselines": baseline_lines(sweep.baselines, metric),
+        "aggregate": aggregate,
+        "baselines": baseline_lines(sweep.baselines, metric, aggregate),
     }
-    bars = build_bars(sweep, metric)
-    matrix = None if bars is not None else build_matrix(sweep, metric)
+    bars = build_bars(sweep, metric, aggregate)
+    matrix = None if bars is not None else build_matrix(sweep, metric, aggregate)
     if bars is not None:
         report["bars"] = bars
     elif matrix is not None:
         report["matrix"] = matrix
     else:
-        report.update(build_curves(sweep, metric))
+        report.update(build_curves(sweep, metric, aggregate))
     return report

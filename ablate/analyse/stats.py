@@ -1,24 +1,47 @@
-"""Curve statistics: mean and 95% CI over seeds, Spearman trend, saturation fits and the knee.
+"""Curve statistics: mean and 95% CI over seeds, Spearman with an exact permutation p, saturation
+fits on the scale a curve is drawn on, the knee with an interval and its support.
 
-Two models are fitted to every curve y(x) of a count axis (x > 0):
-- log-linear      y = a + b * log(x)                      (keeps growing; no plateau)
-- saturating      y = p - (p - y0) * exp(-x / s)          (plateau p)
-The better one is chosen by the small-sample Akaike criterion (AICc) on the seed-level points;
-the saturating model must also beat the log-linear one by at least 2 AICc units (the usual
-"substantial support" threshold) to be preferred, since it has one more parameter.
-The knee is the smallest x at which the saturating fit reaches 95% of its rise from y(x_min)
-to the plateau; its uncertainty comes from a bootstrap over seeds.
+Every count axis is fitted in u = log(x) when it is drawn on a log axis (tasks, instances,
+parameter counts) and in u = x otherwise (clusters). Two models of y(u), u0 the smallest u:
+- trend         y = a + b (u - u0)                        (log-linear on a log axis)
+- saturating    y = p - (p - y0) exp(-(u - u0) / s)       (plateau p, start y0, scale s)
+Both are fitted by least squares on the seed-level points. The saturating model is fitted by
+variable projection: on a grid of scales s spanning [span/50, 5 span] the model is linear in
+(p, y0); the best s wins. Its bounds come from the data and the metric: p and y0 within the
+metric's range [0, 100], s within the grid. A fit whose best s lies on either end of the grid,
+or whose p or y0 leaves the range, is "at a bound": reported as such, never as a plateau.
+
+The model is chosen by AICc, the noise variance counted as a parameter (k = 3 and 4); the
+saturating model needs at least MIN_DISTINCT_X distinct x and must win by AICC_MARGIN. Outcomes:
+"saturating" (rising to a plateau, knee inside the measured range), "saturating beyond the range"
+(the knee lies past the largest x: no plateau reached), "growing", "declining" (the chosen model
+falls), or None (too few points).
+
+The knee is the x at which the saturating fit reaches KNEE_FRACTION of its rise from y(u0):
+u = u0 + s ln(1 / (1 - KNEE_FRACTION)). Its 95% interval spans both the profile-likelihood
+interval over s (an F test on the residual sum of squares) and the middle 95% of the knees of
+paired bootstrap resamples (seeds resampled together across points, BOOTSTRAP_ROUNDS times; a
+resample that chooses no knee counts as an infinite knee). Its upper end is open (None) when the
+data cannot bound it: the profile reaches the grid's top, or more than 2.5% of the resamples
+choose no knee. The share of resamples that choose a knee is reported beside every knee
+("support"). benchmarks/knee_calibration.py measures the coverage of this interval.
 """
 
 from __future__ import annotations
 
+import functools
+import itertools
 import math
-import random
 from dataclasses import asdict, dataclass
 from typing import Sequence
 
 KNEE_FRACTION = 0.95
 AICC_MARGIN = 2.0
+MIN_DISTINCT_X = 5
+METRIC_RANGE = (0.0, 100.0)
+BOOTSTRAP_ROUNDS = 1000
+EXACT_SPEARMAN_MAX_N = 9  # 9! = 362,880 permutations; beyond, a seeded Monte-Carlo permutation test
+_SCALES = 200
 
 
 @dataclass(frozen=True)
@@ -32,13 +55,13 @@ class PointStats:
 
 
 def mean_ci(values: Sequence[float], confidence: float = 0.95) -> tuple[float | None, float | None, float | None]:
-    """Mean and a Student-t confidence interval (the interval is the mean itself for one value)."""
+    """Mean and a Student-t confidence interval; with one value there is no interval (None, None)."""
     if not values:
         return None, None, None
     n = len(values)
     mean = sum(values) / n
     if n == 1:
-        return mean, mean, mean
+        return mean, None, None
     from scipy import stats
 
     sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
@@ -51,138 +74,197 @@ def point_stats(x: float, values: Sequence[float]) -> PointStats:
     return PointStats(x=x, n=len(values), mean=mean, ci_low=low, ci_high=high, values=tuple(values))
 
 
-def spearman(xs: Sequence[float], ys: Sequence[float]) -> float | None:
-    """Spearman rank correlation of the point means (None with fewer than 3 points or no variance)."""
-    if len(xs) < 3 or len(set(ys)) < 2:
-        return None
+def spearman(xs: Sequence[float], ys: Sequence[float]) -> dict | None:
+    """Spearman's rho of the point means, with n and a two-sided permutation p (exact for n <= 9).
+    None with fewer than 3 points or no variance."""
+    import numpy as np
     from scipy import stats
 
-    rho = stats.spearmanr(xs, ys).statistic
-    return None if math.isnan(rho) else float(rho)
+    if len(xs) < 3 or len(set(ys)) < 2 or len(set(xs)) < 2:
+        return None
+    rx, ry = stats.rankdata(xs), stats.rankdata(ys)
+    rho = float(np.corrcoef(rx, ry)[0, 1])
+    n = len(xs)
+    exact = n <= EXACT_SPEARMAN_MAX_N
+    permuted = ry[_permutations(n) if exact else np.random.default_rng(0).permuted(np.tile(np.arange(n), (100_000, 1)),
+                                                                                 axis=1)]
+    centred = permuted - permuted.mean(axis=1, keepdims=True)
+    rx_c = rx - rx.mean()
+    rhos = centred @ rx_c / (np.sqrt((centred ** 2).sum(axis=1)) * np.sqrt((rx_c ** 2).sum()))
+    p = float(np.mean(np.abs(rhos) >= abs(rho) - 1e-12))
+    return {"rho": rho, "n": n, "p": p, "exact": exact}
+
+
+@functools.lru_cache(maxsize=16)
+def _permutations(n: int):
+    import numpy as np
+
+    return np.array(list(itertools.permutations(range(n))))
 
 
 @dataclass(frozen=True)
 class Fit:
-    model: str  # "log_linear" | "saturating"
+    model: str  # "trend" | "saturating"
     params: dict[str, float]
     aicc: float
     rss: float
+    at_bound: bool = False
 
-    def predict(self, x: float) -> float:
+    def predict(self, u: float) -> float:
         p = self.params
-        if self.model == "log_linear":
-            return p["a"] + p["b"] * math.log(x)
-        return p["plateau"] - (p["plateau"] - p["y0"]) * math.exp(-x / p["scale"])
+        if self.model == "trend":
+            return p["a"] + p["b"] * (u - p["u0"])
+        return p["plateau"] - (p["plateau"] - p["y0"]) * math.exp(-(u - p["u0"]) / p["scale"])
 
 
-def _aicc(rss: float, n: int, k: int) -> float:
+def aicc(rss: float, n: int, k: int) -> float:
+    """Small-sample Akaike criterion of a least-squares fit with k parameters (noise variance included)."""
     rss = max(rss, 1e-12)
     aic = n * math.log(rss / n) + 2 * k
     return aic + (2 * k * (k + 1) / (n - k - 1) if n - k - 1 > 0 else math.inf)
 
 
-def fit_log_linear(xs: Sequence[float], ys: Sequence[float]) -> Fit:
+def _scales(span: float):
     import numpy as np
 
-    logs = np.log(np.asarray(xs, dtype=float))
-    b, a = np.polyfit(logs, np.asarray(ys, dtype=float), 1)
-    rss = float(np.sum((a + b * logs - np.asarray(ys)) ** 2))
-    return Fit("log_linear", {"a": float(a), "b": float(b)}, _aicc(rss, len(xs), 2), rss)
+    return span * np.logspace(math.log10(1 / 50), math.log10(5), _SCALES)
 
 
-def fit_saturating(xs: Sequence[float], ys: Sequence[float]) -> Fit | None:
+def _trend(u, Y):
+    """Least-squares lines through each row of Y (R x n): intercepts, slopes, RSS."""
     import numpy as np
-    from scipy.optimize import curve_fit
 
-    x, y = np.asarray(xs, dtype=float), np.asarray(ys, dtype=float)
+    design = np.column_stack([np.ones_like(u), u - u.min()])
+    coef, *_ = np.linalg.lstsq(design, Y.T, rcond=None)
+    rss = ((Y - (design @ coef).T) ** 2).sum(axis=1)
+    return coef[0], coef[1], rss
 
-    def curve(v, plateau, y0, scale):
-        return plateau - (plateau - y0) * np.exp(-v / scale)
 
-    span = float(x.max() - x.min()) or 1.0
-    best = None
-    for scale0 in (span / 20, span / 5, span):  # several starts: the fit is not convex
-        try:
-            params, _ = curve_fit(curve, x, y, p0=[float(y.max()), float(y.min()), scale0],
-                                  bounds=([-1e3, -1e3, 1e-6], [1e3, 1e3, 1e6]), maxfev=20000)
-        except (RuntimeError, ValueError):
-            continue
-        rss = float(np.sum((curve(x, *params) - y) ** 2))
-        if best is None or rss < best[1]:
-            best = (params, rss)
-    if best is None:
+def _saturating(u, Y):
+    """Variable projection over the scale grid for each row of Y (R x n): per row, the best scale
+    index, plateau, start, RSS, whether (p, y0) are in the metric's range at that scale, and the
+    RSS profile over the grid (R x scales)."""
+    import numpy as np
+
+    scales = _scales(float(u.max() - u.min()))
+    low, high = METRIC_RANGE
+    profile, plateaus, starts = [], [], []
+    for s in scales:
+        e = np.exp(-(u - u.min()) / s)
+        design = np.column_stack([1 - e, e])
+        coef, *_ = np.linalg.lstsq(design, Y.T, rcond=None)
+        profile.append(((Y - (design @ coef).T) ** 2).sum(axis=1))
+        plateaus.append(coef[0])
+        starts.append(coef[1])
+    profile, plateaus, starts = np.array(profile).T, np.array(plateaus).T, np.array(starts).T
+    in_range = (plateaus >= low - 1e-6) & (plateaus <= high + 1e-6) & (starts >= low - 1e-6) & (starts <= high + 1e-6)
+    best = profile.argmin(axis=1)
+    rows = np.arange(len(Y))
+    return best, plateaus[rows, best], starts[rows, best], profile[rows, best], in_range[rows, best], profile
+
+
+def _choose(n: int, distinct: int, trend_rss, slope, best, plateau, start, sat_rss, in_range):
+    """Outcome codes per row: 0 growing, 1 declining, 2 saturating (rising), plus whether the
+    saturating fit is usable (not at a bound) and the AICc values."""
+    import numpy as np
+
+    trend_aicc = np.array([aicc(r, n, 3) for r in trend_rss])
+    sat_aicc = np.array([aicc(r, n, 4) for r in sat_rss])
+    usable = in_range & (best > 0) & (best < _SCALES - 1)
+    sat_wins = usable & (distinct >= MIN_DISTINCT_X) & (sat_aicc + AICC_MARGIN < trend_aicc)
+    outcome = np.where(slope >= 0, 0, 1)
+    outcome = np.where(sat_wins & (plateau > start), 2, outcome)
+    outcome = np.where(sat_wins & (plateau <= start), 1, outcome)
+    return outcome, sat_wins, usable, trend_aicc, sat_aicc
+
+
+def knee_text(curve: dict) -> str | None:
+    """"56 [37, 81], support 0.93" (or "[37, no upper end)"), with "beyond the range" when so."""
+    if curve.get("knee") is None:
         return None
-    (plateau, y0, scale), rss = best
-    return Fit("saturating", {"plateau": float(plateau), "y0": float(y0), "scale": float(scale)},
-               _aicc(rss, len(xs), 3), rss)
+    low, high = curve["knee_ci"]
+    interval = f"[{low:.3g}, {high:.3g}]" if high is not None else f"[{low:.3g}, no upper end)"
+    where = "" if curve["knee_inside_range"] else " (beyond the measured range: no plateau reached)"
+    return f"{curve['knee']:.3g} {interval}, support {curve['knee_support']:.2f}{where}"
 
 
-def choose_fit(xs: Sequence[float], ys: Sequence[float]) -> tuple[Fit | None, list[Fit]]:
-    """Both fits and the chosen one (see the module docstring for the criterion)."""
-    if len(set(xs)) < 3:
-        return None, []
-    fits = [fit_log_linear(xs, ys)]
-    saturating = fit_saturating(xs, ys)
-    if saturating is not None:
-        fits.append(saturating)
-        if saturating.aicc + AICC_MARGIN < fits[0].aicc and saturating.params["plateau"] > saturating.params["y0"]:
-            return saturating, fits
-    return fits[0], fits
-
-
-def knee(fit: Fit | None, x_min: float, x_max: float) -> float | None:
-    """Smallest x reaching KNEE_FRACTION of the rise from y(x_min) to the plateau; None without a plateau."""
-    if fit is None or fit.model != "saturating":
+def spearman_text(result: dict | None) -> str | None:
+    if result is None:
         return None
-    p = fit.params
-    # y(x) - y(x_min) = (plateau - y(x_min)) * (1 - exp(-(x - x_min)/s))  ->  reach fraction f at
-    # x = x_min - s * ln(1 - f).
-    return x_min - p["scale"] * math.log(1 - KNEE_FRACTION)
+    p = f"p={result['p']:.2g}" + ("" if result["exact"] else " (Monte-Carlo)")
+    return f"Spearman {result['rho']:.2f} (n={result['n']}, {p})"
 
 
-def bootstrap_knee(points: Sequence[PointStats], x_max: float, rounds: int = 200, seed: int = 0):
-    """Knee estimates from resampling each point's seed values; returns (low, high) of the 95% interval
-    and the share of resamples where the saturating model was chosen."""
-    rng = random.Random(seed)
-    knees, chosen = [], 0
-    usable = [p for p in points if p.values]
-    x_min = min(p.x for p in usable)
-    for _ in range(rounds):
-        xs, ys = [], []
-        for point in usable:
-            for _ in point.values:
-                xs.append(point.x)
-                ys.append(rng.choice(point.values))
-        fit, _ = choose_fit(xs, ys)
-        value = knee(fit, x_min, x_max)
-        if value is not None:
-            chosen += 1
-            knees.append(value)
-    if not knees:
-        return None, None, 0.0
-    knees.sort()
-    return knees[int(0.025 * len(knees))], knees[min(len(knees) - 1, int(0.975 * len(knees)))], chosen / rounds
+def _to_x(u: float, log_scale: bool) -> float:
+    return math.exp(u) if log_scale else u
 
 
-def curve_summary(points: Sequence[PointStats], bootstrap_rounds: int = 200) -> dict:
-    """Fit, knee (with bootstrap interval) and Spearman trend of one curve."""
+def _paired_resamples(points: Sequence[PointStats], rounds: int, seed: int):
+    """Y (rounds x n): seeds resampled with replacement, the same seed indices at every point."""
+    import numpy as np
+
+    width = max(p.n for p in points)
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(0, width, size=(rounds, width))
+    columns = [np.asarray(p.values)[picks % p.n] for p in points]  # each rounds x width
+    return np.concatenate(columns, axis=1)
+
+
+def curve_summary(points: Sequence[PointStats], log_scale: bool = True, bootstrap_rounds: int = BOOTSTRAP_ROUNDS,
+                  seed: int = 0) -> dict:
+    """Fits, outcome, knee (interval and support) and Spearman trend of one curve."""
+    import numpy as np
+    from scipy import stats
+
     present = [p for p in points if p.n > 0]
-    xs = [p.x for p in present for _ in p.values]
-    ys = [v for p in present for v in p.values]
-    summary: dict = {"spearman": spearman([p.x for p in present], [p.mean for p in present]),
-                     "fit": None, "fits": [], "knee": None, "knee_ci": None, "knee_inside_range": False}
-    if len({p.x for p in present}) < 3:
+    summary: dict = {"scale": "log" if log_scale else "linear", "outcome": None, "fit": None, "fits": [],
+                     "knee": None, "knee_ci": None, "knee_support": None, "knee_inside_range": False,
+                     "spearman": spearman([p.x for p in present], [p.mean for p in present])}
+    if len({p.x for p in present}) < 3 or (log_scale and any(p.x <= 0 for p in present)):
         return summary
-    fit, fits = choose_fit(xs, ys)
-    summary["fits"] = [asdict(f) for f in fits]
-    summary["fit"] = asdict(fit) if fit else None
+    u = np.array([math.log(p.x) if log_scale else p.x for p in present for _ in p.values], dtype=float)
+    y = np.array([v for p in present for v in p.values], dtype=float)
+    n, distinct, u0 = len(y), len({p.x for p in present}), float(u.min())
+    a, b, trend_rss = _trend(u, y[None, :])
+    best, plateau, start, sat_rss, in_range, profile = _saturating(u, y[None, :])
+    outcome, sat_wins, usable, trend_aicc, sat_aicc = _choose(n, distinct, trend_rss, b, best, plateau, start, sat_rss,
+                                                              in_range)
+    scales = _scales(float(u.max() - u0))
+    trend = Fit("trend", {"a": float(a[0]), "b": float(b[0]), "u0": u0}, float(trend_aicc[0]), float(trend_rss[0]))
+    saturating = Fit("saturating", {"plateau": float(plateau[0]), "y0": float(start[0]), "scale": float(scales[best[0]]),
+                                    "u0": u0}, float(sat_aicc[0]), float(sat_rss[0]), at_bound=not bool(usable[0]))
+    code = int(outcome[0])
+    chosen = saturating if bool(sat_wins[0]) else trend
+    summary["fits"] = [asdict(trend), asdict(saturating)]
+    summary["fit"] = asdict(chosen)
+    summary["outcome"] = {0: "growing", 1: "declining", 2: "saturating"}[code]
+    if code != 2:
+        return summary
+
     x_min, x_max = min(p.x for p in present), max(p.x for p in present)
-    knee_x = knee(fit, x_min, x_max)
-    summary["knee"] = knee_x
-    if knee_x is not None:
-        low, high, share = bootstrap_knee(present, x_max, bootstrap_rounds)
-        summary["knee_ci"] = [low, high]
-        summary["knee_bootstrap_share"] = share
-        summary["knee_inside_range"] = x_min < knee_x < x_max
-        summary["plateau"] = fit.params["plateau"]
+    log_gain = math.log(1 / (1 - KNEE_FRACTION))
+    knee = _to_x(u0 + saturating.params["scale"] * log_gain, log_scale)
+    # Profile interval over s: scales whose best RSS passes an F test against the minimum.
+    allowed = sat_rss[0] * (1 + stats.f.ppf(0.95, 1, n - 4) / (n - 4))
+    inside = np.where(profile[0] <= allowed)[0]
+    # Widened by one grid step each way: the continuous interval's ends lie between grid points.
+    first, last = max(int(inside.min()) - 1, 0), int(inside.max()) + 1
+    low = _to_x(u0 + scales[first] * log_gain, log_scale)
+    high = _to_x(u0 + scales[last] * log_gain, log_scale) if last < _SCALES - 1 else None
+    # Support: the share of paired bootstrap resamples that choose a rising saturating fit.
+    Y = _paired_resamples(present, bootstrap_rounds, seed)
+    _, rb, rt = _trend(u, Y)
+    r_best, r_plateau, r_start, r_rss, r_range, _ = _saturating(u, Y)
+    r_outcome, *_ = _choose(n, distinct, rt, rb, r_best, r_plateau, r_start, r_rss, r_range)
+    support = float(np.mean(r_outcome == 2))
+    # The interval holds the profile interval and the middle 95% of the resamples' knees (a resample
+    # without a knee counts as an infinite one), whichever is wider on each side.
+    knees = np.where(r_outcome == 2, u0 + scales[r_best] * log_gain, np.inf)
+    boot_low, boot_high = np.quantile(knees, [0.025, 0.975], method="inverted_cdf")
+    low = min(low, _to_x(float(boot_low), log_scale)) if np.isfinite(boot_low) else low
+    if high is not None:
+        high = max(high, _to_x(float(boot_high), log_scale)) if np.isfinite(boot_high) else None
+    summary.update(knee=knee, knee_ci=[low, high], knee_support=support, knee_inside_range=x_min < knee < x_max,
+                   plateau=saturating.params["plateau"])
+    summary["outcome"] = "saturating" if x_min < knee < x_max else "saturating beyond the range"
     return summary
