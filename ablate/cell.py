@@ -84,10 +84,7 @@ def run_cell(cell: Cell, place: CellPlace, tracker: CellTracker, *, resume_state
                                    resume_state=resume_state, save_checkpoint=save_checkpoint)
         tracker.log_series({results.TRAIN_LOSS: train_result.loss_history})
         if train.save_model:
-            with tempfile.TemporaryDirectory(prefix="ablate-model-") as folder:
-                model.save_pretrained(folder)  # a LoRA model saves its adapter only
-                tokenizer.save_pretrained(folder)
-                tracker.log_folder(Path(folder), results.MODEL_ARTIFACT)
+            log_model(tracker, model, tokenizer)
 
     # 4. Evaluate every test encoding on the held-out tasks (one training serves them all).
     headline: dict[str, float] = {}
@@ -130,6 +127,14 @@ def _tokenizer_for(model_name: str, task_dir: Path, cache_dir: Path):
             tokenizer.pad_token = tokenizer.eos_token
         return tokenizer, model_name
     return task_dir_tokenizer(task_dir, cache_dir)
+
+
+def log_model(tracker: CellTracker, model, tokenizer) -> None:
+    """The trained model (a LoRA model: its adapter only) and tokenizer, as the run's model/ artifacts."""
+    with tempfile.TemporaryDirectory(prefix="ablate-model-") as folder:
+        model.save_pretrained(folder)
+        tokenizer.save_pretrained(folder)
+        tracker.log_folder(Path(folder), results.MODEL_ARTIFACT)
 
 
 def log_datasets(tracker: CellTracker, cell: Cell, selection, num_test_rows: int) -> None:

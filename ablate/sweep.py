@@ -101,8 +101,9 @@ def estimate_seconds(cell: Cell) -> float:
 
 def cell_statuses(prepared: PreparedSweep) -> dict[str, str]:
     """Status per cell id from the MLflow store (done / failed / to run); reads, never creates, the store."""
-    from ablate.track import Store, cell_status
+    from ablate.track import Store, cell_status, check_tracking_uri
 
+    check_tracking_uri(prepared.tracking_uri)  # seconds, not MLflow's minutes of retries, for a dead server
     store = Store(prepared.tracking_uri, RetryPolicy(prepared.spec.tracking.retry_seconds))
     runs = store.cell_runs(store.find_experiment(prepared.experiment))
     return {c.id: cell_status(runs.get(c.id, [])) for c in prepared.cells}

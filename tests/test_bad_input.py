@@ -94,6 +94,8 @@ CASES = [
     ("set-wrong-type", lambda t: t, ["--set", "train.steps=many"], ["train.steps", "'many'"]),
     ("unreachable-tracking", lambda t: t, ["--tracking-uri", "http://127.0.0.1:{port}"],
      ["tracking server at http://127.0.0.1:", "unreachable", "Fix:"]),
+    ("unreachable-tracking-with-dry-run", lambda t: t, ["--dry-run", "--tracking-uri", "http://127.0.0.1:{port}"],
+     ["tracking server at http://127.0.0.1:", "unreachable"]),
     ("unreachable-ray", lambda t: t, ["--address", "127.0.0.1:{port}"], ["Ray cluster at '127.0.0.1:", "unreachable"]),
     ("gpu-on-a-cpu-machine", append("resources: {gpus_per_cell: 1}\n"), [],
      ["resources.gpus_per_cell: 1", "this machine has 0", "gpus_per_cell: 0"]),

@@ -97,7 +97,7 @@ def _report(tmp_path: Path, name: str) -> dict:
 
 
 def test_the_architecture_sweep_mixes_t5_and_llama_full_and_lora_end_to_end(tmp_path):
-    result = _tiny("architecture.yaml", tmp_path)
+    result = _tiny("architecture.yaml", tmp_path, "--set", "train.save_model=true")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "4 trained, 0 cached, 0 failed" in result.stdout
     client, runs = _runs(tmp_path, "architecture")
@@ -111,6 +111,15 @@ def test_the_architecture_sweep_mixes_t5_and_llama_full_and_lora_end_to_end(tmp_
         full = metrics["num_parameters"] == metrics["num_trainable_parameters"]
         assert full == ("lora=null" in name), name
         assert metrics["peak_memory_mb"] > 0 and "def/cluster/nli/rougeL" in metrics
+    from transformers import AutoModelForCausalLM
+
+    full = by_name["model=llama-tiny lora=null seed=0"]
+    folder = client.download_artifacts(full.info.run_id, "model", str(tmp_path / "model"))
+    loaded = AutoModelForCausalLM.from_pretrained(folder)
+    assert sum(p.numel() for p in loaded.parameters()) == full.data.metrics["num_parameters"]
+    adapter = {a.path for a in client.list_artifacts(by_name["model=t5-tiny lora=r=16,alpha=32 seed=0"].info.run_id,
+                                                     "model")}
+    assert "model/adapter_config.json" in adapter, "a LoRA cell logs its adapter"
     matrix = _report(tmp_path, "architecture")["matrix"]
     assert matrix["rows"] == ["t5-tiny", "llama-tiny"] and matrix["columns"] == ["null", "r=16,alpha=32"]
 

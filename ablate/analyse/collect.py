@@ -36,8 +36,9 @@ def collect_sweep(tracking_uri: str, experiment: str) -> SweepRecords:
 
     Cells with no finished run are kept as `failed` or `missing`, never dropped.
     """
-    from ablate.track import Store, store_exists
+    from ablate.track import Store, check_tracking_uri, store_exists
 
+    check_tracking_uri(tracking_uri)
     if not store_exists(tracking_uri):
         raise AblateError(f"no MLflow store at {tracking_uri}.", field="--tracking-uri",
                           fix="run the sweep first, or point --tracking-uri at its store.")

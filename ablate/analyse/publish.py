@@ -61,20 +61,15 @@ def curve_points(report: dict) -> dict[str, list[tuple[int, float]]]:
     return points
 
 
-def _ci(point: dict) -> str:
+def _point(point: dict, compact: bool = False) -> str:
+    """A point's mean with its 95% interval: "41.2 [33.0, 49.4]", or compact "41.2±8.2(n=3)"."""
     if not point["n"]:
         return "missing"
     if point["n"] == 1:
-        return f"{point['mean']:.1f} (n=1, no interval)"
+        return f"{point['mean']:.1f}{'' if compact else ' '}(n=1, no interval)"
+    if compact:
+        return f"{point['mean']:.1f}±{point['ci_high'] - point['mean']:.1f}(n={point['n']})"
     return f"{point['mean']:.1f} [{point['ci_low']:.1f}, {point['ci_high']:.1f}]"
-
-
-def _short(point: dict) -> str:
-    if not point["n"]:
-        return "missing"
-    if point["n"] == 1:
-        return f"{point['mean']:.1f}(n=1, no interval)"
-    return f"{point['mean']:.1f}±{point['ci_high'] - point['mean']:.1f}(n={point['n']})"
 
 
 def report_markdown(report: dict) -> str:
@@ -86,13 +81,13 @@ def report_markdown(report: dict) -> str:
     if "bars" in report:
         bars = report["bars"]
         lines += ["| setting | " + " | ".join(bars["groups"]) + " |", "|---" * (len(bars["groups"]) + 1) + "|"]
-        lines += [f"| {name} | " + " | ".join(_ci(points[g]) for g in bars["groups"]) + " |"
+        lines += [f"| {name} | " + " | ".join(_point(points[g]) for g in bars["groups"]) + " |"
                   for name, points in bars["series"].items()]
     elif "matrix" in report:
         matrix = report["matrix"]
         lines += [f"| {matrix['row_label']} \\ {matrix['column_label']} | " + " | ".join(matrix["columns"]) + " |",
                   "|---" * (len(matrix["columns"]) + 1) + "|"]
-        lines += [f"| {row} | " + " | ".join(_ci(matrix["cells"][row][c]) for c in matrix["columns"]) + " |"
+        lines += [f"| {row} | " + " | ".join(_point(matrix["cells"][row][c]) for c in matrix["columns"]) + " |"
                   for row in matrix["rows"]]
     else:
         steps = "the axis value" if report.get("x_is_count") else "the point's position (0, 1, ...)"
@@ -104,10 +99,10 @@ def report_markdown(report: dict) -> str:
             outcome = curve.get("outcome") or "-"
             knee = knee_text(curve) or "-"
             spearman = spearman_text(curve.get("spearman")) or "-"
-            lines.append(f"| {line} | " + " | ".join(_ci(p) for p in curve["points"]) + f" | {outcome} | {knee} | {spearman} |")
+            lines.append(f"| {line} | " + " | ".join(_point(p) for p in curve["points"]) + f" | {outcome} | {knee} | {spearman} |")
         start = report["curves"].get("mean", {}).get("untuned")
         if start:
-            lines += ["", f"Untuned model (not in the fits): {_ci(start)}."]
+            lines += ["", f"Untuned model (not in the fits): {_point(start)}."]
     if report.get("baselines"):
         lines += ["", "Baselines (mean line): " + ", ".join(
             f"{b} {scores['mean']:.1f}" for b, scores in report["baselines"].items() if "mean" in scores) + "."]
@@ -159,7 +154,7 @@ def print_report(report: dict) -> None:
         print(f"  baseline {name}: " + ", ".join(f"{k} {v:.2f}" for k, v in scores.items()))
     if "bars" in report:
         for name, points in report["bars"]["series"].items():
-            print(f"  {name}: " + ", ".join(f"{g} {_ci(p)}" for g, p in points.items()))
+            print(f"  {name}: " + ", ".join(f"{g} {_point(p)}" for g, p in points.items()))
         return
     if "matrix" in report:
         matrix = report["matrix"]
@@ -167,12 +162,12 @@ def print_report(report: dict) -> None:
               + " ".join(f"{c:>14}" for c in matrix["columns"]))
         for row in matrix["rows"]:
             points = [matrix["cells"][row][c] for c in matrix["columns"]]
-            print(f"  {row:<16} " + " ".join(f"{_short(p):>16}" for p in points))
+            print(f"  {row:<16} " + " ".join(f"{_point(p, compact=True):>16}" for p in points))
         return
     for line, curve in report["curves"].items():
-        points = " ".join(f"{p['label']}:{_short(p)}" for p in curve["points"])
+        points = " ".join(f"{p['label']}:{_point(p, compact=True)}" for p in curve["points"])
         if curve.get("untuned"):
-            points = f"untuned:{_short(curve['untuned'])} " + points
+            points = f"untuned:{_point(curve['untuned'], compact=True)} " + points
         extra = []
         if curve.get("outcome"):
             extra.append(curve["outcome"])
