@@ -54,7 +54,7 @@ class TrainSpec(Frozen):
     steps: int | None = Field(None, ge=0, le=100_000_000, description="optimizer steps (or give epochs); 0: the untuned model")
     epochs: float | None = Field(None, gt=0, le=100_000, description="passes over the cell's training data (or give steps)")
     batch_size: int = Field(gt=0, le=65_536)
-    learning_rate: float = Field(gt=0, le=100)
+    learning_rate: float = Field(gt=0)
     schedule: Literal["constant", "linear", "cosine", "constant_with_warmup"] = "linear"
     warmup_steps: int = Field(0, ge=0, le=100_000_000)
     weight_decay: float = Field(0.0, ge=0, le=100)

@@ -136,6 +136,14 @@ def is_transient(exc: BaseException) -> bool:
     return False
 
 
+def _duplicate_insert(exc: BaseException) -> bool:
+    """A unique-constraint race in the store (two writers inserting the same row)."""
+    import sqlalchemy.exc
+
+    return isinstance(exc.__cause__, sqlalchemy.exc.IntegrityError) or "UNIQUE constraint" in str(exc) \
+        or "duplicate key value" in str(exc)
+
+
 def git_commit() -> str | None:
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
@@ -384,7 +392,18 @@ class CellTracker:
         dataset = Dataset(name=name, digest=digest[:36], source_type="ablate", source=source,
                           profile=json.dumps({"num_rows": num_rows}))
         tags = [InputTag(results.DATASET_CONTEXT, context)]
-        self.retry.call(lambda: self._client.log_inputs(self.run_id, datasets=[DatasetInput(dataset, tags)]))
+
+        def log():
+            self._client.log_inputs(self.run_id, datasets=[DatasetInput(dataset, tags)])
+
+        try:
+            self.retry.call(log)
+        except Exception as exc:
+            if not _duplicate_insert(exc):
+                raise
+            # Cells running at once register the same dataset in the experiment; the one that lost
+            # the race finds it there now and only links it to its run.
+            self.retry.call(log)
 
     def log_folder(self, folder: Path, artifact_path: str) -> None:
         self.retry.call(lambda: self._client.log_artifacts(self.run_id, str(folder), artifact_path))

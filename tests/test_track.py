@@ -52,3 +52,31 @@ def test_a_reattached_run_logs_no_step_twice(tmp_path):
     assert [m.step for m in history] == [10, 20, 30]
     assert len(store.client.get_metric_history(first.run_id, "def/rougeL")) == 1
     assert store.client.get_run(first.run_id).data.metrics["def/exact_match"] == 12.0
+
+
+def test_cells_logging_the_same_dataset_at_once_both_link_it(tmp_path):
+    """Concurrent cells register the same test set; the one that loses the insert race links it."""
+    import threading
+
+    uri = f"sqlite:///{tmp_path / 'm.db'}"
+    experiment_id = Store(uri).ensure_experiment("e")
+    trackers = [CellTracker.start(uri, experiment_id, "parent", cell_id=f"c{i}", name=f"c{i}", sweep="s",
+                                  axis_values={"seed": i}, settings={"seed": i}, data_fingerprint="f") for i in range(4)]
+    errors = []
+
+    def log(tracker):
+        try:
+            tracker.log_dataset("test (12 tasks)", "0123456789abcdef", "synthetic", 120, "evaluation")
+        except Exception as exc:  # noqa: BLE001 - collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=log, args=(t,)) for t in trackers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors, errors
+    client = Store(uri).client
+    for tracker in trackers:
+        inputs = client.get_run(tracker.run_id).inputs.dataset_inputs
+        assert [i.dataset.name for i in inputs] == ["test (12 tasks)"]
