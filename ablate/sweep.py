@@ -99,6 +99,12 @@ def estimate_seconds(cell: Cell) -> float:
     return 8 + per_step * total_steps(settings.train, examples) + evaluations * per_step / 16
 
 
+def sweep_estimate(cells: list[Cell], concurrency: int) -> tuple[float, float]:
+    """(cell-seconds, wall seconds) of running `cells`, `concurrency` at a time, on this machine's CPU."""
+    cell_seconds = sum(estimate_seconds(c) for c in cells)
+    return cell_seconds, cell_seconds / max(1, min(concurrency, len(cells) or 1))
+
+
 def cell_statuses(prepared: PreparedSweep) -> dict[str, str]:
     """Status per cell id from the MLflow store (done / failed / to run); reads, never creates, the store."""
     from ablate.track import Store, cell_status, check_tracking_uri
@@ -114,15 +120,13 @@ def plan_report(prepared: PreparedSweep) -> dict:
     cells = [{"id": c.id, "name": c.name, "axis_values": c.axis_values, "status": statuses[c.id],
               "test_encodings": c.settings.test_encodings, "estimated_seconds": round(estimate_seconds(c), 1)}
              for c in prepared.cells]
-    to_run = [c for c in cells if c["status"] != "done"]
-    concurrency = prepared.spec.resources.max_concurrent
-    cpu_seconds = sum(c["estimated_seconds"] for c in to_run)
+    cell_seconds, wall_seconds = sweep_estimate([c for c in prepared.cells if statuses[c.id] != "done"],
+                                                prepared.spec.resources.max_concurrent)
     counts = {status: sum(c["status"] == status for c in cells) for status in ("done", "failed", "to run")}
     return {"sweep": prepared.spec.name, "experiment": prepared.experiment, "tracking_uri": prepared.tracking_uri,
             "total": len(cells), "done": counts["done"], "failed": counts["failed"], "to_run": counts["to run"],
             "cells": cells, "warnings": list(prepared.warnings),
-            "estimate": {"cell_seconds": round(cpu_seconds, 1),
-                         "wall_seconds": round(cpu_seconds / max(1, min(concurrency, len(to_run) or 1)), 1)}}
+            "estimate": {"cell_seconds": round(cell_seconds, 1), "wall_seconds": round(wall_seconds, 1)}}
 
 
 def print_plan(report: dict, out: TextIO) -> None:
@@ -244,8 +248,8 @@ def confirm_cost(prepared: PreparedSweep, to_run: list[Cell], yes: bool, out: Te
     """Print the estimate; a sweep over the spec's thresholds goes ahead only with --yes (or a 'y'
     typed at a terminal), so a typo such as steps: 1e9 or a 100,000-cell grid costs nothing."""
     resources = prepared.spec.resources
-    cell_seconds = sum(estimate_seconds(c) for c in to_run)
-    hours = cell_seconds / max(1, min(resources.max_concurrent, len(to_run) or 1)) / 3600
+    cell_seconds, wall_seconds = sweep_estimate(to_run, resources.max_concurrent)
+    hours = wall_seconds / 3600
     print(f"Estimated cost of the {len(to_run)} cell(s) to run: ~{cell_seconds / 60:.1f} cell-minutes, "
           f"~{hours * 60:.1f} minutes of wall time at {resources.max_concurrent} at once (on this machine's CPU).",
           file=out, flush=True)

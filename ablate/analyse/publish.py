@@ -121,19 +121,19 @@ def _page(title: str, fragment: str) -> str:
 def _table(report: dict) -> dict[str, list]:
     """Points as columns (line, x, label, n, mean, ci_low, ci_high) for mlflow's table view."""
     columns: dict[str, list] = {k: [] for k in ("line", "x", "label", "n", "mean", "ci_low", "ci_high")}
+    # A grid of points (bars: setting x cluster; matrix: row x column) as (line, label, point) rows.
+    grid = []
     if "bars" in report:
-        for name, points in report["bars"]["series"].items():
-            for group, point in points.items():
-                for key, value in (("line", group), ("x", 0), ("label", name), ("n", point["n"]),
-                                   ("mean", point["mean"]), ("ci_low", point["ci_low"]), ("ci_high", point["ci_high"])):
-                    columns[key].append(value)
-        return columns
-    if "matrix" in report:
-        for row, cells in report["matrix"]["cells"].items():
-            for column, point in cells.items():
-                for key, value in (("line", row), ("x", 0), ("label", column), ("n", point["n"]),
-                                   ("mean", point["mean"]), ("ci_low", point["ci_low"]), ("ci_high", point["ci_high"])):
-                    columns[key].append(value)
+        grid = [(group, name, point) for name, points in report["bars"]["series"].items()
+                for group, point in points.items()]
+    elif "matrix" in report:
+        grid = [(row, column, point) for row, cells in report["matrix"]["cells"].items()
+                for column, point in cells.items()]
+    if grid:
+        for line, label, point in grid:
+            for key, value in (("line", line), ("x", 0), ("label", label), ("n", point["n"]), ("mean", point["mean"]),
+                               ("ci_low", point["ci_low"]), ("ci_high", point["ci_high"])):
+                columns[key].append(value)
         return columns
     for line, curve in report["curves"].items():
         for point in curve["points"]:
