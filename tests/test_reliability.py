@@ -33,14 +33,23 @@ def write_spec(folder: Path, name: str = "rel", steps: int = 120, axes: dict | N
     return path
 
 
-def checkpoint_steps(folder: Path, name: str) -> list[int]:
-    steps = []
+def checkpoints_by_trial(folder: Path, name: str) -> dict[str, list[int]]:
+    """The steps of the checkpoints written so far, by trial folder (one trial per cell)."""
+    steps: dict[str, list[int]] = {}
     for marker in (folder / "ablate_runs" / name / "ray").glob("*/*/checkpoint_*/cell.json"):
         try:
-            steps.append(json.loads(marker.read_text())["step"])
+            steps.setdefault(marker.parent.parent.name, []).append(json.loads(marker.read_text())["step"])
         except (OSError, ValueError):
             pass
     return steps
+
+
+def checkpoint_steps(folder: Path, name: str) -> list[int]:
+    return [step for steps in checkpoints_by_trial(folder, name).values() for step in steps]
+
+
+def cells_checkpointed_at(folder: Path, name: str, step: int) -> int:
+    return sum(1 for steps in checkpoints_by_trial(folder, name).values() if max(steps) >= step)
 
 
 def wait_for(condition, timeout: float = 180, every: float = 0.3):
@@ -157,7 +166,7 @@ def test_killed_worker_is_retried_from_its_checkpoint_or_given_up(tmp_path, max_
     sweep = start_cli("sweep", str(spec), cwd=tmp_path)
     try:
         # both cells (one worker each) past their first real checkpoint, whichever worker dies
-        wait_for(lambda: len([s for s in checkpoint_steps(tmp_path, "rel") if s >= 20]) >= 2)
+        wait_for(lambda: cells_checkpointed_at(tmp_path, "rel", 20) >= 2)
         victim = wait_for(lambda: _worker_pids(sweep.pid))[0]
         os.kill(victim, signal.SIGKILL)
         output, _ = sweep.communicate(timeout=400)
