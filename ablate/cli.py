@@ -231,7 +231,6 @@ def cmd_dashboard(args) -> int:
 
 
 def cmd_ui(args) -> int:
-    import os
     import socket
 
     from ablate.track import Store, resolve_tracking_uri, store_exists
@@ -253,9 +252,10 @@ def cmd_ui(args) -> int:
         print(f"  {name}: {url}/#/experiments/{experiment_id}/runs?workflowType=machine_learning")
     sys.stdout.flush()
     # The mlflow of this environment, whether or not its bin/ folder is on PATH.
-    os.execv(sys.executable, [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,
-                              "--host", args.host, "--port", str(args.port)])
-    return 0
+    from ablate.processes import supervise
+
+    return supervise([sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,
+                      "--host", args.host, "--port", str(args.port)])
 
 
 def _bounded_int(low: int, high: int | None = None):

@@ -6,6 +6,7 @@ import os
 from contextlib import contextmanager
 
 from ablate.errors import AblateError
+from ablate.processes import ProcessRecord
 
 
 def check_ray_address(address: str) -> None:
@@ -30,8 +31,9 @@ def check_ray_address(address: str) -> None:
 
 
 @contextmanager
-def ray_runtime(address: str | None):
-    """Connect to the Ray cluster at `address`, or start a local runtime (stopped on exit).
+def ray_runtime(address: str | None, record: ProcessRecord | None = None):
+    """Connect to the Ray cluster at `address`, or start a local runtime (stopped on exit, and its
+    processes recorded in `record` while it runs, so that none outlives it).
 
     The local runtime serves on 127.0.0.1 only: Ray's single-machine mode (read when ray is first
     imported, and inherited by its workers) keeps every Ray service on the loopback address.
@@ -53,10 +55,16 @@ def ray_runtime(address: str | None):
                           fix="check the address (ray status on the head node); for a cluster with token "
                               "authentication set RAY_AUTH_MODE=token and make its token available "
                               "(~/.ray/auth_token or RAY_AUTH_TOKEN).") from None
+    if record is not None and not address:
+        record.watch()
     try:
         yield
     finally:
-        ray.shutdown()
+        try:
+            ray.shutdown()
+        finally:
+            if record is not None and not address:
+                record.close()
 
 
 def check_cluster_gpus(gpus_per_cell: float) -> None:

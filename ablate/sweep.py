@@ -175,6 +175,7 @@ class SweepLock:
 def run_sweep(prepared: PreparedSweep, *, address: str | None = None, force: bool = False, yes: bool = False,
               out: TextIO | None = None) -> int:
     """Run every cell not already FINISHED in MLflow; returns 0 when all cells are done, 1 otherwise."""
+    from ablate.processes import ProcessRecord
     from ablate.ray_runtime import check_cluster_gpus, ray_runtime
 
     out = out or sys.stdout  # looked up now: a caller may have replaced sys.stdout since import
@@ -190,6 +191,10 @@ def run_sweep(prepared: PreparedSweep, *, address: str | None = None, force: boo
     confirm_cost(prepared, [c for c in prepared.cells if force or cell_status(finished.get(c.id, [])) != "done"],
                  yes, out)
     with SweepLock(prepared.output_dir), ExitStack() as ray_scope:
+        record = ProcessRecord(prepared.output_dir / "processes.json")
+        reaped = record.reap_leftovers()
+        if reaped:
+            print(f"Stopped {reaped} process(es) left running by an interrupted sweep.", file=out)
         if address:  # connect first: a cluster that refuses us must not leave runs behind
             ray_scope.enter_context(ray_runtime(address))
             check_cluster_gpus(spec.resources.gpus_per_cell)
@@ -221,7 +226,7 @@ def run_sweep(prepared: PreparedSweep, *, address: str | None = None, force: boo
                                    threads=max(1, int(spec.resources.cpus_per_cell)),
                                    use_gpu=spec.resources.gpus_per_cell > 0)
             if not address:
-                ray_scope.enter_context(ray_runtime(None))
+                ray_scope.enter_context(ray_runtime(None, record))
             try:
                 outcomes = schedule_cells(to_run, context, spec.resources, total=len(prepared.cells),
                                           cached=cached, out=out)

@@ -109,7 +109,28 @@ def _listening_addresses(pids: set[int]) -> list[str]:
     return [line.split()[3] for line in lines if any(f"pid={pid}," in line for pid in pids)]
 
 
-def test_kill_9_of_the_driver_then_rerun_resumes_from_checkpoints(tmp_path):
+def recorded_processes(folder: Path, name: str) -> dict[int, float]:
+    try:
+        return {int(k): v for k, v in json.loads((folder / "ablate_runs" / name / "processes.json").read_text()).items()}
+    except (OSError, ValueError):
+        return {}
+
+
+def alive(recorded: dict[int, float]) -> list[int]:
+    import psutil
+
+    found = []
+    for pid, created in recorded.items():
+        try:
+            process = psutil.Process(pid)
+            if abs(process.create_time() - created) < 0.01 and process.status() != psutil.STATUS_ZOMBIE:
+                found.append(pid)
+        except psutil.Error:
+            pass
+    return found
+
+
+def test_kill_9_of_the_driver_then_rerun_reaps_its_processes_and_resumes_from_checkpoints(tmp_path):
     spec = write_spec(tmp_path)
     sweep = start_cli("sweep", str(spec), cwd=tmp_path)
     try:
@@ -118,14 +139,33 @@ def test_kill_9_of_the_driver_then_rerun_resumes_from_checkpoints(tmp_path):
         assert listening, "Ray's services are listening"
         outside = [a for a in listening if not a.rsplit(":", 1)[0].strip("[]").removeprefix("::ffff:").startswith("127.")]
         assert not outside, f"the local Ray runtime serves on 127.0.0.1 only: {outside}"
-    finally:
+        first = recorded_processes(tmp_path, "rel")
+        assert len(first) >= 3, "the sweep records the processes of its Ray runtime"
+        os.kill(sweep.pid, signal.SIGKILL)  # the driver only: what it started is left to the next sweep
+        sweep.wait(timeout=30)
+    except BaseException:
         kill_driver(sweep)
+        raise
     cell_runs, _ = runs(tmp_path, "rel")
     assert any(r.info.status == "RUNNING" for r in cell_runs), "the crash left runs RUNNING"
+    left = alive(first)
 
-    again = ablate_cli("sweep", str(spec), cwd=tmp_path)
-    assert again.returncode == 0, again.stdout[-3000:]
-    assert "KILLED" in again.stdout
+    again = start_cli("sweep", str(spec), cwd=tmp_path)
+    second: dict[int, float] = {}
+    try:
+        while again.poll() is None:
+            second.update(recorded_processes(tmp_path, "rel"))
+            time.sleep(0.2)
+        output = again.stdout.read()
+    finally:
+        kill_tree(again, also=[*alive(first), *alive(second)])
+    assert again.returncode == 0, output[-3000:]
+    assert not alive(first), "the rerun stopped what the killed sweep left running"
+    if left:
+        assert "process(es) left running by an interrupted sweep" in output
+    assert second and not alive(second), "a sweep that ends leaves none of its processes behind"
+    assert not (tmp_path / "ablate_runs" / "rel" / "processes.json").exists()
+    assert "KILLED" in output
     finished = assert_complete(tmp_path, "rel")
     resumed = [r for r in finished.values() if int(r.data.tags.get("ablate.resumed_from_step", "0")) >= 20]
     assert resumed, "an interrupted cell continued from its checkpoint"

@@ -154,3 +154,27 @@ def test_the_mlflow_ui_shows_runs_nested_the_report_and_the_curve(ui, smoke_swee
         time.sleep(0.5)
     assert drawn >= 3, f"the curve charts have drawn lines ({drawn} of 3)"
     _screenshot(chrome, tmp_path, "curve")
+
+
+def test_ui_stopped_with_sigterm_leaves_no_process_behind(smoke_sweep):
+    import signal
+
+    from tests.conftest import descendants
+
+    workdir, _ = smoke_sweep
+    port = _free_port()
+    process = start_cli("ui", "--port", str(port), cwd=workdir)
+    try:
+        _wait_for_page(port)
+        below = descendants(process.pid)
+        assert len(below) >= 2, "the UI runs a server with helpers"
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=60)
+        began = time.time()
+        while time.time() - began < 20 and [p for p in below if Path(f"/proc/{p}").exists()]:
+            time.sleep(0.2)
+        left = [p for p in below if Path(f"/proc/{p}").exists()]
+    finally:
+        kill_tree(process)
+    assert process.returncode == 130
+    assert not left, "none of the UI's server processes outlives it"
