@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 from ablate.errors import AblateError
+from ablate.files import check_output_folder
 
 
 def _add_spec_arguments(parser: argparse.ArgumentParser) -> None:
@@ -191,6 +192,7 @@ def cmd_synth(args) -> int:
     from ablate.data.synthetic import write_suite
 
     out = Path(args.out)
+    check_output_folder(out, "--out")
     if (out / "tasks").exists() and any((out / "tasks").iterdir()):
         raise AblateError("the folder already holds tasks.", file=str(out), field="--out",
                           fix="choose an empty or new folder.")
@@ -213,7 +215,9 @@ def cmd_report(args) -> int:
         uri = uri or spec.tracking.tracking_uri
     uri = resolve_tracking_uri(uri, Path.cwd())
     report = make_report(uri, experiment, args.metric, args.aggregate)
-    written = publish_report(report, uri, Path(args.out) if args.out else Path("ablate_runs") / experiment / "report")
+    folder = Path(args.out) if args.out else Path("ablate_runs") / experiment / "report"
+    check_output_folder(folder, "--out")
+    written = publish_report(report, uri, folder)
     if args.json:
         print(json.dumps(report, indent=2))
     else:
@@ -225,6 +229,7 @@ def cmd_report(args) -> int:
 def cmd_dashboard(args) -> int:
     from ablate.analyse.dashboard import write_dashboard
 
+    check_output_folder(args.out, "--out")
     index = write_dashboard(args.page, args.out, args.tracking_uri)
     print(f"Dashboard written: {index} (open it in a browser; no server needed)")
     return 0
@@ -274,8 +279,16 @@ def _bounded_int(low: int, high: int | None = None):
     return parse
 
 
+class _Parser(argparse.ArgumentParser):
+    """Flag errors in ablate's own form: one paragraph naming the flag and the fix, exit 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"ablate: error: {self.prog}: {message}. Fix: correct it as said (`{self.prog} --help` "
+                     "lists every flag).\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ablate", description=__doc__,
+    parser = _Parser(prog="ablate", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -321,7 +334,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     synth = commands.add_parser("synth", help="write the built-in synthetic task suite")
     synth.add_argument("--out", required=True)
-    synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--seed", type=_bounded_int(0, 2**31 - 1), default=0)
     synth.add_argument("--instances", type=_bounded_int(1, 1_000_000), default=400, help="instances per task")
     synth.set_defaults(func=cmd_synth)
 

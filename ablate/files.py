@@ -1,11 +1,13 @@
 """Reading user files, in one place: every OS, decoding and parsing error becomes one AblateError
 that names the path and the fix (a missing file, a folder, a dangling symlink or a symlink loop,
-no permission, invalid UTF-8, JSON nested too deep, duplicate YAML keys, a YAML alias bomb)."""
+no permission, invalid UTF-8, JSON nested too deep, duplicate YAML keys, a YAML alias bomb).
+And the one check of a folder we are about to write into (`check_output_folder`)."""
 
 from __future__ import annotations
 
 import errno
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -87,3 +89,16 @@ def load_yaml(path: str | Path, what: str, fix: str) -> Any:
 
 
 _register()
+
+
+def check_output_folder(out: str | Path, field: str) -> None:
+    """A folder we will write into must be one we can create or write: checked before anything
+    starts, so a bad `--out` fails with a message and leaves nothing half-written."""
+    out = Path(out)
+    existing = next((p for p in (out, *out.parents) if p.exists() or p.is_symlink()), None)
+    if existing is not None and not existing.is_dir():
+        raise AblateError(f"'{existing}' is {'a broken symlink' if not existing.exists() else 'a file'}, so the "
+                          f"folder '{out}' cannot be made.", field=field, fix=f"give {field} a folder path (new or existing).")
+    if existing is not None and not os.access(existing, os.W_OK | os.X_OK):
+        raise AblateError(f"'{existing}' is not writable, so the folder '{out}' cannot be made.", field=field,
+                          fix=f"give {field} a folder you can write.")

@@ -24,7 +24,8 @@ class DataSpec(Frozen):
     source: str = Field(description="'synthetic' (built-in suite), a path to a SuperNI clone, or 'hf:<dataset>'")
     split: str = Field("default", description="splits/<split>/ of the task directory")
     synthetic_seed: int = Field(0, ge=0, le=2**31 - 1, description="seed of the built-in synthetic suite")
-    clusters: dict[str, list[str]] | None = Field(None, description="cluster -> categories; null: the default map")
+    clusters: dict[str, list[str]] | None = Field(None, min_length=1,
+                                                  description="cluster -> categories; null: the default map")
     held_out_clusters: list[str] = Field(default_factory=list,
                                          description="evaluate on these clusters' tasks; empty: the split's test tasks")
     train_clusters: list[str] | None = Field(None, description="train on these clusters; null: all but held-out; "
@@ -119,7 +120,7 @@ class ResourcesSpec(Frozen):
 
 
 class TrackingSpec(Frozen):
-    experiment: str | None = Field(None, description="MLflow experiment; null: the sweep name")
+    experiment: str | None = Field(None, min_length=1, max_length=500, description="MLflow experiment; null: the sweep name")
     tracking_uri: str | None = Field(None, description="null: sqlite:///mlflow.db in the working directory")
     retry_seconds: float = Field(300, ge=0, le=604_800, description="how long cells wait out an unreachable tracking store")
 
@@ -188,8 +189,12 @@ class SweepSpec(Frozen):
 
     @model_validator(mode="after")
     def _check_axes(self) -> "SweepSpec":
+        # Checked here, with the whole spec at hand; the message names its own field (axes.KEY).
         for key, values in self.axes.items():
-            expand_axis(self, key, values)
+            try:
+                expand_axis(self, key, values)
+            except ValueError as exc:
+                raise ValueError(f"axes.{key}: {exc}") from None
         return self
 
 
@@ -272,7 +277,7 @@ def format_validation_error(exc: ValidationError, file: str) -> AblateError:
     """All pydantic errors at once, each with its field path and a fix."""
     lines = []
     for error in exc.errors():
-        loc = ".".join(str(p) for p in error["loc"]) or "(top level)"
+        loc = ".".join(str(p) for p in error["loc"])
         if error["type"] == "extra_forbidden":
             parent = _field_at(".".join(str(p) for p in error["loc"][:-1])) if len(error["loc"]) > 1 else None
             model = SweepSpec
@@ -286,7 +291,7 @@ def format_validation_error(exc: ValidationError, file: str) -> AblateError:
             message = error["msg"].removeprefix("Value error, ")
             value = error.get("input")
             shown = "" if isinstance(value, (dict, list)) or value is None else f" (got {value!r})"
-            lines.append(f"- {loc}: {message}{shown}.")
+            lines.append(f"- {loc}: {message}{shown}." if loc else f"- {message}{shown}.")
     return AblateError(f"{len(lines)} problem(s) in the sweep spec:\n" + "\n".join(lines), file=file,
                        fix="correct the fields above; `ablate validate SPEC` checks a spec without running it.")
 

@@ -15,6 +15,7 @@ from typing import TextIO
 from ablate import results
 from ablate.data.sources import check_source, source_fingerprint
 from ablate.errors import AblateError
+from ablate.files import check_output_folder
 from ablate.model import PRESETS, is_baseline
 from ablate.plan import Cell, expand_grid, plan_errors
 from ablate.spec import SweepSpec, load_spec, spec_to_yaml
@@ -58,7 +59,7 @@ def prepare_sweep(spec_file: str, overrides: list[str], *, tracking_uri: str | N
         raise _problems(spec_file, errors)
     cells = list({c.id: c for c in expand_grid(spec, fingerprint)}.values())  # equal settings run once
     out = Path(output_dir) if output_dir else workdir / "ablate_runs" / spec.name
-    _check_output_dir(out, "--out" if output_dir else "name")
+    check_output_folder(out, "--out" if output_dir else "name")
     checks = check_cells(cells, out / "cache")
     gpus = spec.resources.gpus_per_cell
     for error in device_errors(cells, gpus, None if address or gpus == 0 else local_gpu_count()):
@@ -68,17 +69,6 @@ def prepare_sweep(spec_file: str, overrides: list[str], *, tracking_uri: str | N
     uri = resolve_tracking_uri(tracking_uri or spec.tracking.tracking_uri, workdir)
     return PreparedSweep(spec, spec_file, cells, uri, spec.tracking.experiment or spec.name, out,
                          tuple(checks.warnings))
-
-
-def _check_output_dir(out: Path, field: str) -> None:
-    """The output folder must be a folder we can create or write (checked before anything starts)."""
-    existing = next((p for p in (out, *out.parents) if p.exists()), None)
-    if existing is not None and not existing.is_dir():
-        raise AblateError(f"'{existing}' is a file, so the output folder '{out}' cannot be made.", field=field,
-                          fix="give --out a folder path (new or existing).")
-    if existing is not None and not os.access(existing, os.W_OK):
-        raise AblateError(f"'{existing}' is not writable, so the output folder '{out}' cannot be made.", field=field,
-                          fix="give --out a folder you can write.")
 
 
 def _problems(spec_file: str, errors: list[str]) -> AblateError:

@@ -145,6 +145,46 @@ CASES = [
      ["exceed resources.confirm_over_cells", "no terminal to ask", "--yes"]),
     ("grid-over-the-cell-threshold", append("resources: {confirm_over_cells: 3}\naxes:\n  num_train_tasks: [1, 2, 3, 4]\n"),
      [], ["4 cells", "confirm_over_cells (3)"]),
+    # Round three: every bounded number, every block, every source kind.
+    ("zero-learning-rate", replace("learning_rate: 1.0e-3", "learning_rate: 0"), [], ["train.learning_rate", "greater than 0"]),
+    ("zero-batch-size", replace("batch_size: 8", "batch_size: 0"), [], ["train.batch_size", "greater than 0"]),
+    ("zero-source-length", replace("max_source_length: 64", "max_source_length: 0"), [], ["train.max_source_length"]),
+    ("zero-target-length", replace("max_target_length: 8", "max_target_length: 0"), [], ["train.max_target_length"]),
+    ("unknown-schedule", replace("encoding: def", "encoding: def\n  schedule: cosin"), [], ["train.schedule", "'cosin'"]),
+    ("negative-warmup", replace("encoding: def", "encoding: def\n  warmup_steps: -3"), [], ["train.warmup_steps"]),
+    ("zero-accumulation", replace("encoding: def", "encoding: def\n  gradient_accumulation_steps: 0"), [],
+     ["train.gradient_accumulation_steps"]),
+    ("zero-log-every", replace("encoding: def", "encoding: def\n  log_every: 0"), [], ["train.log_every"]),
+    ("zero-checkpoint-every", replace("encoding: def", "encoding: def\n  checkpoint_every: 0"), [], ["train.checkpoint_every"]),
+    ("negative-weight-decay", replace("encoding: def", "encoding: def\n  weight_decay: -0.1"), [], ["train.weight_decay"]),
+    ("lora-rank-zero", replace("encoding: def", "encoding: def\n  lora: {r: 0}"), [], ["train.lora.r"]),
+    ("lora-dropout-one", replace("encoding: def", "encoding: def\n  lora: {r: 4, dropout: 1.5}"), [], ["train.lora.dropout"]),
+    ("lora-not-a-block", replace("encoding: def", "encoding: def\n  lora: yes"), [], ["train.lora"]),
+    ("zero-eval-instances", append("eval: {instances_per_task: 0}\n"), [], ["eval.instances_per_task"]),
+    ("zero-new-tokens", append("eval: {max_new_tokens: 0}\n"), [], ["eval.max_new_tokens"]),
+    ("zero-beams", append("eval: {num_beams: 0}\n"), [], ["eval.num_beams"]),
+    ("zero-eval-batch", append("eval: {batch_size: 0}\n"), [], ["eval.batch_size"]),
+    ("zero-cpus-per-cell", append("resources: {cpus_per_cell: 0}\n"), [], ["resources.cpus_per_cell"]),
+    ("negative-gpus", append("resources: {gpus_per_cell: -1}\n"), [], ["resources.gpus_per_cell"]),
+    ("negative-max-failures", append("resources: {max_failures: -1}\n"), [], ["resources.max_failures"]),
+    ("unknown-resources-key", append("resources: {gpu_per_cell: 1}\n"), [], ["resources.gpu_per_cell: unknown key",
+                                                                               "Did you mean 'gpus_per_cell'?"]),
+    ("axis-not-a-list", append("axes:\n  num_train_tasks: 5\n"), [], ["num_train_tasks"]),
+    ("cumulative-empty", append("axes:\n  train_clusters: {cumulative: []}\n"), [], ["cumulative"]),
+    ("cumulative-unknown-cluster", append("axes:\n  train_clusters: {cumulative: [sentiment, nlii]}\n"), [],
+     ["unknown cluster 'nlii'"]),
+    ("cumulative-unknown-order", append("axes:\n  train_clusters: {cumulative: [sentiment], order: shuffled}\n"), [],
+     ["order", "'shuffled'"]),
+    ("test-encoding-axis-unknown", append("axes:\n  test_encoding: [def, dfe]\n"), [], ["unknown element 'dfe'"]),
+    ("empty-cluster-map", replace("instances_per_task: 16", "instances_per_task: 16\n  clusters: {}"), [], ["data.clusters"]),
+    ("unknown-split", replace("instances_per_task: 16", "instances_per_task: 16\n  split: nosuch"), [], ["nosuch"]),
+    ("source-is-a-file", replace("source: synthetic", "source: ./bad.yaml"), [], ["bad.yaml", "data.source"]),
+    ("hf-source-missing", replace("source: synthetic", "source: hf:./no_such_dataset"), [], ["no_such_dataset"]),
+    ("name-with-a-slash", replace("name: bad", "name: a/b"), [], ["name", "pattern"]),
+    ("empty-experiment-name", append("tracking: {experiment: ''}\n"), [], ["tracking.experiment"]),
+    ("empty-spec-file", lambda t: "", [], ["must be a YAML mapping"]),
+    ("set-axis-bad-list", lambda t: t, ["--set", "axes.train.learning_rate=[1e-3,"], ["axes.train.learning_rate"]),
+    ("set-unknown-axis", lambda t: t, ["--set", "axes.num_tasks=[1,2]"], ["unknown axis 'num_tasks'"]),
 ]
 
 
@@ -227,8 +267,73 @@ def test_bad_input_exits_2_with_a_clear_message_and_starts_nothing(tmp_path, mon
     assert not ray.is_initialized()
 
 
+# Commands other than `sweep`, and their flags: (case id, argv, fragments the message must hold).
+COMMAND_CASES = [
+    ("unknown-command", ["swep", "bad.yaml"], ["invalid choice: 'swep'", "choose from 'sweep'"]),
+    ("synth-negative-instances", ["synth", "--out", "suite", "--instances", "-2"], ["--instances", "give 1 to"]),
+    ("synth-negative-seed", ["synth", "--out", "suite", "--seed", "-5"], ["--seed", "give 0 to"]),
+    ("synth-out-is-a-file", ["synth", "--out", "bad.yaml"], ["--out", "is a file"]),
+    ("synth-into-a-suite", ["synth", "--out", "corrupt"], ["already holds tasks"]),
+    ("eval-zero-instances", ["eval", "--tasks", "corrupt", "--predictions", "p.jsonl", "--instances", "0"],
+     ["--instances", "give 1 or more"]),
+    ("eval-missing-tasks", ["eval", "--tasks", "nowhere", "--predictions", "p.jsonl"], ["no 'tasks/' folder"]),
+    ("eval-missing-predictions", ["eval", "--tasks", "emptytest", "--predictions", "none.jsonl"], ["none.jsonl"]),
+    ("eval-predictions-not-utf8", ["eval", "--tasks", "emptytest", "--predictions", "latin1.jsonl"], ["not UTF-8"]),
+    ("eval-predictions-not-json", ["eval", "--tasks", "emptytest", "--predictions", "garbled.jsonl"], ["garbled.jsonl"]),
+    ("baseline-unknown-split", ["baseline", "--tasks", "emptytest", "--split", "nosuch"], ["nosuch"]),
+    ("prompt-missing-task", ["prompt", "nowhere.json", "--encoding", "def", "--index", "0"], ["does not exist"]),
+    ("prompt-unknown-encoding", ["prompt", "corrupt/tasks/task901_edge_no_final_punct.json", "--encoding", "dfe",
+                                 "--index", "0"], ["unknown element 'dfe'"]),
+    ("prompt-index-past-the-end", ["prompt", "corrupt/tasks/task901_edge_no_final_punct.json", "--encoding", "def",
+                                   "--index", "99999"], ["--index"]),
+    ("prompt-negative-source-length", ["prompt", "corrupt/tasks/task901_edge_no_final_punct.json", "--encoding",
+                                       "def", "--index", "0", "--max-source-length", "-5"], ["--max-source-length"]),
+    ("plan-unsupported-scheme", ["plan", "good.yaml", "--tracking-uri", "ftp://example.org/x"],
+     ["unsupported tracking URI"]),
+    ("plan-unreachable-server", ["plan", "good.yaml", "--tracking-uri", "http://127.0.0.1:{port}"], ["unreachable"]),
+    ("validate-spec-is-a-folder", ["validate", "corrupt"], ["is a folder"]),
+    ("report-missing-store", ["report", "nosuch"], ["no MLflow store"]),
+    ("report-unknown-metric", ["report", "nosuch", "--metric", "bleu"], ["--metric", "invalid choice"]),
+    ("dashboard-out-is-a-file", ["dashboard", "good.yaml", "--out", "bad.yaml/site"], ["is a file"]),
+    ("ui-port-out-of-range", ["ui", "--port", "70000"], ["--port", "give 1 to 65535"]),
+    ("ui-missing-store", ["ui"], ["no MLflow store"]),
+]
+
+
+def _command_inputs(folder: Path) -> None:
+    (folder / "good.yaml").write_text(BASE)
+    (folder / "p.jsonl").write_text("")
+    (folder / "latin1.jsonl").write_bytes(b'{"id": "caf\xe9", "prediction": "x"}\n')
+    (folder / "garbled.jsonl").write_text('{"id": "a", "prediction": \n')
+
+
+@pytest.mark.parametrize("case, argv, fragments", COMMAND_CASES, ids=[c[0] for c in COMMAND_CASES])
+def test_bad_command_exits_2_with_a_clear_message_and_writes_nothing(tmp_path, monkeypatch, capsys, case, argv,
+                                                                       fragments):
+    import ray
+
+    _task_dirs(tmp_path)
+    (tmp_path / "bad.yaml").write_text(BASE)
+    _command_inputs(tmp_path)
+    before = _snapshot(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    port = _closed_port()
+    try:
+        code = main([a.format(port=port) for a in argv])
+    except SystemExit as exc:  # argparse's errors, in ablate's form
+        code = exc.code
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert err.startswith("ablate: error: ") and "Traceback" not in err
+    for fragment in fragments:
+        assert fragment in err, f"{fragment!r} not in {err!r}"
+    assert "Fix:" in err and len(err.strip().splitlines()) <= 3, err
+    assert _snapshot(tmp_path) == before, "nothing written"
+    assert not ray.is_initialized()
+
+
 def test_catalogue_is_large_enough():
-    assert len(CASES) >= 70
+    assert len(CASES) + len(COMMAND_CASES) >= 100
 
 
 def test_debug_shows_the_traceback(tmp_path, monkeypatch):

@@ -48,6 +48,7 @@ def _atomic_dir(target: Path, fill) -> Path:
     """Create `target` by filling a temporary sibling and renaming it, so no half-written folder is ever seen."""
     if target.is_dir():
         return target
+    created = [p for p in (target.parent, *target.parent.parents) if not p.exists()]
     target.parent.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
     try:
@@ -59,6 +60,12 @@ def _atomic_dir(target: Path, fill) -> Path:
     finally:
         if scratch.exists():
             shutil.rmtree(scratch, ignore_errors=True)
+        if not target.is_dir():  # it failed: leave no empty folders of ours behind
+            for folder in created:
+                try:
+                    folder.rmdir()
+                except OSError:
+                    break
     return target
 
 
@@ -86,12 +93,19 @@ def convert_hf_dataset(name: str, out_dir: Path) -> None:
     from datasets import load_dataset, load_from_disk
 
     saved = Path(name)
-    if (saved / "dataset_dict.json").is_file() or (saved / "dataset_info.json").is_file():
-        dataset = load_from_disk(str(saved))  # a folder written by `save_to_disk`
-        if not hasattr(dataset, "items"):
-            dataset = {"train": dataset}
-    else:
-        dataset = load_dataset(name)  # a hub dataset or a folder of data files
+    try:
+        if (saved / "dataset_dict.json").is_file() or (saved / "dataset_info.json").is_file():
+            dataset = load_from_disk(str(saved))  # a folder written by `save_to_disk`
+            if not hasattr(dataset, "items"):
+                dataset = {"train": dataset}
+        else:
+            dataset = load_dataset(name)  # a hub dataset or a folder of data files
+    except Exception as exc:  # datasets raises many kinds (offline, not found, bad files); all mean "cannot load"
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+        raise AblateError(f"cannot load the dataset '{name}' ({type(exc).__name__}: {reason}).", file=f"hf:{name}",
+                          field="data.source",
+                          fix="give a hub dataset name (downloaded beforehand when HF_HUB_OFFLINE=1), a folder of "
+                              "data files, or a folder written by `save_to_disk`.") from None
     tasks: dict[str, dict] = {}
     split_of: dict[str, set[str]] = defaultdict(set)
     for split_name, rows in dataset.items():
