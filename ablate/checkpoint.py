@@ -4,8 +4,10 @@
     cell.json    {"cell_id", "step", "state_bytes"}: written last, so a folder cut short shows
     state.pt     model, optimizer and scheduler state (absent in a cell's first checkpoint)
 
-Tune keeps these folders under the sweep's `ray/` storage; `latest_checkpoint` finds a cell's
-most advanced whole checkpoint there when an interrupted sweep is run again.
+Tune keeps these folders in the sweep's storage (`resources.storage_path`: a local folder, by
+default `ablate_runs/NAME/ray`, or a URI every node reaches such as `s3://bucket/path`);
+`latest_checkpoint` finds a cell's most advanced whole checkpoint there when an interrupted sweep
+is run again, and copies it to a local folder.
 """
 
 from __future__ import annotations
@@ -40,25 +42,54 @@ def read_state(folder: Path) -> dict[str, Any] | None:
     return torch.load(path, weights_only=False, map_location="cpu") if path.is_file() else None
 
 
-def latest_checkpoint(ray_dir: Path, cell_id: str) -> Path | None:
-    """The most advanced whole checkpoint of a cell among earlier Tune experiments of this sweep."""
+def storage_filesystem(storage: str):
+    """(pyarrow filesystem, path) of a Tune storage location: a local folder or a URI pyarrow
+    resolves (s3://bucket/path?endpoint_override=HOST:PORT&scheme=http, gs://..., hdfs://...), as Tune does."""
+    import pyarrow.fs
+
+    if "://" not in storage:
+        return pyarrow.fs.LocalFileSystem(), str(Path(storage).resolve())
+    return pyarrow.fs.FileSystem.from_uri(storage)
+
+
+def latest_checkpoint(storage: str, cell_id: str) -> Path | None:
+    """The most advanced whole checkpoint of a cell among earlier Tune experiments of this sweep,
+    copied to a local temporary folder (the storage may be remote); None when there is none."""
+    import tempfile
+
+    import pyarrow.fs
+
+    filesystem, root = storage_filesystem(storage)
+    try:
+        listing = filesystem.get_file_info(pyarrow.fs.FileSelector(root, recursive=True, allow_not_found=True))
+    except OSError:
+        return None
+    sizes = {info.path: info.size for info in listing if info.type == pyarrow.fs.FileType.File}
     best, best_step = None, -1
-    for marker in ray_dir.glob(f"*/*/checkpoint_*/{MARKER_FILE}"):
+    for path in sizes:
+        folder, _, name = path.rpartition("/")
+        if name != MARKER_FILE or not folder.rpartition("/")[2].startswith("checkpoint_"):
+            continue
         try:
-            saved = json.loads(marker.read_text())
-        except (OSError, json.JSONDecodeError):
+            with filesystem.open_input_stream(path) as stream:
+                saved = json.loads(stream.read())
+        except (OSError, ValueError):
             continue  # a checkpoint cut short by a crash
-        if saved.get("cell_id") == cell_id and saved.get("step", -1) > best_step and _complete(marker.parent, saved):
-            best, best_step = marker.parent, saved["step"]
-    return best
+        if saved.get("cell_id") == cell_id and saved.get("step", -1) > best_step and _complete(folder, saved, sizes):
+            best, best_step = folder, saved["step"]
+    if best is None:
+        return None
+    local = Path(tempfile.mkdtemp(prefix=f"ablate-resume-{cell_id}-"))
+    pyarrow.fs.copy_files(best, str(local), source_filesystem=filesystem,
+                          destination_filesystem=pyarrow.fs.LocalFileSystem())
+    return local
 
 
-def _complete(folder: Path, saved: dict) -> bool:
+def _complete(folder: str, saved: dict, sizes: dict[str, int]) -> bool:
     """Whether a checkpoint folder was copied whole: Tune copies it file by file, so a crash can
     leave the marker beside a missing run id or a truncated training state."""
-    if not (folder / RUN_ID_FILE).is_file():
+    if f"{folder}/{RUN_ID_FILE}" not in sizes:
         return False
     if "state_bytes" not in saved:
         return True  # the cell's first checkpoint: only the run id
-    state = folder / STATE_FILE
-    return state.is_file() and state.stat().st_size == saved["state_bytes"]
+    return sizes.get(f"{folder}/{STATE_FILE}") == saved["state_bytes"]

@@ -31,7 +31,10 @@ def _add_spec_arguments(parser: argparse.ArgumentParser) -> None:
 def cmd_sweep(args) -> int:
     from ablate.sweep import plan_report, prepare_sweep, run_sweep
 
-    prepared = prepare_sweep(args.spec, args.overrides, tracking_uri=args.tracking_uri, output_dir=args.out,
+    overrides = list(args.overrides)
+    if args.storage_path:  # a JSON string is a YAML string: the value is never read as a number or a list
+        overrides.append(f"resources.storage_path={json.dumps(args.storage_path)}")
+    prepared = prepare_sweep(args.spec, overrides, tracking_uri=args.tracking_uri, output_dir=args.out,
                              address=args.address)
     if args.dry_run:
         return _show_plan(plan_report(prepared), args.json)
@@ -296,6 +299,8 @@ def build_parser() -> argparse.ArgumentParser:
     sweep = commands.add_parser("sweep", help="run a sweep on Ray Tune, tracked in MLflow")
     _add_spec_arguments(sweep)
     sweep.add_argument("--address", help="Ray cluster address (default: start Ray on this machine)")
+    sweep.add_argument("--storage-path", help="where Tune keeps checkpoints: a folder every node mounts or a URI "
+                                              "such as s3://bucket/path (sets resources.storage_path)")
     sweep.add_argument("--force", action="store_true", help="re-run cells that already finished")
     sweep.add_argument("--dry-run", action="store_true", help="print the plan and stop")
     sweep.add_argument("--yes", action="store_true",

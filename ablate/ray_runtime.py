@@ -42,15 +42,16 @@ def ray_runtime(address: str | None, record: ProcessRecord | None = None):
         os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     import ray
 
+    from ray.exceptions import AuthenticationError
+
     try:
         if address:
             ray.init(address=address, log_to_driver=False)
         else:
             # address="local": always a fresh runtime of our own, without the dashboard.
             ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
-    except (ConnectionError, RuntimeError) as exc:
-        cause = exc.__cause__ or exc
-        raise AblateError(f"cannot connect to the Ray cluster at '{address}' ({str(cause).splitlines()[0][:300]}).",
+    except (ConnectionError, RuntimeError, AuthenticationError) as exc:
+        raise AblateError(f"cannot connect to the Ray cluster at '{address}' ({_connect_failure(exc)}).",
                           field="--address",
                           fix="check the address (ray status on the head node); for a cluster with token "
                               "authentication set RAY_AUTH_MODE=token and make its token available "
@@ -67,6 +68,15 @@ def ray_runtime(address: str | None, record: ProcessRecord | None = None):
                 record.close()
 
 
+def _connect_failure(exc: BaseException) -> str:
+    """Why ray.init failed, in a few words (Ray's messages embed whole tracebacks)."""
+    text = "\n".join(str(getattr(e, "message", e)) for e in (exc, exc.__cause__) if e is not None)
+    if "InvalidAuthToken" in text or "Authentication token" in text or "Unauthenticated" in text:
+        return "the cluster uses token authentication, and this process's token is missing or wrong"
+    lines = [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("Traceback")]
+    return (lines[0] if lines else type(exc).__name__)[:300]
+
+
 def check_cluster_gpus(gpus_per_cell: float) -> None:
     """On a connected cluster: refuse a GPU request no node can meet (Tune would wait forever)."""
     import ray
@@ -78,3 +88,124 @@ def check_cluster_gpus(gpus_per_cell: float) -> None:
         raise AblateError(f"each cell asks for {gpus_per_cell} GPU(s), but the largest node of the cluster has "
                           f"{max(per_node, default=0):g}.", field="resources.gpus_per_cell",
                           fix="lower resources.gpus_per_cell (0 runs on CPUs) or add GPU nodes to the cluster.")
+
+
+def check_storage(storage: str, timeout: float = 20) -> None:
+    """Fail in seconds, before anything starts, on a storage location Tune could not write."""
+    import threading
+
+    from ablate.checkpoint import storage_filesystem
+    from ablate.files import check_output_folder
+
+    if "://" not in storage:
+        check_output_folder(storage, "resources.storage_path")
+        return
+    failure: list[BaseException] = []
+
+    def probe() -> None:
+        try:
+            filesystem, root = storage_filesystem(storage)
+            filesystem.get_file_info(root)
+        except Exception as exc:  # pyarrow raises several kinds (unknown scheme, credentials, network)
+            failure.append(exc)
+
+    thread = threading.Thread(target=probe, name="ablate-storage-check", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    fix = ("give a folder every node mounts, or a URI pyarrow reads: s3://bucket/path (credentials from the AWS_* "
+           "variables; add ?endpoint_override=HOST:PORT&scheme=http for an S3-compatible server), gs://bucket/path.")
+    if thread.is_alive():
+        raise AblateError(f"the storage at '{storage}' did not answer within {timeout:g} s.",
+                          field="resources.storage_path", fix=fix)
+    if failure:
+        reason = (str(failure[0]).strip().splitlines() or [type(failure[0]).__name__])[0][:300]
+        raise AblateError(f"cannot use the storage '{storage}' ({reason}).", field="resources.storage_path", fix=fix)
+
+
+def check_cluster_storage(tracking_uri: str, storage: str, storage_is_default: bool) -> None:
+    """On a connected cluster of more than one node: refuse a tracking store or a checkpoint
+    storage that only this machine can reach (the sweep would fail, or lose work, on the others)."""
+    from urllib.parse import urlparse
+
+    import ray
+
+    nodes = [node for node in ray.nodes() if node.get("Alive")]
+    if len(nodes) <= 1:
+        return
+    tracking = urlparse(tracking_uri)
+    if tracking.scheme in ("", "file", "sqlite"):
+        raise AblateError(f"the Ray cluster has {len(nodes)} nodes, but the tracking store {tracking_uri} is a file "
+                          "on this machine: the other nodes cannot write to it (and SQLite is not made for writers "
+                          "on several machines).", field="--tracking-uri",
+                          fix="run an MLflow tracking server every node reaches (mlflow server --backend-store-uri "
+                              "postgresql://... --artifacts-destination s3://...; see the README, 'From a laptop to "
+                              "a cluster') and give --tracking-uri http://HOST:5000.")
+    remote = [node["NodeManagerAddress"] for node in nodes if not _is_loopback(node["NodeManagerAddress"])]
+    if _is_loopback(tracking.hostname or "") and remote:
+        raise AblateError(f"the tracking server {tracking_uri} is on this machine's loopback address, which the "
+                          f"nodes at {', '.join(sorted(set(remote)))} cannot reach.", field="--tracking-uri",
+                          fix="give the tracking server's address on the cluster's network (and start it with "
+                              "--host on that address).")
+    if storage_is_default:
+        raise AblateError(f"the Ray cluster has {len(nodes)} nodes, but checkpoints would go to {storage} on this "
+                          "machine only: a cell retried on another node could not resume from them.",
+                          field="resources.storage_path",
+                          fix="give --storage-path s3://bucket/path (or another URI every node reaches), or a "
+                              "folder every node mounts at the same path.")
+    if "://" not in storage:
+        _check_every_node_sees(storage, nodes)
+
+
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _check_every_node_sees(folder: str, nodes: list[dict], timeout: float = 60) -> None:
+    """A storage folder must be one every node mounts: a marker written here is looked for by a
+    task pinned to each node."""
+    import uuid
+    from pathlib import Path
+
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    root = Path(folder)
+    created = not root.exists()
+    root.mkdir(parents=True, exist_ok=True)
+    marker = root / f".ablate-reach-{uuid.uuid4().hex}"
+    marker.write_text("ablate checks that every node sees this folder")
+
+    @ray.remote(num_cpus=0)
+    def sees(path: str) -> bool:
+        import os
+
+        return os.path.exists(path)
+
+    try:
+        checks = {node["NodeID"]: sees.options(scheduling_strategy=NodeAffinitySchedulingStrategy(node["NodeID"], soft=False))
+                  .remote(str(marker)) for node in nodes}
+        blind = []
+        for node in nodes:
+            try:
+                if not ray.get(checks[node["NodeID"]], timeout=timeout):
+                    blind.append(node)
+            except Exception:  # a node that cannot run the check cannot use the folder either
+                blind.append(node)
+    finally:
+        marker.unlink(missing_ok=True)
+        if created:
+            try:
+                root.rmdir()
+            except OSError:
+                pass
+    if blind:
+        names = ", ".join(f"{n['NodeManagerAddress']} ({n['NodeID'][:8]})" for n in blind)
+        raise AblateError(f"the storage folder {folder} is not visible from the node(s) {names}.",
+                          field="resources.storage_path",
+                          fix="mount it at the same path on every node, or give a URI every node reaches "
+                              "(--storage-path s3://bucket/path).")

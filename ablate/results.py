@@ -49,6 +49,7 @@ ERROR = "ablate.error"
 DIVERGED = "ablate.diverged"
 RESUMED_FROM_STEP = "ablate.resumed_from_step"
 DEVICE, GPU_NAME, HOST = "ablate.device", "ablate.gpu_name", "ablate.host"
+NODE_ID = "ablate.node_id"  # the Ray node the cell (last) ran on
 TORCH_VERSION, CUDA_VERSION = "ablate.torch_version", "ablate.cuda_version"
 PARENT_RUN = "mlflow.parentRunId"  # MLflow's own tag: nests a child under its parent in the UI
 NOTE = "mlflow.note.content"  # MLflow's own tag: the description (markdown) of an experiment or run

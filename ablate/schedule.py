@@ -16,7 +16,7 @@ from typing import TextIO
 from ablate.plan import Cell
 from ablate.results import METRICS
 from ablate.spec import ResourcesSpec
-from ablate.trial import CELL_DONE, CELL_FAILED, ERROR, ERROR_ARTIFACT, RUN_ID, TrialContext, cell_trial
+from ablate.trial import CELL_DONE, CELL_FAILED, ERROR, ERROR_ARTIFACT, NODE, RUN_ID, TrialContext, cell_trial
 
 
 @dataclass
@@ -26,6 +26,7 @@ class CellOutcome:
     metrics: dict[str, float] = field(default_factory=dict)
     error: str | None = None
     log_path: str | None = None
+    node: str | None = None  # "<host> <Ray node id>" the cell ran on
 
 
 def _progress_callback(total: int, cached: int, concurrency: int, out: TextIO):
@@ -99,7 +100,7 @@ def schedule_cells(cells: list[Cell], context: TrialContext, resources: Resource
             tune_config=tune.TuneConfig(max_concurrent_trials=resources.max_concurrent, reuse_actors=False),
             run_config=tune.RunConfig(
                 name=f"{context.sweep}-{time.strftime('%Y%m%d-%H%M%S')}",
-                storage_path=str(Path(context.output_dir).resolve() / "ray"),
+                storage_path=context.storage_path,
                 # Only a lost worker reaches Tune as an error (a cell's own exception is a result).
                 failure_config=tune.FailureConfig(max_failures=resources.max_failures),
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
@@ -117,10 +118,10 @@ def schedule_cells(cells: list[Cell], context: TrialContext, resources: Resource
 def _outcome(cell: Cell, result) -> CellOutcome:
     metrics = result.metrics or {}
     if result.error is None and metrics.get(CELL_DONE):
-        return CellOutcome(cell, "done", {k: v for k, v in metrics.items() if k in METRICS})
+        return CellOutcome(cell, "done", {k: v for k, v in metrics.items() if k in METRICS}, node=metrics.get(NODE))
     if result.error is None and metrics.get(CELL_FAILED):
         return CellOutcome(cell, "failed", error=metrics.get(ERROR, "failed"),
-                           log_path=f"{ERROR_ARTIFACT} of MLflow run {metrics.get(RUN_ID)}")
+                           log_path=f"{ERROR_ARTIFACT} of MLflow run {metrics.get(RUN_ID)}", node=metrics.get(NODE))
     if result.error is None:  # stopped by Ctrl-C before it finished
         return CellOutcome(cell, "interrupted")
     log = Path(result.path) / "error.txt" if result.path else None

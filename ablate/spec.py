@@ -108,6 +108,10 @@ class ResourcesSpec(Frozen):
     max_concurrent: int = Field(2, gt=0, le=10_000, description="cells running at once")
     max_failures: int = Field(1, ge=0, le=100, description="retries of a cell whose worker died (from its checkpoint)")
     confirm_over_cells: int = Field(500, gt=0, description="a sweep with more cells to run asks for --yes")
+    storage_path: str | None = Field(None, min_length=1, max_length=2000,
+                                     description="where Tune keeps trial folders and checkpoints: a folder every "
+                                                 "node mounts, or a URI such as s3://bucket/path; null: "
+                                                 "ablate_runs/NAME/ray on this machine (one machine only)")
     confirm_over_hours: float = Field(24.0, gt=0, le=1e6,
                                       description="a sweep whose estimated wall time is longer asks for --yes")
 
@@ -356,6 +360,10 @@ def _absolute_paths(raw: dict, workdir: Path) -> None:
         data["source"] = absolute(data["source"])
     if "model" in raw:
         raw["model"] = absolute(raw["model"])
+    resources = raw.get("resources")
+    if isinstance(resources, dict) and isinstance(resources.get("storage_path"), str) \
+            and "://" not in resources["storage_path"]:
+        resources["storage_path"] = str((workdir / resources["storage_path"]).resolve())
     axes = raw.get("axes")
     if isinstance(axes, dict):
         for key in ("model", "data.source"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+from collections import Counter
 import json
 import os
 import sys
@@ -33,6 +34,11 @@ class PreparedSweep:
     experiment: str
     output_dir: Path
     warnings: tuple[str, ...] = ()
+
+    @property
+    def storage_path(self) -> str:
+        """Where Tune keeps the trial folders and checkpoints: the spec's, or a folder on this machine."""
+        return self.spec.resources.storage_path or str(self.output_dir.resolve() / "ray")
 
     def print_warnings(self, out: TextIO) -> None:
         for warning in self.warnings:
@@ -166,7 +172,7 @@ def run_sweep(prepared: PreparedSweep, *, address: str | None = None, force: boo
               out: TextIO | None = None) -> int:
     """Run every cell not already FINISHED in MLflow; returns 0 when all cells are done, 1 otherwise."""
     from ablate.processes import ProcessRecord
-    from ablate.ray_runtime import check_cluster_gpus, ray_runtime
+    from ablate.ray_runtime import check_cluster_gpus, check_cluster_storage, check_storage, ray_runtime
 
     out = out or sys.stdout  # looked up now: a caller may have replaced sys.stdout since import
     from ablate.schedule import schedule_cells
@@ -175,6 +181,7 @@ def run_sweep(prepared: PreparedSweep, *, address: str | None = None, force: boo
 
     spec = prepared.spec
     check_tracking_uri(prepared.tracking_uri)
+    check_storage(prepared.storage_path)
     store = Store(prepared.tracking_uri, RetryPolicy(spec.tracking.retry_seconds))
     # The cost first, from reads only: a sweep refused here has written nothing.
     finished = store.cell_runs(store.find_experiment(prepared.experiment))
@@ -188,6 +195,7 @@ def run_sweep(prepared: PreparedSweep, *, address: str | None = None, force: boo
         if address:  # connect first: a cluster that refuses us must not leave runs behind
             ray_scope.enter_context(ray_runtime(address))
             check_cluster_gpus(spec.resources.gpus_per_cell)
+            check_cluster_storage(prepared.tracking_uri, prepared.storage_path, spec.resources.storage_path is None)
         began = time.time()
         prepared.print_warnings(out)
         runs = store.cell_runs(store.find_experiment(prepared.experiment))
@@ -213,6 +221,7 @@ def run_sweep(prepared: PreparedSweep, *, address: str | None = None, force: boo
             context = TrialContext(sweep=spec.name, output_dir=str(prepared.output_dir.resolve()),
                                    tracking_uri=prepared.tracking_uri, experiment_id=experiment_id,
                                    parent_run_id=parent_run_id, retry_seconds=spec.tracking.retry_seconds,
+                                   storage_path=prepared.storage_path,
                                    threads=max(1, int(spec.resources.cpus_per_cell)),
                                    use_gpu=spec.resources.gpus_per_cell > 0)
             if not address:
@@ -347,6 +356,9 @@ def print_summary(prepared: PreparedSweep, counts: dict[str, int], outcomes, sec
                   f"          log: {outcome.log_path}", file=out)
     if counts["failed"]:
         print("  Run the same command again to retry the failed cells (finished cells are not re-run).", file=out)
+    per_node = Counter(o.node for o in outcomes if o.node)
+    if len(per_node) > 1:
+        print("Cells per node: " + ", ".join(f"{node}: {n}" for node, n in sorted(per_node.items())), file=out)
     print(f"Results: MLflow experiment '{prepared.experiment}' in {prepared.tracking_uri}; "
           f"plan and Ray logs in {prepared.output_dir}", file=out)
     ui = "ablate ui" if prepared.tracking_uri.endswith(str(Path.cwd() / "mlflow.db")) else \

@@ -20,6 +20,7 @@ from ablate.plan import Cell
 
 # Keys of the results a trial reports to the driver.
 CELL_DONE, CELL_FAILED, ERROR, RUN_ID, STEP = "cell_done", "cell_failed", "error", "mlflow_run_id", "step"
+NODE = "node"  # "<host> <Ray node id, first 8>": where the cell ran, for the sweep's summary
 ERROR_ARTIFACT = "error.txt"  # the failed cell's traceback, in its MLflow run
 
 
@@ -28,7 +29,8 @@ class TrialContext:
     """Where a sweep's cells read and write; passed to every trial as plain data."""
 
     sweep: str
-    output_dir: str
+    output_dir: str  # the driver's output folder; its cache/ is rebuilt where a node lacks it
+    storage_path: str  # Tune's storage: checkpoints every node reaches (a shared folder or a URI)
     tracking_uri: str
     experiment_id: str
     parent_run_id: str
@@ -63,11 +65,14 @@ def cell_trial(config: dict[str, Any]) -> None:
         # A checkpoint holding only the run id: a retry after a lost worker reattaches this run.
         _report_checkpoint(cell.id, tracker.run_id, 0, None)
 
+    node = _node()
+    tracker.set_tag(results.NODE_ID, node.split()[-1])
+
     def save_checkpoint(step: int, make_state) -> None:
         _report_checkpoint(cell.id, tracker.run_id, step, make_state())
 
     try:
-        place = CellPlace(cache_dir=Path(context.output_dir) / "cache", device="cuda" if context.use_gpu else "cpu")
+        place = CellPlace(cache_dir=_cache_dir(context), device="cuda" if context.use_gpu else "cpu")
         with tracker.system_metrics():
             metrics = run_cell(cell, place, tracker, resume_state=resume_state, save_checkpoint=save_checkpoint)
     except Exception as exc:  # the cell failed: record it once; Tune must not retry it
@@ -75,10 +80,29 @@ def cell_trial(config: dict[str, Any]) -> None:
         tracker.log_text(trace, ERROR_ARTIFACT)
         tracker.fail(exc, diverged=isinstance(exc, DivergedError))
         tune.report({CELL_FAILED: 1, ERROR: f"{type(exc).__name__}: {exc}"[:results.MAX_ERROR_LENGTH],
-                     RUN_ID: tracker.run_id})
+                     RUN_ID: tracker.run_id, NODE: node})
         return
     tracker.finish("FINISHED")
-    tune.report({**metrics, CELL_DONE: 1})
+    tune.report({**metrics, CELL_DONE: 1, NODE: node})
+
+
+def _cache_dir(context: TrialContext) -> Path:
+    """The data cache: the driver's output folder where this node has it (one machine, or a shared
+    mount), else a folder of this node's own; either way rebuilt when missing."""
+    shared = Path(context.output_dir) / "cache"
+    try:
+        shared.mkdir(parents=True, exist_ok=True)
+        return shared
+    except OSError:
+        return Path(tempfile.gettempdir()) / "ablate-cache" / context.sweep
+
+
+def _node() -> str:
+    import socket
+
+    import ray
+
+    return f"{socket.gethostname()} {ray.get_runtime_context().get_node_id()[:8]}"
 
 
 def _resume(cell: Cell, context: TrialContext, retry):
@@ -95,7 +119,7 @@ def _resume(cell: Cell, context: TrialContext, retry):
     if checkpoint is not None:
         folder = Path(checkpoint.to_directory())
     else:
-        folder = latest_checkpoint(Path(context.output_dir) / "ray", cell.id)
+        folder = latest_checkpoint(context.storage_path, cell.id)
     if folder is None:
         return None, None
     tracker = CellTracker(context.tracking_uri, read_run_id(folder), retry)

@@ -185,6 +185,9 @@ CASES = [
     ("empty-spec-file", lambda t: "", [], ["must be a YAML mapping"]),
     ("set-axis-bad-list", lambda t: t, ["--set", "axes.train.learning_rate=[1e-3,"], ["axes.train.learning_rate"]),
     ("set-unknown-axis", lambda t: t, ["--set", "axes.num_tasks=[1,2]"], ["unknown axis 'num_tasks'"]),
+    ("storage-unknown-scheme", lambda t: t, ["--storage-path", "nosuch://bucket/x"],
+     ["resources.storage_path", "cannot use the storage"]),
+    ("storage-under-a-file", lambda t: t, ["--storage-path", "bad.yaml/ray"], ["resources.storage_path", "is a file"]),
 ]
 
 

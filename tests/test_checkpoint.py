@@ -1,6 +1,9 @@
-"""Finding a cell's last checkpoint among earlier Tune experiments (resume after kill -9)."""
+"""Finding a cell's last checkpoint among earlier Tune experiments (resume after kill -9), in a
+local folder or behind a URI (read through pyarrow, as Tune writes it), copied to a local folder."""
 
 import json
+
+import pytest
 
 from ablate.checkpoint import latest_checkpoint
 from ablate.schedule import _last_line
@@ -14,12 +17,21 @@ def _checkpoint(root, experiment, trial, index, cell_id, step, run_id="r1"):
     return folder
 
 
-def test_latest_checkpoint_is_the_most_advanced_of_the_cell(tmp_path):
+def _step(folder) -> int | None:
+    """The step of a found checkpoint (a local copy, so compared by content), or None."""
+    return None if folder is None else json.loads((folder / "cell.json").read_text())["step"]
+
+
+@pytest.mark.parametrize("as_uri", [False, True], ids=["folder", "file-uri"])
+def test_latest_checkpoint_is_the_most_advanced_of_the_cell(tmp_path, as_uri):
     _checkpoint(tmp_path, "sweep-1", "trial_a", 0, "cell1", 20)
     best = _checkpoint(tmp_path, "sweep-2", "trial_b", 3, "cell1", 60)
     _checkpoint(tmp_path, "sweep-2", "trial_c", 4, "cell2", 80)
-    assert latest_checkpoint(tmp_path, "cell1") == best
-    assert latest_checkpoint(tmp_path, "cell3") is None
+    storage = f"file://{tmp_path}" if as_uri else str(tmp_path)
+    found = latest_checkpoint(storage, "cell1")
+    assert _step(found) == 60 and found != best and (found / "run_id.txt").read_text() == "r1"
+    assert latest_checkpoint(storage, "cell3") is None
+    assert latest_checkpoint(str(tmp_path / "not-yet"), "cell1") is None
 
 
 def test_a_checkpoint_cut_short_by_a_crash_is_ignored(tmp_path):
@@ -33,11 +45,12 @@ def test_a_checkpoint_cut_short_by_a_crash_is_ignored(tmp_path):
     (truncated / "cell.json").write_text(json.dumps({"cell_id": "cell1", "step": 80, "state_bytes": 1000}))
     unwritten = _checkpoint(tmp_path, "sweep-3", "trial_b", 0, "cell1", 90)
     (unwritten / "cell.json").write_text(json.dumps({"cell_id": "cell1", "step": 90, "state_bytes": 1000}))
-    assert latest_checkpoint(tmp_path, "cell1") == good
+    assert _step(latest_checkpoint(str(tmp_path), "cell1")) == _step(good) == 20
     whole = _checkpoint(tmp_path, "sweep-4", "trial_a", 0, "cell1", 100)
     (whole / "state.pt").write_bytes(b"x" * 1000)
     (whole / "cell.json").write_text(json.dumps({"cell_id": "cell1", "step": 100, "state_bytes": 1000}))
-    assert latest_checkpoint(tmp_path, "cell1") == whole
+    found = latest_checkpoint(str(tmp_path), "cell1")
+    assert _step(found) == 100 and (found / "state.pt").read_bytes() == (whole / "state.pt").read_bytes()
 
 
 def test_last_line_names_the_exception():

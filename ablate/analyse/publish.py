@@ -53,7 +53,7 @@ def curve_points(report: dict) -> dict[str, list[tuple[int, float]]]:
         for position, point in enumerate(curve["points"]):
             if not point["n"]:
                 continue
-            step = int(round(point["x"])) if report.get("x_is_count") else position
+            step = round(point["x"]) if report.get("x_is_count") else position
             for statistic in ("mean", "ci_low", "ci_high"):
                 # Scores lie in [0, 100]; a t-interval over few seeds can reach past either end.
                 value = min(100.0, max(0.0, point[statistic] if point[statistic] is not None else point["mean"]))
