@@ -15,15 +15,22 @@ class AblateError(Exception):
         super().__init__(self.render())
 
     def render(self) -> str:
+        text = self._located()
+        return f"{text} Fix: {self.fix}" if self.fix else text
+
+    def as_item(self) -> str:
+        """One line of a list of problems that ends with one "Fix:" of its own: this problem's fix
+        is part of the line ("to fix: ..."), never a second "Fix:"."""
+        text = self._located()
+        return f"{text} To fix: {self.fix}" if self.fix else text
+
+    def _located(self) -> str:
         where = []
         if self.file:
             where.append(str(self.file))
         if self.field:
             where.append(f"field '{self.field}'")
-        text = (": ".join([", ".join(where), self.message]) if where else self.message)
-        if self.fix:
-            text += f" Fix: {self.fix}"
-        return text
+        return ": ".join([", ".join(where), self.message]) if where else self.message
 
 
 def did_you_mean(name: str, options: list[str] | tuple[str, ...] | set[str]) -> str:

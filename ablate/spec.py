@@ -208,7 +208,7 @@ def _check_encoding(value: str) -> str:
     try:
         parse_encoding(value)
     except AblateError as exc:
-        raise ValueError(exc.render()) from None
+        raise ValueError(exc.as_item()) from None
     return value
 
 

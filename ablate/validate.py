@@ -62,7 +62,7 @@ def _sample_errors(cell: Cell, selection: TaskSelection, library: TaskLibrary) -
         for name in selection.train_tasks:
             sample_instances(library.get(name), cell.settings.data.instances_per_task, cell.settings.seed)
     except AblateError as exc:
-        return [exc.render()]
+        return [exc.as_item()]
     return []
 
 
@@ -104,7 +104,7 @@ def _tokenizer_error(model: str) -> str | None:
     try:
         load_pretrained_tokenizer(model)
     except AblateError as exc:
-        return exc.render()
+        return exc.as_item()
     return None
 
 
@@ -188,7 +188,7 @@ def check_cells(cells: list[Cell], cache_dir: Path) -> Checks:
                 _test_set_checks(cell, selection, library, checks)
                 errors = _sample_errors(cell, selection, library)
             except AblateError as exc:
-                errors = [exc.render()]
+                errors = [exc.as_item()]
             for error in errors:
                 checks.error(f"{cell.name}: {error}" if len(cells) > 1 else error)
     return checks

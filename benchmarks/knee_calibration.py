@@ -11,12 +11,13 @@ Truths, in u = log x on log axes and u = x for clusters, over the design's range
   at least 5 distinct x only: fewer cannot show a plateau);
 - log-linear:  10 + 50 (u - u0) / span (a straight line on the drawn axis);
 - linear:      10 + 50 (x - x0) / (x1 - x0) (convex on a log axis);
-- declining:   60 - 40 (u - u0) / span.
+- declining:   60 - 40 (u - u0) / span;
+- flat:        40 (the axis makes no difference: any trend reported is the noise's).
 It prints, with the targets and PASS/FAIL:
 - coverage: the share of reported knee intervals that hold the true knee (saturating truths);
 - false knees: the share of non-saturating truths reported with a knee inside the range;
 - correct labels: the share of sweeps whose outcome names the truth (saturating, growing for
-  log-linear and linear, declining).
+  log-linear and linear, declining, flat).
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ def truths(xs: list[float], log_scale: bool):
         "log-linear": (lambda v, x: 10 + 50 * (v - u0) / span, "growing", None),
         "linear": (lambda v, x: 10 + 50 * (x - x0) / (x1 - x0), "growing", None),
         "declining": (lambda v, x: 60 - 40 * (v - u0) / span, "declining", None),
+        "flat": (lambda v, x: 40.0, "flat", None),
     }
     if len(xs) >= 5:
         found["saturating"] = (lambda v, x: 70 - 60 * math.exp(-(v - u0) / scale), "saturating",

@@ -265,7 +265,7 @@ def test_bad_input_exits_2_with_a_clear_message_and_starts_nothing(tmp_path, mon
     assert err.startswith("ablate: error: ") and "Traceback" not in err
     for fragment in fragments:
         assert fragment in err, f"{fragment!r} not in {err!r}"
-    assert "Fix:" in err
+    assert err.count("Fix:") == 1, err
     assert _snapshot(tmp_path) == before, "nothing written (no store, no output folder)"
     assert not ray.is_initialized()
 
@@ -330,7 +330,7 @@ def test_bad_command_exits_2_with_a_clear_message_and_writes_nothing(tmp_path, m
     assert err.startswith("ablate: error: ") and "Traceback" not in err
     for fragment in fragments:
         assert fragment in err, f"{fragment!r} not in {err!r}"
-    assert "Fix:" in err and len(err.strip().splitlines()) <= 3, err
+    assert err.count("Fix:") == 1 and len(err.strip().splitlines()) <= 3, err
     assert _snapshot(tmp_path) == before, "nothing written"
     assert not ray.is_initialized()
 

@@ -75,6 +75,16 @@ def test_a_falling_curve_is_declining():
     assert falling_to_a_floor["outcome"] == "declining"
 
 
+def test_a_curve_that_only_wobbles_is_flat_not_a_trend():
+    wobble = [50.3, 50.0, 49.3, 49.7, 47.3, 47.3]  # the synthetic nli curve: at chance, seed sd about 10
+    points = [point_stats(x, [m - 9, m, m + 9]) for x, m in zip([1, 2, 4, 8, 16, 32], wobble)]
+    summary = curve_summary(points)
+    assert summary["outcome"] == "flat" and summary["fit"]["model"] == "flat" and summary["knee"] is None
+    assert summary["spearman"]["rho"] < -0.9, "the point means fall in rank, yet the fit sees no trend"
+    strong = curve_summary(_points(lambda x: 10 + 6 * math.log(x), INSTANCES))
+    assert strong["outcome"] == "growing"
+
+
 def test_fewer_than_five_distinct_x_never_give_a_saturating_fit():
     summary = curve_summary(_points(_saturating_in_log_x(4.0), [1, 2, 4, 8], noise=0.2))
     assert summary["outcome"] == "growing" and summary["knee"] is None

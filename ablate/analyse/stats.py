@@ -2,7 +2,8 @@
 fits on the scale a curve is drawn on, the knee with an interval and its support.
 
 Every count axis is fitted in u = log(x) when it is drawn on a log axis (tasks, instances,
-parameter counts) and in u = x otherwise (clusters). Two models of y(u), u0 the smallest u:
+parameter counts) and in u = x otherwise (clusters). Three models of y(u), u0 the smallest u:
+- flat          y = c                                     (the axis makes no difference)
 - trend         y = a + b (u - u0)                        (log-linear on a log axis)
 - saturating    y = p - (p - y0) exp(-(u - u0) / s)       (plateau p, start y0, scale s)
 Both are fitted by least squares on the seed-level points. The saturating model is fitted by
@@ -11,11 +12,12 @@ variable projection: on a grid of scales s spanning [span/50, 5 span] the model 
 metric's range [0, 100], s within the grid. A fit whose best s lies on either end of the grid,
 or whose p or y0 leaves the range, is "at a bound": reported as such, never as a plateau.
 
-The model is chosen by AICc, the noise variance counted as a parameter (k = 3 and 4); the
-saturating model needs at least MIN_DISTINCT_X distinct x and must win by AICC_MARGIN. Outcomes:
-"saturating" (rising to a plateau, knee inside the measured range), "saturating beyond the range"
-(the knee lies past the largest x: no plateau reached), "growing", "declining" (the chosen model
-falls), or None (too few points).
+The model is chosen by AICc, the noise variance counted as a parameter (k = 2, 3 and 4): a
+richer model must beat every simpler one by AICC_MARGIN, and the saturating model needs at least
+MIN_DISTINCT_X distinct x. Outcomes: "saturating" (rising to a plateau, knee inside the measured
+range), "saturating beyond the range" (the knee lies past the largest x: no plateau reached),
+"growing", "declining" (the chosen model falls), "flat" (no model beats the constant: a trend
+the seed noise could make), or None (too few points).
 
 The knee is the x at which the saturating fit reaches KNEE_FRACTION of its rise from y(u0):
 u = u0 + s ln(1 / (1 - KNEE_FRACTION)). Its 95% interval spans both the profile-likelihood
@@ -104,7 +106,7 @@ def _permutations(n: int):
 
 @dataclass(frozen=True)
 class Fit:
-    model: str  # "trend" | "saturating"
+    model: str  # "flat" | "trend" | "saturating"
     params: dict[str, float]
     aicc: float
     rss: float
@@ -112,6 +114,8 @@ class Fit:
 
     def predict(self, u: float) -> float:
         p = self.params
+        if self.model == "flat":
+            return p["c"]
         if self.model == "trend":
             return p["a"] + p["b"] * (u - p["u0"])
         return p["plateau"] - (p["plateau"] - p["y0"]) * math.exp(-(u - p["u0"]) / p["scale"])
@@ -140,6 +144,11 @@ def _trend(u, Y):
     return coef[0], coef[1], rss
 
 
+def _flat(Y):
+    """RSS of the constant model (each row's mean) for each row of Y (R x n)."""
+    return ((Y - Y.mean(axis=1, keepdims=True)) ** 2).sum(axis=1)
+
+
 def _saturating(u, Y):
     """Variable projection over the scale grid for each row of Y (R x n): per row, the best scale
     index, plateau, start, RSS, whether (p, y0) are in the metric's range at that scale, and the
@@ -163,19 +172,21 @@ def _saturating(u, Y):
     return best, plateaus[rows, best], starts[rows, best], profile[rows, best], in_range[rows, best], profile
 
 
-def _choose(n: int, distinct: int, trend_rss, slope, best, plateau, start, sat_rss, in_range):
-    """Outcome codes per row: 0 growing, 1 declining, 2 saturating (rising), plus whether the
-    saturating fit is usable (not at a bound) and the AICc values."""
+def _choose(n: int, distinct: int, flat_rss, trend_rss, slope, best, plateau, start, sat_rss, in_range):
+    """Outcome codes per row: 0 growing, 1 declining, 2 saturating (rising), 3 flat, plus whether
+    the saturating fit is usable (not at a bound) and the AICc values."""
     import numpy as np
 
+    flat_aicc = np.array([aicc(r, n, 2) for r in flat_rss])
     trend_aicc = np.array([aicc(r, n, 3) for r in trend_rss])
     sat_aicc = np.array([aicc(r, n, 4) for r in sat_rss])
     usable = in_range & (best > 0) & (best < _SCALES - 1)
-    sat_wins = usable & (distinct >= MIN_DISTINCT_X) & (sat_aicc + AICC_MARGIN < trend_aicc)
-    outcome = np.where(slope >= 0, 0, 1)
+    sat_wins = usable & (distinct >= MIN_DISTINCT_X) & (sat_aicc + AICC_MARGIN < np.minimum(trend_aicc, flat_aicc))
+    trend_wins = trend_aicc + AICC_MARGIN < flat_aicc
+    outcome = np.where(trend_wins, np.where(slope >= 0, 0, 1), 3)
     outcome = np.where(sat_wins & (plateau > start), 2, outcome)
     outcome = np.where(sat_wins & (plateau <= start), 1, outcome)
-    return outcome, sat_wins, usable, trend_aicc, sat_aicc
+    return outcome, sat_wins, usable, flat_aicc, trend_aicc, sat_aicc
 
 
 def knee_text(curve: dict) -> str | None:
@@ -226,18 +237,20 @@ def curve_summary(points: Sequence[PointStats], log_scale: bool = True, bootstra
     y = np.array([v for p in present for v in p.values], dtype=float)
     n, distinct, u0 = len(y), len({p.x for p in present}), float(u.min())
     a, b, trend_rss = _trend(u, y[None, :])
+    flat_rss = _flat(y[None, :])
     best, plateau, start, sat_rss, in_range, profile = _saturating(u, y[None, :])
-    outcome, sat_wins, usable, trend_aicc, sat_aicc = _choose(n, distinct, trend_rss, b, best, plateau, start, sat_rss,
-                                                              in_range)
+    outcome, sat_wins, usable, flat_aicc, trend_aicc, sat_aicc = _choose(n, distinct, flat_rss, trend_rss, b, best,
+                                                                         plateau, start, sat_rss, in_range)
     scales = _scales(float(u.max() - u0))
+    flat = Fit("flat", {"c": float(y.mean())}, float(flat_aicc[0]), float(flat_rss[0]))
     trend = Fit("trend", {"a": float(a[0]), "b": float(b[0]), "u0": u0}, float(trend_aicc[0]), float(trend_rss[0]))
     saturating = Fit("saturating", {"plateau": float(plateau[0]), "y0": float(start[0]), "scale": float(scales[best[0]]),
                                     "u0": u0}, float(sat_aicc[0]), float(sat_rss[0]), at_bound=not bool(usable[0]))
     code = int(outcome[0])
-    chosen = saturating if bool(sat_wins[0]) else trend
-    summary["fits"] = [asdict(trend), asdict(saturating)]
+    chosen = saturating if bool(sat_wins[0]) else trend if code in (0, 1) else flat
+    summary["fits"] = [asdict(flat), asdict(trend), asdict(saturating)]
     summary["fit"] = asdict(chosen)
-    summary["outcome"] = {0: "growing", 1: "declining", 2: "saturating"}[code]
+    summary["outcome"] = {0: "growing", 1: "declining", 2: "saturating", 3: "flat"}[code]
     if code != 2:
         return summary
 
@@ -255,7 +268,7 @@ def curve_summary(points: Sequence[PointStats], log_scale: bool = True, bootstra
     Y = _paired_resamples(present, bootstrap_rounds, seed)
     _, rb, rt = _trend(u, Y)
     r_best, r_plateau, r_start, r_rss, r_range, _ = _saturating(u, Y)
-    r_outcome, *_ = _choose(n, distinct, rt, rb, r_best, r_plateau, r_start, r_rss, r_range)
+    r_outcome, *_ = _choose(n, distinct, _flat(Y), rt, rb, r_best, r_plateau, r_start, r_rss, r_range)
     support = float(np.mean(r_outcome == 2))
     # The interval holds the profile interval and the middle 95% of the resamples' knees (a resample
     # without a knee counts as an infinite one), whichever is wider on each side.
