@@ -45,7 +45,8 @@ def run_cell(cell: Cell, place: CellPlace, tracker: CellTracker, *, resume_state
     tracker.set_tags(runtime_tags(place.device))
 
     # 1. Data: the cell's tasks (seeded, nested), encoded as Tk-Instruct prompts.
-    library = TaskLibrary(resolve_task_dir(data.source, data.synthetic_seed, place.cache_dir))
+    library = TaskLibrary(resolve_task_dir(data.source, data.synthetic_seed, place.cache_dir),
+                          index_dir=place.cache_dir / "index", persist_index=True)
     cluster_of = category_to_cluster(settings.cluster_map)
     selection = select_tasks(library, data, settings.seed)
     tracker.log_text(json.dumps({"train_tasks": selection.train_tasks, "test_tasks": selection.test_tasks}, indent=1),

@@ -212,6 +212,7 @@ def run_sweep(prepared: PreparedSweep, *, address: str | None = None, force: boo
         (prepared.output_dir / "spec.resolved.yaml").write_text(spec_to_yaml(spec))
         parent_run_id = store.start_parent_run(experiment_id, spec.name, {
             results.SPEC_ARTIFACT: spec_to_yaml(spec), results.PLAN_ARTIFACT: json.dumps(plan_json, indent=1)})
+        save_task_indexes(prepared.cells, prepared.output_dir / "cache")
         log_baselines(store, parent_run_id, prepared.cells[0], prepared.output_dir / "cache")
 
         print(f"Sweep '{spec.name}': {len(prepared.cells)} cells, {cached} cached, {len(to_run)} to run "
@@ -286,6 +287,16 @@ def describe_sweep(prepared: PreparedSweep) -> str:
             "baselines and the report (its description, its `curve/...` metrics and the `report/` figures).")
 
 
+def save_task_indexes(cells: list[Cell], cache_dir: Path) -> None:
+    """Index each data source of the sweep once, here, before any cell starts: the cells, later
+    sweeps, `validate` and `plan` read it instead of every task file."""
+    from ablate.data.sources import resolve_task_dir
+    from ablate.data.tasks import TaskLibrary
+
+    for source, seed in sorted({(c.settings.data.source, c.settings.data.synthetic_seed) for c in cells}):
+        TaskLibrary(resolve_task_dir(source, seed, cache_dir), index_dir=cache_dir / "index", persist_index=True).index
+
+
 def log_baselines(store, parent_run_id: str, cell: Cell, cache_dir: Path) -> None:
     """Score the heuristic baselines once, on the sweep's test set (that of its first cell), into
     the parent run: an artifact the report reads, and metrics for the MLflow UI."""
@@ -297,7 +308,8 @@ def log_baselines(store, parent_run_id: str, cell: Cell, cache_dir: Path) -> Non
     from ablate.data.tasks import TaskLibrary
 
     settings = cell.settings
-    library = TaskLibrary(resolve_task_dir(settings.data.source, settings.data.synthetic_seed, cache_dir))
+    library = TaskLibrary(resolve_task_dir(settings.data.source, settings.data.synthetic_seed, cache_dir),
+                          index_dir=cache_dir / "index", persist_index=True)
     selection = select_tasks(library, settings.data, settings.seed)
     pairs = eval_pairs(library, selection.test_tasks, settings.eval.instances_per_task)
     scores = {name: BaselineScores.of(s)

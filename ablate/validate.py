@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ablate import results
 from ablate.data.clusters import category_to_cluster
-from ablate.data.select import TaskSelection, sample_instances, select_tasks
+from ablate.data.select import TaskSelection, check_sample_size, select_tasks
 from ablate.data.sources import SYNTHETIC, resolve_task_dir
 from ablate.data.synthetic import SUITE_VERSION
 from ablate.data.tasks import TaskLibrary
@@ -60,7 +60,7 @@ def _sample_errors(cell: Cell, selection: TaskSelection, library: TaskLibrary) -
     """Whether the cell can sample its training instances from every training task."""
     try:
         for name in selection.train_tasks:
-            sample_instances(library.get(name), cell.settings.data.instances_per_task, cell.settings.seed)
+            check_sample_size(name, library.instance_count(name), cell.settings.data.instances_per_task)
     except AblateError as exc:
         return [exc.as_item()]
     return []
@@ -69,12 +69,11 @@ def _sample_errors(cell: Cell, selection: TaskSelection, library: TaskLibrary) -
 def _test_set_checks(cell: Cell, selection: TaskSelection, library: TaskLibrary, checks: Checks) -> None:
     """Keys the cell's evaluation will write, and test tasks no cluster holds."""
     cluster_of = category_to_cluster(cell.settings.cluster_map)
-    tasks = [library.get(name) for name in selection.test_tasks]
-    for task in tasks:
-        if not task.instances:
-            checks.error(f"test task '{task.name}' has no instances, so it cannot be scored; give it instances "
+    for name in selection.test_tasks:
+        if not library.instance_count(name):
+            checks.error(f"test task '{name}' has no instances, so it cannot be scored; give it instances "
                          "or leave it out of the test split.")
-    names = {"task": [t.name for t in tasks], "category": [t.category for t in tasks],
+    names = {"task": list(selection.test_tasks), "category": [library.category(n) for n in selection.test_tasks],
              "cluster": [*cluster_of.values(), results.NO_CLUSTER]}
     for encoding in cell.settings.test_encodings:
         for group, values in names.items():
@@ -86,9 +85,9 @@ def _test_set_checks(cell: Cell, selection: TaskSelection, library: TaskLibrary,
                 if len(key) > results.MAX_KEY_LENGTH:
                     checks.error(f"the {group} name '{name[:60]}...' makes the MLflow key '{key[:60]}...' longer "
                                  f"than {results.MAX_KEY_LENGTH} characters; shorten the name.")
-    unclustered = sorted({t.name for t in tasks if t.category not in cluster_of})
+    unclustered = sorted({n for n in selection.test_tasks if library.category(n) not in cluster_of})
     if unclustered:
-        categories = sorted({t.category for t in tasks if t.category not in cluster_of})
+        categories = sorted({library.category(n) for n in unclustered})
         checks.warn(f"{len(unclustered)} test task(s) have a category no cluster names "
                     f"({', '.join(categories[:8])}{', ...' if len(categories) > 8 else ''}); they are scored under "
                     f"'{results.NO_CLUSTER}' and count in the overall mean. Add the categories to data.clusters "
@@ -181,7 +180,9 @@ def check_cells(cells: list[Cell], cache_dir: Path) -> Checks:
             if source not in libraries:
                 cached = cache_dir / f"synthetic-v{SUITE_VERSION}-seed{data.synthetic_seed}"
                 base = Path(scratch) if data.source == SYNTHETIC and not cached.is_dir() else cache_dir
-                libraries[source] = TaskLibrary(resolve_task_dir(data.source, data.synthetic_seed, base))
+                # The index an earlier sweep saved is read; none is written here (validate writes nothing).
+                libraries[source] = TaskLibrary(resolve_task_dir(data.source, data.synthetic_seed, base),
+                                                index_dir=base / "index")
             library = libraries[source]
             try:
                 selection = select_tasks(library, data, cell.settings.seed)

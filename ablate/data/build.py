@@ -33,8 +33,14 @@ def build_train_dataset(library: TaskLibrary, selection: TaskSelection, instance
 
 def eval_pairs(library: TaskLibrary, test_tasks: Sequence[str], instances_per_task: int) -> list[tuple[Task, Instance]]:
     """(task, instance) of the evaluation set: the first N instances of each test task."""
-    return [(task, instance) for task in map(library.get, test_tasks)
-            for instance in eval_instances(task, instances_per_task)]
+    pairs = []
+    for name in test_tasks:
+        task = library.get(name)
+        chosen = eval_instances(task, instances_per_task)
+        # Keep only the evaluated instances: a release's test tasks hold thousands more.
+        trimmed = task.model_copy(update={"instances": tuple(chosen)})
+        pairs += [(trimmed, instance) for instance in chosen]
+    return pairs
 
 
 def build_test_dataset(pairs: Sequence[tuple[Task, Instance]], encoding: str, truncation: Truncation | None,

@@ -33,7 +33,7 @@ def tasks_in_clusters(library: TaskLibrary, names: Sequence[str], clusters: Sequ
                       cluster_map: Mapping[str, Sequence[str]]) -> list[str]:
     owner = category_to_cluster(cluster_map)
     wanted = set(clusters)
-    return [n for n in names if owner.get(library.get(n).category) in wanted]
+    return [n for n in names if owner.get(library.category(n)) in wanted]
 
 
 def select_tasks(library: TaskLibrary, data: DataSpec, seed: int) -> TaskSelection:
@@ -57,7 +57,7 @@ def select_tasks(library: TaskLibrary, data: DataSpec, seed: int) -> TaskSelecti
         pool = tasks_in_clusters(library, pool, train_clusters, cluster_map)
     elif held_out_clusters:
         owner = category_to_cluster(cluster_map)
-        pool = [n for n in pool if owner.get(library.get(n).category) not in set(held_out_clusters)]
+        pool = [n for n in pool if owner.get(library.category(n)) not in set(held_out_clusters)]
     train = seeded_order(pool, seed, "tasks")
     if num_train_tasks is not None and not data.trains_nothing:
         if num_train_tasks > len(train):
@@ -74,12 +74,15 @@ def select_tasks(library: TaskLibrary, data: DataSpec, seed: int) -> TaskSelecti
     return TaskSelection(train_tasks=tuple(train), test_tasks=tuple(sorted(test)))
 
 
+def check_sample_size(task_name: str, available: int, count: int) -> None:
+    if count > available:
+        raise AblateError(f"asks for {count} instances of task '{task_name}', which has {available}.",
+                          field="data.instances_per_task", fix=f"use at most {available} instances per task.")
+
+
 def sample_instances(task: Task, count: int, seed: int) -> list[Instance]:
     """The first `count` instances of a seeded permutation (nested across counts)."""
-    if count > len(task.instances):
-        raise AblateError(f"asks for {count} instances of task '{task.name}', which has {len(task.instances)}.",
-                          field="data.instances_per_task",
-                          fix=f"use at most {len(task.instances)} instances per task.")
+    check_sample_size(task.name, len(task.instances), count)
     order = list(range(len(task.instances)))
     random.Random(f"{seed}:instances:{task.name}").shuffle(order)
     return [task.instances[i] for i in order[:count]]

@@ -218,19 +218,49 @@ def load_split(task_dir: str | Path, split: str) -> TaskSplit:
 
 
 class TaskLibrary:
-    """Lazily loaded tasks of one directory, so a sweep reads only the tasks it uses."""
+    """The tasks of one directory, read through its index (ablate/data/index.py): names, categories
+    and instance counts come from the index; a task file is read only when its instances are
+    needed, and only the few most recent tasks are kept, so memory stays that of the tasks in use.
+    `index_dir`: where the index is saved and found again; `persist_index`: whether to save it
+    (sweeps and cells do; `validate` and `plan` only read an existing one)."""
 
-    def __init__(self, task_dir: str | Path) -> None:
+    RECENT = 8
+
+    def __init__(self, task_dir: str | Path, index_dir: Path | None = None, persist_index: bool = False) -> None:
         self.root = check_task_dir(task_dir)
-        self._cache: dict[str, Task] = {}
+        self._index_dir, self._persist = index_dir, persist_index
+        self._index = None
+        self._names: list[str] | None = None
+        self._recent: dict[str, Task] = {}
 
     def names(self) -> list[str]:
-        return sorted(p.stem for p in (self.root / "tasks").glob("*.json"))
+        if self._names is None:
+            self._names = sorted(p.stem for p in (self.root / "tasks").glob("*.json"))
+        return self._names
+
+    @property
+    def index(self):
+        from ablate.data.index import load_index
+
+        if self._index is None:
+            self._index = load_index(self.root, self.names(), fingerprint_task_dir(self.root), self._index_dir,
+                                     self._persist)
+        return self._index
+
+    def category(self, name: str) -> str:
+        return self.index[name].category
+
+    def instance_count(self, name: str) -> int:
+        entry = self.index[name]
+        entry.check()
+        return entry.instances
 
     def get(self, name: str) -> Task:
-        if name not in self._cache:
-            self._cache[name] = load_task(self.root / "tasks" / f"{name}.json")
-        return self._cache[name]
+        task = self._recent.pop(name, None) or load_task(self.root / "tasks" / f"{name}.json")
+        self._recent[name] = task
+        while len(self._recent) > self.RECENT:
+            self._recent.pop(next(iter(self._recent)))
+        return task
 
     def split(self, split: str) -> TaskSplit:
         return load_split(self.root, split)

@@ -1,0 +1,88 @@
+"""The task index of a task directory: per task, its categories, instance count, file size and
+content hash, or the error its file gives. Selection, validation, planning and the report read the
+index, never the task files, so a 1,600-task SuperNI release costs one pass over its files.
+
+The index is built by reading each task file once, in turn (memory bounded by the largest file),
+and saved as `<index_dir>/<fingerprint>.json` where a caller persists it (a sweep and its cells: in
+their cache folder); the fingerprint (task file names and sizes, split file contents) changes when
+the directory does, so a stale index is never read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from ablate.errors import AblateError
+
+INDEX_VERSION = 1
+
+
+@dataclass(frozen=True)
+class IndexEntry:
+    categories: tuple[str, ...] = ()
+    instances: int = 0
+    bytes: int = 0
+    sha256: str = ""
+    error: dict | None = None  # the AblateError of a task file that does not load: message, file, field, fix
+
+    def check(self) -> None:
+        """Raise the task file's error, if it has one (only when the task is used)."""
+        if self.error is not None:
+            raise AblateError(**self.error)
+
+    @property
+    def category(self) -> str:
+        self.check()
+        return self.categories[0]
+
+
+def build_index(task_dir: Path, names: list[str]) -> dict[str, IndexEntry]:
+    """Read every task file once (parsed and checked as a task), keeping only its summary."""
+    from ablate.data.tasks import parse_task
+    from ablate.files import read_json
+
+    entries = {}
+    for name in names:
+        path = task_dir / "tasks" / f"{name}.json"
+        try:
+            content = path.read_bytes()
+            raw = read_json(path, "the task file", "repair the task file (UTF-8 JSON in the SuperNI task format).")
+            task = parse_task(name, raw, path)
+            entries[name] = IndexEntry(tuple(task.categories), len(task.instances), len(content),
+                                       hashlib.sha256(content).hexdigest())
+        except AblateError as exc:
+            entries[name] = IndexEntry(error={"message": exc.message, "file": exc.file, "field": exc.field,
+                                              "fix": exc.fix})
+        except OSError:  # a broken link or an unreadable file: read_json names it, with the fix
+            try:
+                read_json(path, "the task file", "replace the broken link with the task file, or remove it.")
+            except AblateError as exc:
+                entries[name] = IndexEntry(error={"message": exc.message, "file": exc.file, "field": exc.field,
+                                                  "fix": exc.fix})
+    return entries
+
+
+def load_index(task_dir: Path, names: list[str], fingerprint: str, index_dir: Path | None,
+               persist: bool) -> dict[str, IndexEntry]:
+    """The saved index for this fingerprint if there is one, else a new one (saved when `persist`)."""
+    path = index_dir / f"{fingerprint}.json" if index_dir is not None else None
+    if path is not None and path.is_file():
+        try:
+            saved = json.loads(path.read_text())
+            if saved.get("version") == INDEX_VERSION and set(saved["tasks"]) == set(names):
+                return {name: IndexEntry(**{**entry, "categories": tuple(entry["categories"])})
+                        for name, entry in saved["tasks"].items()}
+        except (OSError, ValueError, KeyError, TypeError):
+            pass  # unreadable or from another version: rebuilt below
+    entries = build_index(task_dir, names)
+    if path is not None and persist:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(f".{os.getpid()}.partial")
+        partial.write_text(json.dumps({"version": INDEX_VERSION, "task_dir": str(task_dir),
+                                       "tasks": {name: asdict(entry) for name, entry in entries.items()}}))
+        os.replace(partial, path)  # atomic: concurrent cells never read half an index
+    return entries
