@@ -10,7 +10,7 @@ from typing import Mapping, Sequence
 
 from ablate.data.encoding import Truncation, build_source, choose_reference, parse_encoding
 from ablate.data.clusters import cluster_label
-from ablate.data.select import TaskSelection, eval_instances, sample_instances
+from ablate.data.select import TaskSelection, eval_positions, sample_positions
 from ablate.data.tasks import Instance, Task, TaskLibrary
 
 
@@ -23,8 +23,9 @@ def build_train_dataset(library: TaskLibrary, selection: TaskSelection, instance
     rng = random.Random(f"{seed}:targets")
     rows = []
     for name in selection.train_tasks:
-        task = library.get(name)
-        for instance in sample_instances(task, instances_per_task, seed):
+        # Only the sampled instances are read into objects (a release's task holds thousands).
+        task = library.subset(name, sample_positions(name, library.instance_count(name), instances_per_task, seed))
+        for instance in task.instances:
             rows.append({"id": instance.id, "task": name,
                          "source": build_source(task, instance, parsed, truncation),
                          "target": choose_reference(instance, rng)})
@@ -35,11 +36,9 @@ def eval_pairs(library: TaskLibrary, test_tasks: Sequence[str], instances_per_ta
     """(task, instance) of the evaluation set: the first N instances of each test task."""
     pairs = []
     for name in test_tasks:
-        task = library.get(name)
-        chosen = eval_instances(task, instances_per_task)
-        # Keep only the evaluated instances: a release's test tasks hold thousands more.
-        trimmed = task.model_copy(update={"instances": tuple(chosen)})
-        pairs += [(trimmed, instance) for instance in chosen]
+        # Only the evaluated instances are read into objects: a release's test tasks hold thousands more.
+        task = library.subset(name, eval_positions(library.instance_count(name), instances_per_task))
+        pairs += [(task, instance) for instance in task.instances]
     return pairs
 
 

@@ -66,23 +66,36 @@ def build_index(task_dir: Path, names: list[str]) -> dict[str, IndexEntry]:
     return entries
 
 
+def read_index(index_dir: Path | None, fingerprint: str, names: list[str]) -> dict[str, IndexEntry] | None:
+    """The saved index for this fingerprint, or None (none saved, unreadable, or another version)."""
+    path = index_dir / f"{fingerprint}.json" if index_dir is not None else None
+    if path is None or not path.is_file():
+        return None
+    try:
+        saved = json.loads(path.read_text())
+        if saved.get("version") == INDEX_VERSION and set(saved["tasks"]) == set(names):
+            return {name: IndexEntry(**{**entry, "categories": tuple(entry["categories"])})
+                    for name, entry in saved["tasks"].items()}
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    return None
+
+
+def save_index(index_dir: Path, fingerprint: str, task_dir: Path, entries: dict[str, IndexEntry]) -> None:
+    path = index_dir / f"{fingerprint}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(f".{os.getpid()}.partial")
+    partial.write_text(json.dumps({"version": INDEX_VERSION, "task_dir": str(task_dir),
+                                   "tasks": {name: asdict(entry) for name, entry in entries.items()}}))
+    os.replace(partial, path)  # atomic: concurrent cells never read half an index
+
+
 def load_index(task_dir: Path, names: list[str], fingerprint: str, index_dir: Path | None,
                persist: bool) -> dict[str, IndexEntry]:
     """The saved index for this fingerprint if there is one, else a new one (saved when `persist`)."""
-    path = index_dir / f"{fingerprint}.json" if index_dir is not None else None
-    if path is not None and path.is_file():
-        try:
-            saved = json.loads(path.read_text())
-            if saved.get("version") == INDEX_VERSION and set(saved["tasks"]) == set(names):
-                return {name: IndexEntry(**{**entry, "categories": tuple(entry["categories"])})
-                        for name, entry in saved["tasks"].items()}
-        except (OSError, ValueError, KeyError, TypeError):
-            pass  # unreadable or from another version: rebuilt below
-    entries = build_index(task_dir, names)
-    if path is not None and persist:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_suffix(f".{os.getpid()}.partial")
-        partial.write_text(json.dumps({"version": INDEX_VERSION, "task_dir": str(task_dir),
-                                       "tasks": {name: asdict(entry) for name, entry in entries.items()}}))
-        os.replace(partial, path)  # atomic: concurrent cells never read half an index
+    entries = read_index(index_dir, fingerprint, names)
+    if entries is None:
+        entries = build_index(task_dir, names)
+        if index_dir is not None and persist:
+            save_index(index_dir, fingerprint, task_dir, entries)
     return entries

@@ -80,14 +80,23 @@ def check_sample_size(task_name: str, available: int, count: int) -> None:
                           field="data.instances_per_task", fix=f"use at most {available} instances per task.")
 
 
+def sample_positions(task_name: str, available: int, count: int, seed: int) -> list[int]:
+    """Positions of the first `count` instances of a seeded permutation (nested across counts)."""
+    check_sample_size(task_name, available, count)
+    order = list(range(available))
+    random.Random(f"{seed}:instances:{task_name}").shuffle(order)
+    return order[:count]
+
+
 def sample_instances(task: Task, count: int, seed: int) -> list[Instance]:
     """The first `count` instances of a seeded permutation (nested across counts)."""
-    check_sample_size(task.name, len(task.instances), count)
-    order = list(range(len(task.instances)))
-    random.Random(f"{seed}:instances:{task.name}").shuffle(order)
-    return [task.instances[i] for i in order[:count]]
+    return [task.instances[i] for i in sample_positions(task.name, len(task.instances), count, seed)]
+
+
+def eval_positions(available: int, count: int) -> list[int]:
+    """The official evaluation set: the first `count` (100) instances of a test task."""
+    return list(range(min(available, count)))
 
 
 def eval_instances(task: Task, count: int) -> list[Instance]:
-    """The official evaluation set: the first `count` (100) instances of a test task."""
-    return list(task.instances[:count])
+    return [task.instances[i] for i in eval_positions(len(task.instances), count)]

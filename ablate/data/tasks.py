@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from pydantic import BaseModel, ConfigDict
 
@@ -88,14 +88,15 @@ def _parse_examples(raw: Any, path: Path, field: str) -> tuple[Example, ...]:
     return tuple(examples)
 
 
-def _parse_instances(raw: Any, path: Path, task_name: str) -> tuple[Instance, ...]:
-    """Instances of a task file. Older releases have instances without an id: they get
-    `<task name>-<index>` (index from 0, in file order)."""
+def _parse_instances(raw: Any, path: Path, task_name: str, only: Sequence[int] | None = None) -> tuple[Instance, ...]:
+    """Instances of a task file (with `only`: just those positions, in that order). Older releases
+    have instances without an id: they get `<task name>-<index>` (index from 0, in file order)."""
     if not isinstance(raw, list):
         raise _fail(path, "Instances", "expected a list of {id, input, output} objects.",
                     "write the instances as a JSON list.")
     instances = []
-    for i, item in enumerate(raw):
+    for i in (range(len(raw)) if only is None else only):
+        item = raw[i]
         where = f"Instances[{i}]"
         if not isinstance(item, dict):
             raise _fail(path, where, "an instance must be a JSON object with 'input' and 'output'.",
@@ -127,8 +128,9 @@ def _parse_instances(raw: Any, path: Path, task_name: str) -> tuple[Instance, ..
     return tuple(instances)
 
 
-def parse_task(name: str, raw: Any, path: Path) -> Task:
-    """Build a Task from the decoded JSON of one task file; errors name the file and field."""
+def parse_task(name: str, raw: Any, path: Path, only: Sequence[int] | None = None) -> Task:
+    """Build a Task from the decoded JSON of one task file; errors name the file and field.
+    `only`: build just these instances (by position), as a cell does with the ones it samples."""
     if not isinstance(raw, dict):
         raise _fail(path, "(top level)", "a task file must hold a JSON object.",
                     "see the Super-NaturalInstructions task schema.")
@@ -151,19 +153,20 @@ def parse_task(name: str, raw: Any, path: Path) -> Task:
         definition=_as_str(definition, path, "Definition"),
         positive_examples=_parse_examples(raw.get("Positive Examples", []), path, "Positive Examples"),
         negative_examples=_parse_examples(raw.get("Negative Examples", []), path, "Negative Examples"),
-        instances=_parse_instances(raw["Instances"], path, name),
+        instances=_parse_instances(raw["Instances"], path, name, only),
         categories=tuple(categories),
         metadata={k: v for k, v in raw.items() if k not in KNOWN_KEYS},
     )
 
 
-def load_task(path: str | Path) -> Task:
-    """Load one task JSON file; the task's name is the file name without `.json`."""
+def load_task(path: str | Path, only: Sequence[int] | None = None) -> Task:
+    """Load one task JSON file; the task's name is the file name without `.json`. `only`: build
+    just the instances at these positions (the index has checked the whole file)."""
     from ablate.files import read_json
 
     path = Path(path)
     raw = read_json(path, "the task file", "repair the task file (UTF-8 JSON in the SuperNI task format).")
-    return parse_task(path.stem, raw, path)
+    return parse_task(path.stem, raw, path, only)
 
 
 def _read_names(path: Path) -> tuple[str, ...]:
@@ -230,6 +233,8 @@ class TaskLibrary:
         self.root = check_task_dir(task_dir)
         self._index_dir, self._persist = index_dir, persist_index
         self._index = None
+        self._entries: dict = {}  # entries of single tasks, when no whole index is saved or wanted
+        self._fingerprint_value: str | None = None
         self._names: list[str] | None = None
         self._recent: dict[str, Task] = {}
 
@@ -240,20 +245,43 @@ class TaskLibrary:
 
     @property
     def index(self):
+        """The whole index: the saved one, or built now (and saved when persisting)."""
         from ablate.data.index import load_index
 
         if self._index is None:
-            self._index = load_index(self.root, self.names(), fingerprint_task_dir(self.root), self._index_dir,
-                                     self._persist)
+            self._index = load_index(self.root, self.names(), self._fingerprint(), self._index_dir, self._persist)
         return self._index
 
+    def _fingerprint(self) -> str:
+        if self._fingerprint_value is None:
+            self._fingerprint_value = fingerprint_task_dir(self.root)
+        return self._fingerprint_value
+
+    def _entry(self, name: str):
+        """One task's index entry: from the whole index when one is saved (or being saved), else
+        from that task's file alone (`ablate eval` on a release reads only its test tasks)."""
+        from ablate.data.index import build_index, read_index
+
+        if self._index is None and not self._persist:
+            self._index = read_index(self._index_dir, self._fingerprint(), self.names())
+            if self._index is None:
+                if name not in self._entries:
+                    self._entries.update(build_index(self.root, [name]))
+                return self._entries[name]
+        return self.index[name]
+
     def category(self, name: str) -> str:
-        return self.index[name].category
+        return self._entry(name).category
 
     def instance_count(self, name: str) -> int:
-        entry = self.index[name]
+        entry = self._entry(name)
         entry.check()
         return entry.instances
+
+    def subset(self, name: str, positions: Sequence[int]) -> Task:
+        """The task with only the instances at `positions`, in that order (a cell's sample): the
+        rest of the file is never turned into objects."""
+        return load_task(self.root / "tasks" / f"{name}.json", only=positions)
 
     def get(self, name: str) -> Task:
         task = self._recent.pop(name, None) or load_task(self.root / "tasks" / f"{name}.json")
