@@ -79,9 +79,8 @@ class ProcessRecord:
         return stopped
 
 
-def stop_processes(recorded: dict[int, float]) -> int:
-    """SIGTERM the recorded processes still alive (same PID and start time), SIGKILL those that
-    outlast GRACE_SECONDS; returns how many were alive."""
+def alive_processes(recorded: dict[int, float]) -> list[psutil.Process]:
+    """The recorded processes still running: same PID and the same start time (PIDs are reused)."""
     alive = []
     for pid, created in recorded.items():
         try:
@@ -90,6 +89,13 @@ def stop_processes(recorded: dict[int, float]) -> int:
                 alive.append(process)
         except psutil.Error:
             pass
+    return alive
+
+
+def stop_processes(recorded: dict[int, float]) -> int:
+    """SIGTERM the recorded processes still alive, SIGKILL those that outlast GRACE_SECONDS;
+    returns how many were alive."""
+    alive = alive_processes(recorded)
     for process in alive:
         try:
             process.terminate()
@@ -114,6 +120,7 @@ def supervise(command: list[str]) -> int:
 
     for signum in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, stopped)
+    # preexec_fn runs before exec in the child; the CLI has started no threads by then.
     server = subprocess.Popen(command, start_new_session=True, preexec_fn=_terminate_when_parent_dies)
     try:
         code = server.wait()

@@ -58,6 +58,19 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
+def wait_until(condition, timeout: float, what: str, every: float = 0.3):
+    """The first true value of `condition()`, polled every `every` s; fails after `timeout` s."""
+    import time
+
+    began = time.time()
+    while time.time() - began < timeout:
+        value = condition()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
 def command_line(pid: int) -> str:
     try:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")

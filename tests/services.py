@@ -12,11 +12,10 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.request
 from pathlib import Path
 
-from tests.conftest import descendants
+from tests.conftest import descendants, wait_until
 
 S3_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
 
@@ -27,14 +26,6 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_until(condition, timeout: float, what: str, every: float = 0.3):
-    began = time.time()
-    while time.time() - began < timeout:
-        value = condition()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 def listening(port: int) -> bool:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import REPO, ablate_cli, command_line, descendants, kill_tree, start_cli
+from tests.conftest import REPO, ablate_cli, command_line, descendants, kill_tree, start_cli, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -52,14 +52,8 @@ def cells_checkpointed_at(folder: Path, name: str, step: int) -> int:
     return sum(1 for steps in checkpoints_by_trial(folder, name).values() if max(steps) >= step)
 
 
-def wait_for(condition, timeout: float = 180, every: float = 0.3):
-    began = time.time()
-    while time.time() - began < timeout:
-        value = condition()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError("timed out waiting")
+def wait_for(condition, timeout: float = 180):
+    return wait_until(condition, timeout, "a condition of the test")
 
 
 def runs(folder: Path, experiment: str, uri: str | None = None):
@@ -117,17 +111,9 @@ def recorded_processes(folder: Path, name: str) -> dict[int, float]:
 
 
 def alive(recorded: dict[int, float]) -> list[int]:
-    import psutil
+    from ablate.processes import alive_processes
 
-    found = []
-    for pid, created in recorded.items():
-        try:
-            process = psutil.Process(pid)
-            if abs(process.create_time() - created) < 0.01 and process.status() != psutil.STATUS_ZOMBIE:
-                found.append(pid)
-        except psutil.Error:
-            pass
-    return found
+    return [process.pid for process in alive_processes(recorded)]
 
 
 def test_kill_9_of_the_driver_then_rerun_reaps_its_processes_and_resumes_from_checkpoints(tmp_path):
