@@ -45,6 +45,7 @@ def run_cell(cell: Cell, place: CellPlace, tracker: CellTracker, *, resume_state
     tracker.set_tags(runtime_tags(place.device))
 
     # 1. Data: the cell's tasks (seeded, nested), encoded as Tk-Instruct prompts.
+    data_began = time.perf_counter()
     library = TaskLibrary(resolve_task_dir(data.source, data.synthetic_seed, place.cache_dir),
                           index_dir=place.cache_dir / "index", persist_index=True)
     cluster_of = category_to_cluster(settings.cluster_map)
@@ -53,6 +54,7 @@ def run_cell(cell: Cell, place: CellPlace, tracker: CellTracker, *, resume_state
                      results.TASKS_ARTIFACT)
     pairs = eval_pairs(library, selection.test_tasks, settings.eval.instances_per_task)
     log_datasets(tracker, cell, selection, len(pairs))
+    data_seconds = time.perf_counter() - data_began
 
     # 2. Model: a heuristic baseline needs none; otherwise a preset from config or a pretrained model.
     if is_baseline(settings.model):
@@ -74,11 +76,13 @@ def run_cell(cell: Cell, place: CellPlace, tracker: CellTracker, *, resume_state
         train_result = TrainResult(steps=0, seconds=0.0, examples_per_second=0.0)
         tracker.log_metrics({results.NUM_TRAIN_TASKS: 0, results.NUM_TRAIN_EXAMPLES: 0})
     elif model is not None:
+        data_began = time.perf_counter()
         train_rows = build_train_dataset(library, selection, data.instances_per_task, train.encoding,
                                          truncation, settings.seed)
         train_data = tokenize_dataset(train_rows, tokenizer, tokenizer_id, train.max_source_length,
                                       train.max_target_length, place.cache_dir,
                                       causal=not model.config.is_encoder_decoder)
+        data_seconds += time.perf_counter() - data_began
         tracker.log_metrics({results.NUM_TRAIN_TASKS: len(selection.train_tasks),
                              results.NUM_TRAIN_EXAMPLES: len(train_data)})
         train_result = train_model(model, tokenizer, train_data, train, settings.seed, device=place.device,
@@ -86,6 +90,9 @@ def run_cell(cell: Cell, place: CellPlace, tracker: CellTracker, *, resume_state
         tracker.log_series({results.TRAIN_LOSS: train_result.loss_history})
         if train.save_model:
             log_model(tracker, model, tokenizer)
+
+    # Reading tasks, sampling, encoding and tokenizing: what a larger task directory could slow down.
+    tracker.log_metrics({results.DATA_SECONDS: data_seconds})
 
     # 4. Evaluate every test encoding on the held-out tasks (one training serves them all).
     headline: dict[str, float] = {}

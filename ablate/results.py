@@ -34,6 +34,7 @@ NUM_TRAIN_TASKS, NUM_TRAIN_EXAMPLES, NUM_PARAMETERS = "num_train_tasks", "num_tr
 NUM_TRAINABLE_PARAMETERS = "num_trainable_parameters"
 TRAIN_SECONDS, EVAL_SECONDS, EXAMPLES_PER_SECOND, TRAIN_STEPS = (
     "train_seconds", "eval_seconds", "examples_per_second", "train_steps")
+DATA_SECONDS = "data_seconds"  # the cell's time reading tasks, sampling, encoding and tokenizing
 PEAK_MEMORY_MB = "peak_memory_mb"  # GPU memory allocated by torch on a GPU; the process's peak RSS on a CPU
 
 # -- tags ----------------------------------------------------------------------------------

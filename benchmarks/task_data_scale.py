@@ -10,8 +10,8 @@ release, whose default split names 875 of its 1,600 tasks. So both sweeps run th
 
 Figures, each with its target and PASS/FAIL (ratios and shares measured in one run):
 - peak memory (RSS) of the cell process, big directory / built-in suite: <= 1.5;
-- the cell's time outside training and evaluation (data, model, logging), as a share of its wall
-  time, in the big directory: <= 0.10 (an upper bound on its data preparation);
+- the cell's data preparation (reading its tasks, sampling, encoding, tokenizing: its
+  `data_seconds` metric) as a share of its wall time, in the big directory: <= 0.10;
 - `ablate validate` and `ablate plan` once the sweep has saved the index: under 5 s each;
 - `ablate report`: under 10 s.
 It also prints how long the first `validate` takes (it reads every task file once, in turn).
@@ -70,8 +70,8 @@ def cell_figures(workdir: Path) -> dict:
     (cell,) = client.search_runs([experiment.experiment_id], "tags.`ablate.role` = 'cell'")
     wall = (cell.info.end_time - cell.info.start_time) / 1000
     metrics = cell.data.metrics
-    return {"peak_mb": metrics["peak_memory_mb"], "wall": wall,
-            "outside": 1 - (metrics["train_seconds"] + metrics["eval_seconds"]) / wall}
+    return {"peak_mb": metrics["peak_memory_mb"], "wall": wall, "data_share": metrics["data_seconds"] / wall,
+            "outside_train_and_eval": 1 - (metrics["train_seconds"] + metrics["eval_seconds"]) / wall}
 
 
 def sweep_in(directory: Path, workdir: Path) -> dict:
@@ -111,7 +111,7 @@ def main() -> int:
         print(json.dumps({"built-in suite": reference, "big directory": measured}, indent=1))
         checks = [
             ("cell peak memory, big / built-in", measured["peak_mb"] / reference["peak_mb"], "<=", 1.5),
-            ("cell time outside training and evaluation, share (big)", measured["outside"], "<=", 0.10),
+            ("cell data preparation, share of its wall time (big)", measured["data_share"], "<=", 0.10),
             ("validate once the index exists, s (big)", measured["validate"], "<", 5.0),
             ("plan once the index exists, s (big)", measured["plan"], "<", 5.0),
             ("report, s (big)", measured["report"], "<", 10.0),
