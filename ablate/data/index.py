@@ -40,6 +40,10 @@ class IndexEntry:
         return self.categories[0]
 
 
+def _error_entry(exc: AblateError) -> IndexEntry:
+    return IndexEntry(error={"message": exc.message, "file": exc.file, "field": exc.field, "fix": exc.fix})
+
+
 def build_index(task_dir: Path, names: list[str]) -> dict[str, IndexEntry]:
     """Read every task file once (parsed and checked as a task), keeping only its summary."""
     from ablate.data.tasks import parse_task
@@ -55,14 +59,12 @@ def build_index(task_dir: Path, names: list[str]) -> dict[str, IndexEntry]:
             entries[name] = IndexEntry(tuple(task.categories), len(task.instances), len(content),
                                        hashlib.sha256(content).hexdigest())
         except AblateError as exc:
-            entries[name] = IndexEntry(error={"message": exc.message, "file": exc.file, "field": exc.field,
-                                              "fix": exc.fix})
+            entries[name] = _error_entry(exc)
         except OSError:  # a broken link or an unreadable file: read_json names it, with the fix
             try:
                 read_json(path, "the task file", "replace the broken link with the task file, or remove it.")
             except AblateError as exc:
-                entries[name] = IndexEntry(error={"message": exc.message, "file": exc.file, "field": exc.field,
-                                                  "fix": exc.fix})
+                entries[name] = _error_entry(exc)
     return entries
 
 

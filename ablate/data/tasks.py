@@ -234,6 +234,7 @@ class TaskLibrary:
         self._index_dir, self._persist = index_dir, persist_index
         self._index = None
         self._entries: dict = {}  # entries of single tasks, when no whole index is saved or wanted
+        self._looked_for_index = False
         self._fingerprint_value: str | None = None
         self._names: list[str] | None = None
         self._recent: dict[str, Task] = {}
@@ -262,12 +263,13 @@ class TaskLibrary:
         from that task's file alone (`ablate eval` on a release reads only its test tasks)."""
         from ablate.data.index import build_index, read_index
 
-        if self._index is None and not self._persist:
+        if self._index is None and not self._persist and not self._looked_for_index:
+            self._looked_for_index = True  # once: a saved index does not appear while we read
             self._index = read_index(self._index_dir, self._fingerprint(), self.names())
-            if self._index is None:
-                if name not in self._entries:
-                    self._entries.update(build_index(self.root, [name]))
-                return self._entries[name]
+        if self._index is None and not self._persist:
+            if name not in self._entries:
+                self._entries.update(build_index(self.root, [name]))
+            return self._entries[name]
         return self.index[name]
 
     def category(self, name: str) -> str:
