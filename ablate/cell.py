@@ -43,6 +43,7 @@ def run_cell(cell: Cell, place: CellPlace, tracker: CellTracker, *, resume_state
     settings = cell.settings
     data, train = settings.data, settings.train
     tracker.set_tags(runtime_tags(place.device))
+    reset_peak_memory(place.device)  # a reused worker has run other cells before this one
 
     # 1. Data: the cell's tasks (seeded, nested), encoded as Tk-Instruct prompts.
     data_began = time.perf_counter()
@@ -177,12 +178,29 @@ def runtime_tags(device: str) -> dict[str, str]:
     return tags
 
 
+def reset_peak_memory(device: str) -> None:
+    """Count the peak memory from now: torch's GPU peak, and on Linux the process's peak RSS."""
+    import torch
+
+    if device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats(torch.device(device))
+    try:
+        Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM (Linux 4.0+)
+    except OSError:
+        pass  # elsewhere the peak is the process's since it started (ru_maxrss)
+
+
 def peak_memory_mb(device: str) -> float:
-    """Peak memory of the cell: GPU memory allocated by torch on a GPU, else the process's peak RSS."""
+    """Peak memory since `reset_peak_memory`: GPU memory allocated by torch on a GPU, else the
+    process's peak RSS (VmHWM on Linux, ru_maxrss elsewhere)."""
+    import re
     import resource
 
     import torch
 
     if device.startswith("cuda"):
         return torch.cuda.max_memory_allocated(torch.device(device)) / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    try:
+        return int(re.search(r"VmHWM:\s+(\d+) kB", Path("/proc/self/status").read_text()).group(1)) / 1024
+    except (OSError, AttributeError):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -56,10 +57,11 @@ def _show_plan(report: dict, as_json: bool) -> int:
 
 
 def cmd_plan(args) -> int:
-    from ablate.sweep import plan_report, prepare_sweep
+    from ablate.sweep import plan_report, prepare_sweep, start_status_prefetch
 
+    prefetch = start_status_prefetch(args.spec, args.overrides, args.tracking_uri)
     prepared = prepare_sweep(args.spec, args.overrides, tracking_uri=args.tracking_uri, output_dir=args.out)
-    return _show_plan(plan_report(prepared), args.json)
+    return _show_plan(plan_report(prepared, prefetch), args.json)
 
 
 def cmd_validate(args) -> int:
@@ -382,6 +384,9 @@ def main(argv: list[str] | None = None) -> int:
         print("\nablate: interrupted. Finished cells are saved in MLflow; run the same command again to resume.",
               file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (`ablate plan SPEC | head`): not an error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 0
 
 
 if __name__ == "__main__":

@@ -68,14 +68,48 @@ NOT_IDENTITY = {"train": {"save_model", "log_every", "checkpoint_every"}}
 def cell_id(settings: CellSettings) -> str:
     """A stable hash of the resolved settings; the data source path is replaced by its fingerprint.
     An untuned cell's training settings do not matter, so every sweep holding it shares its id."""
-    resolved = settings.model_dump(mode="json", exclude=NOT_IDENTITY)
-    resolved["data"]["source"] = settings.data_fingerprint
-    if settings.untuned:
-        for key in ("train_clusters", "num_train_tasks", "instances_per_task"):
-            resolved["data"].pop(key)
-        resolved["train"] = {"untuned": True, "max_source_length": settings.train.max_source_length}
-    canonical = json.dumps(resolved, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+    return _IdParts().cell_id(settings)
+
+
+class _IdParts:
+    """The canonical JSON of each settings section, made once per section object: a 10,000-cell
+    grid shares a few sections, and the default cluster map alone is 3 KB of JSON per cell. The
+    id is sha256 of {"data", "data_fingerprint", "eval", "model", "seed", "train"} as sorted,
+    compact JSON, which is exactly these parts joined."""
+
+    def __init__(self) -> None:
+        self._parts: dict[tuple, str] = {}
+
+    def _part(self, section, untuned: bool, fingerprint: str) -> str:
+        key = (id(section), untuned, fingerprint)
+        if key not in self._parts:
+            resolved = section.model_dump(mode="json", exclude=NOT_IDENTITY.get(_SECTION_NAMES[type(section)]))
+            if isinstance(section, DataSpec):
+                resolved["source"] = fingerprint
+                if untuned:
+                    for field in ("train_clusters", "num_train_tasks", "instances_per_task"):
+                        resolved.pop(field)
+            elif isinstance(section, TrainSpec) and untuned:
+                resolved = {"untuned": True, "max_source_length": section.max_source_length}
+            self._parts[key] = _canonical(resolved)
+            self._parts[key + ("section",)] = section  # keeps id(section) from being reused meanwhile
+        return self._parts[key]
+
+    def cell_id(self, settings: CellSettings) -> str:
+        untuned, fingerprint = settings.untuned, settings.data_fingerprint
+        canonical = (f'{{"data":{self._part(settings.data, untuned, fingerprint)},'
+                     f'"data_fingerprint":{_canonical(fingerprint)},'
+                     f'"eval":{self._part(settings.eval, untuned, fingerprint)},'
+                     f'"model":{_canonical(settings.model)},"seed":{_canonical(settings.seed)},'
+                     f'"train":{self._part(settings.train, untuned, fingerprint)}}}')
+        return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+
+
+_SECTION_NAMES = {DataSpec: "data", TrainSpec: "train", EvalSpec: "eval"}
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
 def format_value(value: Any) -> str:
@@ -108,7 +142,10 @@ def _set_path(tree: dict, path: str, value: Any) -> None:
 
 
 def expand_grid(spec: SweepSpec, data_fingerprint: str) -> list[Cell]:
-    """Cells of the spec: the product of its axes (test encodings folded into each cell) x seeds."""
+    """Cells of the spec: the product of its axes (test encodings folded into each cell) x seeds.
+
+    Each settings section (data, train, eval) is validated once per distinct set of the axis
+    values that reach it, and shared by the cells that hold it."""
     axes = [(key, *expand_axis(spec, key, values)) for key, values in spec.axes.items()]
     folded = [a for a in axes if a[0] == "test_encoding"]
     crossed = [a for a in axes if a[0] != "test_encoding"]
@@ -116,26 +153,47 @@ def expand_grid(spec: SweepSpec, data_fingerprint: str) -> list[Cell]:
     base["data"]["clusters"] = base["data"]["clusters"] or {k: list(v) for k, v in DEFAULT_CLUSTERS.items()}
     if folded:
         base["eval"]["encodings"] = folded[0][2]
-    cells = []
-    for combination in itertools.product(*(values for _, _, values in crossed)):
-        axis_values = {key: value for (key, _, _), value in zip(crossed, combination)}
-        for seed in spec.seeds:
+    sections: dict[tuple, Any] = {}
+    ids = _IdParts()
+    orders = {seed: cluster_order(spec, seed) for seed in spec.seeds}
+    owners = {name: [i for i, (_, path, _) in enumerate(crossed) if path.split(".")[0] == name]
+              for name in ("data", "model", "train", "eval")}
+
+    def section(name: str, positions: tuple[int, ...], values: dict[str, Any], seed: int):
+        """The section `name` of a cell, validated once per combination of the axis values in it."""
+        key = (name, tuple(positions[i] for i in owners[name]),
+               seed if name == "data" and orders[seed] is not None else None)
+        if key not in sections:
             tree = copy.deepcopy(base)
+            for i in owners[name]:
+                axis, path, _ = crossed[i]
+                _set_path(tree, path, values[axis])
+            model = {"data": DataSpec, "train": TrainSpec, "eval": EvalSpec}.get(name)
+            try:
+                sections[key] = tree[name] if model is None else model.model_validate(tree[name])
+            except ValidationError:  # raised again by the whole cell, so its fields read "train.steps"
+                CellSettings.model_validate({**tree, "seed": seed, "data_fingerprint": data_fingerprint})
+                raise
+        return sections[key]
+
+    cells = []
+    for positions in itertools.product(*(range(len(values)) for _, _, values in crossed)):
+        axis_values = {key: values[i] for (key, _, values), i in zip(crossed, positions)}
+        for seed in spec.seeds:
             values = {**axis_values, "seed": seed}
-            order = cluster_order(spec, seed)
-            if order is not None:  # the same number of clusters, drawn in this seed's order
-                values["train_clusters"] = order[:len(axis_values["train_clusters"])]
-            for key, path, _ in crossed:
-                _set_path(tree, path, values[key])
-            settings = CellSettings.model_validate({**tree, "seed": seed, "data_fingerprint": data_fingerprint})
-            cells.append(Cell(id=cell_id(settings), name=cell_name(values), axis_values=values, settings=settings))
+            if orders[seed] is not None:  # the same number of clusters, drawn in this seed's order
+                values["train_clusters"] = orders[seed][:len(axis_values["train_clusters"])]
+            settings = CellSettings.model_construct(
+                **{name: section(name, positions, values, seed) for name in ("data", "model", "train", "eval")},
+                seed=seed, data_fingerprint=data_fingerprint)
+            cells.append(Cell(id=ids.cell_id(settings), name=cell_name(values), axis_values=values, settings=settings))
     return cells
 
 
-def plan_errors(spec: SweepSpec, data_fingerprint: str) -> list[str]:
-    """Problems that only show once axes are applied (e.g. an axis value a field rejects)."""
+def checked_grid(spec: SweepSpec, data_fingerprint: str) -> tuple[list[Cell], list[str]]:
+    """The cells, or the problems that only show once axes are applied (e.g. an axis value a field
+    rejects)."""
     try:
-        expand_grid(spec, data_fingerprint)
+        return expand_grid(spec, data_fingerprint), []
     except ValidationError as exc:
-        return [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
-    return []
+        return [], [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]

@@ -36,6 +36,16 @@ TRAIN_SECONDS, EVAL_SECONDS, EXAMPLES_PER_SECOND, TRAIN_STEPS = (
     "train_seconds", "eval_seconds", "examples_per_second", "train_steps")
 DATA_SECONDS = "data_seconds"  # the cell's time reading tasks, sampling, encoding and tokenizing
 PEAK_MEMORY_MB = "peak_memory_mb"  # GPU memory allocated by torch on a GPU; the process's peak RSS on a CPU
+CELL_WALL_SECONDS = "cell_wall_seconds"  # logged by the driver: trial start to end, worker start-up included
+
+# Where a sweep's wall time went (parent run, logged as the sweep ends): see ablate.sweep.SweepTiming.
+TIMING_PHASES = ("setup", "ray_start", "cells", "report")
+TIMING_TOTAL, TIMING_CELL_SUM = "timing/total_seconds", "timing/cell_seconds_sum"
+TIMING_CONCURRENCY, TIMING_EFFICIENCY = "timing/concurrency", "timing/efficiency"
+
+
+def timing_key(phase: str) -> str:
+    return f"timing/{phase}_seconds"
 
 # -- tags ----------------------------------------------------------------------------------
 ROLE = "ablate.role"  # "parent" (one per sweep) or "cell" (one per cell)
@@ -51,6 +61,7 @@ DIVERGED = "ablate.diverged"
 RESUMED_FROM_STEP = "ablate.resumed_from_step"
 DEVICE, GPU_NAME, HOST = "ablate.device", "ablate.gpu_name", "ablate.host"
 NODE_ID = "ablate.node_id"  # the Ray node the cell (last) ran on
+WORKER_PID = "ablate.worker_pid"  # the worker process: one worker runs several cells in turn
 TORCH_VERSION, CUDA_VERSION = "ablate.torch_version", "ablate.cuda_version"
 PARENT_RUN = "mlflow.parentRunId"  # MLflow's own tag: nests a child under its parent in the UI
 NOTE = "mlflow.note.content"  # MLflow's own tag: the description (markdown) of an experiment or run

@@ -27,6 +27,8 @@ class CellOutcome:
     error: str | None = None
     log_path: str | None = None
     node: str | None = None  # "<host> <Ray node id>" the cell ran on
+    run_id: str | None = None  # its MLflow child run
+    seconds: float | None = None  # its wall time as the driver saw it (retried attempts included)
 
 
 def _progress_callback(total: int, cached: int, concurrency: int, out: TextIO):
@@ -40,6 +42,14 @@ def _progress_callback(total: int, cached: int, concurrency: int, out: TextIO):
             self.durations: list[float] = []
             self.done = self.failed = 0
             self.names: dict[str, str] = {}
+            self.seconds: dict[str, float] = {}  # by cell id: wall time from trial start to its end
+            self.most_at_once = 0  # the concurrency the cluster's resources actually allowed
+
+        def _stop_clock(self, trial) -> float:
+            elapsed = time.time() - self.started.pop(trial.trial_id, time.time())
+            cell_id = trial.config["cell"]["id"]
+            self.seconds[cell_id] = self.seconds.get(cell_id, 0.0) + elapsed
+            return elapsed
 
         def _line(self, event: str) -> None:
             finished = self.done + self.failed
@@ -54,14 +64,16 @@ def _progress_callback(total: int, cached: int, concurrency: int, out: TextIO):
 
         def on_trial_start(self, iteration, trials, trial, **info):
             self.started[trial.trial_id] = time.time()
+            self.most_at_once = max(self.most_at_once, len(self.started))
             self.names[trial.trial_id] = trial.config["cell"]["name"]
             self._line(f"started {self.names[trial.trial_id]}")
 
         def on_trial_recover(self, iteration, trials, trial, **info):
+            self._stop_clock(trial)
             self._line(f"worker lost; retrying {self.names.get(trial.trial_id, trial.trial_id)} from its checkpoint")
 
         def on_trial_complete(self, iteration, trials, trial, **info):
-            self.durations.append(time.time() - self.started.pop(trial.trial_id, time.time()))
+            self.durations.append(self._stop_clock(trial))
             result = trial.last_result or {}
             if result.get(CELL_FAILED):
                 self.failed += 1
@@ -71,46 +83,61 @@ def _progress_callback(total: int, cached: int, concurrency: int, out: TextIO):
                 self._line(f"finished {self.names[trial.trial_id]}")
 
         def on_trial_error(self, iteration, trials, trial, **info):
-            self.started.pop(trial.trial_id, None)
+            self._stop_clock(trial)
             self.failed += 1
             self._line(f"FAILED {self.names.get(trial.trial_id, trial.trial_id)} (worker lost, retries used up)")
 
     return Progress()
 
 
+@dataclass
+class Scheduled:
+    outcomes: list[CellOutcome]
+    most_at_once: int  # the most cells that ran at the same time
+
+
 def schedule_cells(cells: list[Cell], context: TrialContext, resources: ResourcesSpec, *, total: int, cached: int,
-                   out: TextIO = sys.stdout) -> list[CellOutcome]:
+                   out: TextIO = sys.stdout) -> Scheduled:
     """Run `cells` as Tune trials on the connected Ray runtime (see `ablate.ray_runtime`)."""
     # Every cell checkpoints once at its start (the MLflow run id, for retries); Tune warns about that.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     # ablate prints its own progress; Tune's console tables (its "new output") would drown it.
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    # Tune's JSON and CSV result files, without its TensorBoard logger: importing tensorboardX (and
+    # torch with it) in the driver delayed the first cell by 2 s, and MLflow holds the curves.
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     import logging
 
     from ray import tune
+    from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
     # Tune's own "resume with Tuner.restore(...)" advice does not apply: re-running `ablate sweep` resumes.
     logging.getLogger("ray.tune.tune").setLevel(logging.ERROR)
 
+    progress = _progress_callback(total, cached, resources.max_concurrent, out)
     try:
         trainable = tune.with_resources(cell_trial, {"cpu": resources.cpus_per_cell, "gpu": resources.gpus_per_cell})
         tuner = tune.Tuner(
             trainable,
             param_space={"cell": tune.grid_search([c.to_json() for c in cells]), "context": context.to_json()},
-            tune_config=tune.TuneConfig(max_concurrent_trials=resources.max_concurrent, reuse_actors=False),
+            # A finished cell's worker runs the next one: torch, transformers and MLflow stay imported.
+            tune_config=tune.TuneConfig(max_concurrent_trials=resources.max_concurrent, reuse_actors=True),
             run_config=tune.RunConfig(
                 name=f"{context.sweep}-{time.strftime('%Y%m%d-%H%M%S')}",
                 storage_path=context.storage_path,
                 # Only a lost worker reaches Tune as an error (a cell's own exception is a result).
                 failure_config=tune.FailureConfig(max_failures=resources.max_failures),
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-                callbacks=[_progress_callback(total, cached, resources.max_concurrent, out)],
+                callbacks=[progress, JsonLoggerCallback(), CSVLoggerCallback()],
                 verbose=0,
             ),
         )
         results = tuner.fit()
         by_id = {c.id: c for c in cells}
-        return [_outcome(by_id[result.config["cell"]["id"]], result) for result in results]
+        outcomes = [_outcome(by_id[result.config["cell"]["id"]], result) for result in results]
+        for outcome in outcomes:
+            outcome.seconds = progress.seconds.get(outcome.cell.id)
+        return Scheduled(outcomes, progress.most_at_once)
     finally:
         logging.getLogger("ray.tune.tune").setLevel(logging.INFO)
 
@@ -118,10 +145,12 @@ def schedule_cells(cells: list[Cell], context: TrialContext, resources: Resource
 def _outcome(cell: Cell, result) -> CellOutcome:
     metrics = result.metrics or {}
     if result.error is None and metrics.get(CELL_DONE):
-        return CellOutcome(cell, "done", {k: v for k, v in metrics.items() if k in METRICS}, node=metrics.get(NODE))
+        return CellOutcome(cell, "done", {k: v for k, v in metrics.items() if k in METRICS}, node=metrics.get(NODE),
+                           run_id=metrics.get(RUN_ID))
     if result.error is None and metrics.get(CELL_FAILED):
         return CellOutcome(cell, "failed", error=metrics.get(ERROR, "failed"),
-                           log_path=f"{ERROR_ARTIFACT} of MLflow run {metrics.get(RUN_ID)}", node=metrics.get(NODE))
+                           log_path=f"{ERROR_ARTIFACT} of MLflow run {metrics.get(RUN_ID)}", node=metrics.get(NODE),
+                           run_id=metrics.get(RUN_ID))
     if result.error is None:  # stopped by Ctrl-C before it finished
         return CellOutcome(cell, "interrupted")
     log = Path(result.path) / "error.txt" if result.path else None

@@ -8,8 +8,8 @@ import json
 import os
 import sys
 import time
-from contextlib import ExitStack
-from dataclasses import dataclass
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
@@ -18,7 +18,7 @@ from ablate.data.sources import check_source, source_fingerprint
 from ablate.errors import AblateError
 from ablate.files import check_output_folder
 from ablate.model import PRESETS, is_baseline
-from ablate.plan import Cell, expand_grid, plan_errors
+from ablate.plan import Cell, checked_grid
 from ablate.spec import SweepSpec, load_spec, spec_to_yaml
 from ablate.track import RetryPolicy
 from ablate.train import total_steps
@@ -60,10 +60,10 @@ def prepare_sweep(spec_file: str, overrides: list[str], *, tracking_uri: str | N
         raise AblateError(f"'{spec.data.source}': {exc.message}", file=spec_file, field="data.source",
                           fix=exc.fix) from None
     fingerprint = source_fingerprint(spec.data.source, spec.data.synthetic_seed)
-    errors = plan_errors(spec, fingerprint)
+    cells, errors = checked_grid(spec, fingerprint)
     if errors:
         raise _problems(spec_file, errors)
-    cells = list({c.id: c for c in expand_grid(spec, fingerprint)}.values())  # equal settings run once
+    cells = list({c.id: c for c in cells}.values())  # equal settings run once
     out = Path(output_dir) if output_dir else workdir / "ablate_runs" / spec.name
     check_output_folder(out, "--out" if output_dir else "name")
     checks = check_cells(cells, out / "cache")
@@ -101,18 +101,77 @@ def sweep_estimate(cells: list[Cell], concurrency: int) -> tuple[float, float]:
     return cell_seconds, cell_seconds / max(1, min(concurrency, len(cells) or 1))
 
 
-def cell_statuses(prepared: PreparedSweep) -> dict[str, str]:
-    """Status per cell id from the MLflow store (done / failed / to run); reads, never creates, the store."""
+def read_cell_statuses(tracking_uri: str, experiment: str, retry_seconds: float) -> dict[str, str]:
+    """Status (done / failed / to run) of every cell with a run in the experiment; reads, never
+    creates, the store."""
     from ablate.track import Store, cell_status, check_tracking_uri
 
-    check_tracking_uri(prepared.tracking_uri)  # seconds, not MLflow's minutes of retries, for a dead server
-    store = Store(prepared.tracking_uri, RetryPolicy(prepared.spec.tracking.retry_seconds))
-    runs = store.cell_runs(store.find_experiment(prepared.experiment))
-    return {c.id: cell_status(runs.get(c.id, [])) for c in prepared.cells}
+    check_tracking_uri(tracking_uri)  # seconds, not MLflow's minutes of retries, for a dead server
+    store = Store(tracking_uri, RetryPolicy(retry_seconds))
+    return {cid: cell_status(runs) for cid, runs in store.cell_runs(store.find_experiment(experiment)).items()}
 
 
-def plan_report(prepared: PreparedSweep) -> dict:
-    statuses = cell_statuses(prepared)
+class StatusPrefetch:
+    """`read_cell_statuses` in a forked process, started before planning: importing MLflow and
+    opening its store take ~3 s, as long as planning a large grid, and the two run side by side.
+    `result()` is None when the child failed; the caller then reads in-process, which raises the
+    store's error with its fix."""
+
+    def __init__(self, tracking_uri: str, experiment: str, retry_seconds: float) -> None:
+        import multiprocessing
+
+        self._receiver, sender = multiprocessing.Pipe(duplex=False)
+        context = multiprocessing.get_context("fork")
+        self._process = context.Process(target=self._read, args=(sender, tracking_uri, experiment, retry_seconds),
+                                        daemon=True)
+        self._process.start()
+        sender.close()
+
+    @staticmethod
+    def _read(sender, tracking_uri: str, experiment: str, retry_seconds: float) -> None:
+        try:
+            sender.send(read_cell_statuses(tracking_uri, experiment, retry_seconds))
+        except BaseException:  # noqa: BLE001 - any failure: the parent reads again and reports it
+            sender.send(None)
+
+    def result(self, timeout: float = 60.0) -> dict[str, str] | None:
+        try:
+            statuses = self._receiver.recv() if self._receiver.poll(timeout) else None
+        except EOFError:
+            statuses = None
+        self._process.join(timeout=1)
+        if self._process.is_alive():
+            self._process.kill()
+        return statuses
+
+
+def start_status_prefetch(spec_file: str, overrides: list[str], tracking_uri: str | None,
+                          workdir: Path | None = None) -> StatusPrefetch | None:
+    """A prefetch of the statuses of the spec's experiment, or None where it cannot start (a spec
+    that does not load: planning reports that; a platform without fork)."""
+    from ablate.track import resolve_tracking_uri
+
+    if not sys.platform.startswith("linux"):
+        return None
+    workdir = workdir or Path.cwd()
+    try:
+        spec = load_spec(spec_file, overrides, workdir)
+    except AblateError:
+        return None
+    uri = resolve_tracking_uri(tracking_uri or spec.tracking.tracking_uri, workdir)
+    return StatusPrefetch(uri, spec.tracking.experiment or spec.name, spec.tracking.retry_seconds)
+
+
+def cell_statuses(prepared: PreparedSweep, prefetch: StatusPrefetch | None = None) -> dict[str, str]:
+    """Status per cell id from the MLflow store (done / failed / to run)."""
+    statuses = prefetch.result() if prefetch is not None else None
+    if statuses is None:
+        statuses = read_cell_statuses(prepared.tracking_uri, prepared.experiment, prepared.spec.tracking.retry_seconds)
+    return {c.id: statuses.get(c.id, "to run") for c in prepared.cells}
+
+
+def plan_report(prepared: PreparedSweep, prefetch: StatusPrefetch | None = None) -> dict:
+    statuses = cell_statuses(prepared, prefetch)
     cells = [{"id": c.id, "name": c.name, "axis_values": c.axis_values, "status": statuses[c.id],
               "test_encodings": c.settings.test_encodings, "estimated_seconds": round(estimate_seconds(c), 1)}
              for c in prepared.cells]
@@ -137,6 +196,80 @@ def print_plan(report: dict, out: TextIO) -> None:
     print(f"Estimated cost of the {report['failed'] + report['to_run']} cells not done: "
           f"~{report['estimate']['cell_seconds'] / 60:.1f} cell-minutes, ~{minutes:.1f} minutes of wall time here.",
           file=out)
+
+
+@dataclass
+class SweepTiming:
+    """Where a sweep's wall time went: its phases (setup and Ray's start overlap), and the cells'
+    own wall times (as the driver saw them) against it. `efficiency` is the wall time over the
+    ideal, the cells' time spread over the cells that ran at once: 1.0 means no time was lost
+    around the cells (start-up, scheduling, report, an idle slot at the end)."""
+
+    began: float = field(default_factory=time.perf_counter)
+    phases: dict[str, float] = field(default_factory=dict)  # results.TIMING_PHASES -> seconds
+    total: float = 0.0  # set by `stop`
+    cell_seconds: float = 0.0
+    concurrency: int = 0
+
+    @contextmanager
+    def phase(self, name: str):
+        began = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.phases[name] = self.phases.get(name, 0.0) + time.perf_counter() - began
+
+    def stop(self, outcomes) -> None:
+        self.total = time.perf_counter() - self.began
+        self.cell_seconds = sum(o.seconds for o in outcomes if o.seconds is not None)
+
+    @property
+    def efficiency(self) -> float | None:
+        if not self.cell_seconds or not self.concurrency:
+            return None
+        return self.total / (self.cell_seconds / self.concurrency)
+
+    def metrics(self) -> dict[str, float]:
+        metrics = {results.timing_key(name): seconds for name, seconds in self.phases.items()}
+        metrics.update({results.TIMING_TOTAL: self.total, results.TIMING_CELL_SUM: self.cell_seconds,
+                        results.TIMING_CONCURRENCY: self.concurrency})
+        if self.efficiency is not None:
+            metrics[results.TIMING_EFFICIENCY] = self.efficiency
+        return metrics
+
+    def summary(self) -> str:
+        phases = ", ".join(f"{name.replace('_', ' ')} {self.phases[name]:.1f} s"
+                           for name in results.TIMING_PHASES if name in self.phases)
+        line = f"Time: {self.total:.0f} s ({phases})"
+        if self.efficiency is not None:
+            line += (f"; the cells' own time {self.cell_seconds:.0f} s at {self.concurrency} at once, so the "
+                     f"wall time is {self.efficiency:.2f}x the ideal")
+        return line + "."
+
+
+def overlapped(foreground, background):
+    """Run `background()` in a thread while `foreground()` runs here; returns background's result
+    (its exception, if any, is raised here once both are done). The sweep starts Ray (which must
+    start on the main thread) while it prepares MLflow and the baselines."""
+    import threading
+
+    outcome: dict = {}
+
+    def work():
+        try:
+            outcome["value"] = background()
+        except BaseException as exc:  # handed to the main thread
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=work, name="ablate-setup", daemon=True)
+    thread.start()
+    try:
+        foreground()
+    finally:
+        thread.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
 
 
 class SweepLock:
@@ -180,41 +313,41 @@ def run_sweep(prepared: PreparedSweep, *, address: str | None = None, force: boo
     from ablate.trial import TrialContext
 
     spec = prepared.spec
+    timing = SweepTiming()
     check_tracking_uri(prepared.tracking_uri)
     check_storage(prepared.storage_path)
     store = Store(prepared.tracking_uri, RetryPolicy(spec.tracking.retry_seconds))
     # The cost first, from reads only: a sweep refused here has written nothing.
     finished = store.cell_runs(store.find_experiment(prepared.experiment))
-    confirm_cost(prepared, [c for c in prepared.cells if force or cell_status(finished.get(c.id, [])) != "done"],
-                 yes, out)
+    to_run = [c for c in prepared.cells if force or cell_status(finished.get(c.id, [])) != "done"]
+    confirm_cost(prepared, to_run, yes, out)
     with SweepLock(prepared.output_dir), ExitStack() as ray_scope:
         record = ProcessRecord(prepared.output_dir / "processes.json")
         reaped = record.reap_leftovers()
         if reaped:
             print(f"Stopped {reaped} process(es) left running by an interrupted sweep.", file=out)
+
+        def start_ray():
+            with timing.phase("ray_start"):
+                ray_scope.enter_context(ray_runtime(address, None if address else record))
+                if address:
+                    check_cluster_gpus(spec.resources.gpus_per_cell)
+                    check_cluster_storage(prepared.tracking_uri, prepared.storage_path,
+                                          spec.resources.storage_path is None)
+
+        def set_up():
+            with timing.phase("setup"):
+                return prepare_tracking(prepared, store, force, out)
+
         if address:  # connect first: a cluster that refuses us must not leave runs behind
-            ray_scope.enter_context(ray_runtime(address))
-            check_cluster_gpus(spec.resources.gpus_per_cell)
-            check_cluster_storage(prepared.tracking_uri, prepared.storage_path, spec.resources.storage_path is None)
-        began = time.time()
-        prepared.print_warnings(out)
-        runs = store.cell_runs(store.find_experiment(prepared.experiment))
-        done = {cid for cid, r in runs.items() if cell_status(r) == "done"}
-        to_run = [c for c in prepared.cells if force or c.id not in done]
+            start_ray()
+            tracked = set_up()
+        elif to_run:  # Ray's local start is mostly waiting on its processes: prepare MLflow meanwhile
+            tracked = overlapped(start_ray, set_up)
+        else:
+            tracked = set_up()
+        experiment_id, parent_run_id, to_run = tracked.experiment_id, tracked.parent_run_id, tracked.to_run
         cached = len(prepared.cells) - len(to_run)
-        experiment_id = store.ensure_experiment(prepared.experiment, describe_sweep(prepared))
-        closed = store.close_stale_runs(runs)
-        if closed:
-            print(f"Closed {closed} run(s) left RUNNING by an interrupted sweep as KILLED.", file=out)
-
-        plan_json = {"sweep": spec.name, "cells": [c.to_json() for c in prepared.cells]}
-        write_json(prepared.output_dir / "plan.json", plan_json)
-        (prepared.output_dir / "spec.resolved.yaml").write_text(spec_to_yaml(spec))
-        parent_run_id = store.start_parent_run(experiment_id, spec.name, {
-            results.SPEC_ARTIFACT: spec_to_yaml(spec), results.PLAN_ARTIFACT: json.dumps(plan_json, indent=1)})
-        save_task_indexes(prepared.cells, prepared.output_dir / "cache")
-        log_baselines(store, parent_run_id, prepared.cells[0], prepared.output_dir / "cache")
-
         print(f"Sweep '{spec.name}': {len(prepared.cells)} cells, {cached} cached, {len(to_run)} to run "
               f"(MLflow experiment '{prepared.experiment}', parent run {parent_run_id}).", file=out, flush=True)
         outcomes: list = []
@@ -225,15 +358,16 @@ def run_sweep(prepared: PreparedSweep, *, address: str | None = None, force: boo
                                    storage_path=prepared.storage_path,
                                    threads=max(1, int(spec.resources.cpus_per_cell)),
                                    use_gpu=spec.resources.gpus_per_cell > 0)
-            if not address:
-                ray_scope.enter_context(ray_runtime(None, record))
             try:
-                outcomes = schedule_cells(to_run, context, spec.resources, total=len(prepared.cells),
-                                          cached=cached, out=out)
+                with timing.phase("cells"):
+                    scheduled = schedule_cells(longest_first(to_run), context, spec.resources,
+                                               total=len(prepared.cells), cached=cached, out=out)
             except KeyboardInterrupt:
                 outcomes = []
                 interrupted = True
             else:
+                outcomes = scheduled.outcomes
+                timing.concurrency = scheduled.most_at_once
                 interrupted = any(o.status == "interrupted" for o in outcomes)
             _close_unfinished_runs(store, experiment_id, to_run, outcomes, interrupted)
             if interrupted:
@@ -244,9 +378,58 @@ def run_sweep(prepared: PreparedSweep, *, address: str | None = None, force: boo
         counts = {"total": len(prepared.cells), "cached": cached, "done": len(outcomes) - len(failed),
                   "failed": len(failed)}
         store.finish_parent_run(parent_run_id, counts)
-        print_summary(prepared, counts, outcomes, time.time() - began, out)
-        write_report(prepared, out)
+        print_summary(prepared, counts, outcomes, time.perf_counter() - timing.began, out)
+        with timing.phase("report"):
+            write_report(prepared, out)
+        timing.stop(outcomes)
+        log_timing(store, parent_run_id, timing, outcomes)
+        print(timing.summary(), file=out)
         return 1 if failed else 0
+
+
+@dataclass(frozen=True)
+class Tracked:
+    experiment_id: str
+    parent_run_id: str
+    to_run: list[Cell]
+
+
+def prepare_tracking(prepared: PreparedSweep, store, force: bool, out: TextIO) -> Tracked:
+    """The sweep's MLflow experiment and parent run (runs left RUNNING by a crash closed first),
+    its plan files, its task indexes and its baselines; which cells are left to run."""
+    from ablate.track import cell_status
+
+    spec = prepared.spec
+    runs = store.cell_runs(store.find_experiment(prepared.experiment))
+    done = {cid for cid, r in runs.items() if cell_status(r) == "done"}
+    experiment_id = store.ensure_experiment(prepared.experiment, describe_sweep(prepared))
+    closed = store.close_stale_runs(runs)
+    if closed:
+        print(f"Closed {closed} run(s) left RUNNING by an interrupted sweep as KILLED.", file=out)
+    prepared.print_warnings(out)
+    plan_json = {"sweep": spec.name, "cells": [c.to_json() for c in prepared.cells]}
+    write_json(prepared.output_dir / "plan.json", plan_json)
+    (prepared.output_dir / "spec.resolved.yaml").write_text(spec_to_yaml(spec))
+    parent_run_id = store.start_parent_run(experiment_id, spec.name, {
+        results.SPEC_ARTIFACT: spec_to_yaml(spec), results.PLAN_ARTIFACT: json.dumps(plan_json, indent=1)})
+    save_task_indexes(prepared.cells, prepared.output_dir / "cache")
+    log_baselines(store, parent_run_id, prepared.cells[0], prepared.output_dir / "cache")
+    return Tracked(experiment_id, parent_run_id, [c for c in prepared.cells if force or c.id not in done])
+
+
+def longest_first(cells: list[Cell]) -> list[Cell]:
+    """Cells in the order Tune starts them: the longest (by estimate) first, so that the sweep does
+    not end with one long cell running alone while the other slots idle."""
+    return sorted(cells, key=estimate_seconds, reverse=True)
+
+
+def log_timing(store, parent_run_id: str, timing: SweepTiming, outcomes) -> None:
+    """Each cell's wall time into its child run, and the sweep's timing into the parent run: the
+    MLflow UI shows where the time went."""
+    for outcome in outcomes:
+        if outcome.run_id and outcome.seconds is not None:
+            store.log_metrics(outcome.run_id, {results.CELL_WALL_SECONDS: outcome.seconds})
+    store.log_metrics(parent_run_id, timing.metrics())
 
 
 def confirm_cost(prepared: PreparedSweep, to_run: list[Cell], yes: bool, out: TextIO) -> None:

@@ -10,6 +10,7 @@ it; only a worker that dies (the process is gone) is retried, from its last chec
 
 from __future__ import annotations
 
+import os
 import tempfile
 import traceback
 from dataclasses import asdict, dataclass
@@ -66,7 +67,7 @@ def cell_trial(config: dict[str, Any]) -> None:
         _report_checkpoint(cell.id, tracker.run_id, 0, None)
 
     node = _node()
-    tracker.set_tag(results.NODE_ID, node.split()[-1])
+    tracker.set_tags({results.NODE_ID: node.split()[-1], results.WORKER_PID: str(os.getpid())})
 
     def save_checkpoint(step: int, make_state) -> None:
         _report_checkpoint(cell.id, tracker.run_id, step, make_state())
@@ -83,7 +84,7 @@ def cell_trial(config: dict[str, Any]) -> None:
                      RUN_ID: tracker.run_id, NODE: node})
         return
     tracker.finish("FINISHED")
-    tune.report({**metrics, CELL_DONE: 1, NODE: node})
+    tune.report({**metrics, CELL_DONE: 1, RUN_ID: tracker.run_id, NODE: node})
 
 
 def _cache_dir(context: TrialContext) -> Path:

@@ -8,6 +8,7 @@ are scored under "(no cluster)".
 
 from __future__ import annotations
 
+import json
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,11 +57,17 @@ def _cluster_errors(cell: Cell) -> list[str]:
     return errors
 
 
-def _sample_errors(cell: Cell, selection: TaskSelection, library: TaskLibrary) -> list[str]:
-    """Whether the cell can sample its training instances from every training task."""
+def _sample_errors(cell: Cell, selection: TaskSelection, library: TaskLibrary, fewest: dict) -> list[str]:
+    """Whether the cell can sample its training instances from every training task. `fewest`
+    memoizes the smallest instance count of each set of training tasks (grids share them)."""
+    wanted = cell.settings.data.instances_per_task
     try:
-        for name in selection.train_tasks:
-            check_sample_size(name, library.instance_count(name), cell.settings.data.instances_per_task)
+        if selection.train_tasks not in fewest:
+            fewest[selection.train_tasks] = min((library.instance_count(n) for n in selection.train_tasks),
+                                                default=wanted)
+        if wanted > fewest[selection.train_tasks]:  # name the first task in training order that is short
+            for name in selection.train_tasks:
+                check_sample_size(name, library.instance_count(name), wanted)
     except AblateError as exc:
         return [exc.as_item()]
     return []
@@ -165,13 +172,23 @@ def check_cells(cells: list[Cell], cache_dir: Path) -> Checks:
             checks.error(error)
     with tempfile.TemporaryDirectory(prefix="ablate-check-") as scratch:
         libraries: dict[tuple[str, int], TaskLibrary] = {}
+        # Grids share sections of settings: the checks run once per distinct input, not per cell.
+        selections: dict[tuple, TaskSelection | AblateError] = {}
+        test_sets: set[tuple] = set()
+        fewest: dict = {}
+        dumped: dict[int, str] = {}  # by id() of a data section (cells share them; all alive here)
+        cluster_checks: dict[str, list[str]] = {}
         for cell in cells:
-            data = cell.settings.data
-            key = data.model_dump_json(exclude={"synthetic_seed"}) + str(cell.settings.seed)
+            data, seed = cell.settings.data, cell.settings.seed
+            if id(data) not in dumped:
+                dumped[id(data)] = data.model_dump_json(exclude={"synthetic_seed"})
+            key = (dumped[id(data)], seed)
             if key in seen:
                 continue
             seen.add(key)
-            cluster_errors = _cluster_errors(cell)
+            if dumped[id(data)] not in cluster_checks:
+                cluster_checks[dumped[id(data)]] = _cluster_errors(cell)
+            cluster_errors = cluster_checks[dumped[id(data)]]
             for error in cluster_errors:
                 checks.error(error)
             if cluster_errors:
@@ -184,12 +201,27 @@ def check_cells(cells: list[Cell], cache_dir: Path) -> Checks:
                 libraries[source] = TaskLibrary(resolve_task_dir(data.source, data.synthetic_seed, base),
                                                 index_dir=base / "index")
             library = libraries[source]
-            try:
-                selection = select_tasks(library, data, cell.settings.seed)
-                _test_set_checks(cell, selection, library, checks)
-                errors = _sample_errors(cell, selection, library)
-            except AblateError as exc:
-                errors = [exc.as_item()]
+            # What the selection reads: everything but the number of instances (unless it is 0).
+            selection_key = (source, data.model_dump_json(exclude={"synthetic_seed", "instances_per_task"}),
+                             data.trains_nothing, seed)
+            if selection_key not in selections:
+                try:
+                    selections[selection_key] = select_tasks(library, data, seed)
+                except AblateError as exc:
+                    selections[selection_key] = exc
+            selection = selections[selection_key]
+            if isinstance(selection, AblateError):
+                errors = [selection.as_item()]
+            else:
+                test_set = (source, selection.test_tasks, tuple(cell.settings.test_encodings),
+                            json.dumps(cell.settings.cluster_map, sort_keys=True))
+                if test_set not in test_sets:
+                    test_sets.add(test_set)
+                    try:
+                        _test_set_checks(cell, selection, library, checks)
+                    except AblateError as exc:
+                        checks.error(f"{cell.name}: {exc.as_item()}" if len(cells) > 1 else exc.as_item())
+                errors = _sample_errors(cell, selection, library, fewest)
             for error in errors:
                 checks.error(f"{cell.name}: {error}" if len(cells) > 1 else error)
     return checks

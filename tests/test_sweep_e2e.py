@@ -57,6 +57,20 @@ def test_smoke_sweep_records_one_parent_and_a_finished_child_per_cell_then_cache
         assert len(records) == len(held_out_tasks) * 10 and {"id", "task", "prediction", "references"} <= set(records[0])
 
     assert (tmp_path / "ablate_runs" / "smoke" / "report" / "smoke.png").is_file(), "the report runs at the end"
+
+    # Where the time went: each cell's wall time as the driver saw it, the sweep's phases and efficiency.
+    assert "Time: " in first.stdout and "x the ideal" in first.stdout
+    timing = parent.data.metrics
+    assert timing["timing/concurrency"] == 2 and timing["timing/total_seconds"] > timing["timing/cells_seconds"] > 0
+    walls = [c.data.metrics["cell_wall_seconds"] for c in children]
+    assert timing["timing/cell_seconds_sum"] == pytest.approx(sum(walls))
+    assert timing["timing/efficiency"] == pytest.approx(
+        timing["timing/total_seconds"] / (sum(walls) / 2))
+    for child in children:
+        m = child.data.metrics
+        assert m["cell_wall_seconds"] >= m["train_seconds"] + m["eval_seconds"]
+    workers = {c.data.tags["ablate.worker_pid"] for c in children}
+    assert len(workers) <= 2, "4 cells, 2 at a time: a finished cell's worker runs the next one"
     assert {a.path for a in client.list_artifacts(parent.info.run_id, "report")} >= {
         "report/smoke.png", "report/smoke.html", "report/report.json"}
 
