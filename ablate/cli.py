@@ -30,20 +30,21 @@ def _add_spec_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def cmd_sweep(args) -> int:
-    from ablate.sweep import plan_report, prepare_sweep, run_sweep
+    from ablate.sweep import plan_report, prepare_sweep, run_sweep, start_status_prefetch
 
     overrides = list(args.overrides)
     if args.storage_path:  # a JSON string is a YAML string: the value is never read as a number or a list
         overrides.append(f"resources.storage_path={json.dumps(args.storage_path)}")
+    prefetch = start_status_prefetch(args.spec, overrides, args.tracking_uri)
     prepared = prepare_sweep(args.spec, overrides, tracking_uri=args.tracking_uri, output_dir=args.out,
                              address=args.address)
     if args.dry_run:
-        return _show_plan(plan_report(prepared), args.json)
+        return _show_plan(plan_report(prepared, prefetch), args.json)
     if args.address:
         from ablate.ray_runtime import check_ray_address
 
         check_ray_address(args.address)
-    return run_sweep(prepared, address=args.address, force=args.force, yes=args.yes)
+    return run_sweep(prepared, address=args.address, force=args.force, yes=args.yes, prefetch=prefetch)
 
 
 def _show_plan(report: dict, as_json: bool) -> int:

@@ -302,14 +302,15 @@ class SweepLock:
 
 
 def run_sweep(prepared: PreparedSweep, *, address: str | None = None, force: bool = False, yes: bool = False,
-              out: TextIO | None = None) -> int:
-    """Run every cell not already FINISHED in MLflow; returns 0 when all cells are done, 1 otherwise."""
+              out: TextIO | None = None, prefetch: StatusPrefetch | None = None) -> int:
+    """Run every cell not already FINISHED in MLflow; returns 0 when all cells are done, 1 otherwise.
+    `prefetch`: the cells' statuses, read while the sweep was planned."""
     from ablate.processes import ProcessRecord
     from ablate.ray_runtime import check_cluster_gpus, check_cluster_storage, check_storage, ray_runtime
 
     out = out or sys.stdout  # looked up now: a caller may have replaced sys.stdout since import
     from ablate.schedule import schedule_cells
-    from ablate.track import Store, cell_status, check_tracking_uri
+    from ablate.track import Store, check_tracking_uri
     from ablate.trial import TrialContext
 
     spec = prepared.spec
@@ -318,8 +319,8 @@ def run_sweep(prepared: PreparedSweep, *, address: str | None = None, force: boo
     check_storage(prepared.storage_path)
     store = Store(prepared.tracking_uri, RetryPolicy(spec.tracking.retry_seconds))
     # The cost first, from reads only: a sweep refused here has written nothing.
-    finished = store.cell_runs(store.find_experiment(prepared.experiment))
-    to_run = [c for c in prepared.cells if force or cell_status(finished.get(c.id, [])) != "done"]
+    statuses = cell_statuses(prepared, prefetch)
+    to_run = [c for c in prepared.cells if force or statuses[c.id] != "done"]
     confirm_cost(prepared, to_run, yes, out)
     with SweepLock(prepared.output_dir), ExitStack() as ray_scope:
         record = ProcessRecord(prepared.output_dir / "processes.json")
@@ -380,7 +381,11 @@ def run_sweep(prepared: PreparedSweep, *, address: str | None = None, force: boo
         store.finish_parent_run(parent_run_id, counts)
         print_summary(prepared, counts, outcomes, time.perf_counter() - timing.began, out)
         with timing.phase("report"):
-            write_report(prepared, out)
+            if outcomes or not store.has_artifact(parent_run_id, results.report_artifact("report.json")):
+                write_report(prepared, out)
+            else:  # nothing ran: the report the last sweep wrote still holds
+                print(f"Nothing ran, so the report is unchanged: {prepared.output_dir / 'report'} and the parent "
+                      f"run's report/ (redraw it with: ablate report {prepared.spec_file}).", file=out)
         timing.stop(outcomes)
         log_timing(store, parent_run_id, timing, outcomes)
         print(timing.summary(), file=out)
@@ -413,8 +418,10 @@ def prepare_tracking(prepared: PreparedSweep, store, force: bool, out: TextIO) -
     parent_run_id = store.start_parent_run(experiment_id, spec.name, {
         results.SPEC_ARTIFACT: spec_to_yaml(spec), results.PLAN_ARTIFACT: json.dumps(plan_json, indent=1)})
     save_task_indexes(prepared.cells, prepared.output_dir / "cache")
-    log_baselines(store, parent_run_id, prepared.cells[0], prepared.output_dir / "cache")
-    return Tracked(experiment_id, parent_run_id, [c for c in prepared.cells if force or c.id not in done])
+    to_run = [c for c in prepared.cells if force or c.id not in done]
+    if to_run or not store.has_artifact(parent_run_id, results.BASELINES_ARTIFACT):
+        log_baselines(store, parent_run_id, prepared.cells[0], prepared.output_dir / "cache")
+    return Tracked(experiment_id, parent_run_id, to_run)
 
 
 def longest_first(cells: list[Cell]) -> list[Cell]:

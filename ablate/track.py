@@ -237,6 +237,11 @@ class Store:
     def log_text(self, run_id: str, text: str, artifact_file: str) -> None:
         self.retry.call(lambda: self.client.log_text(run_id, text, artifact_file))
 
+    def has_artifact(self, run_id: str, artifact_file: str) -> bool:
+        folder = artifact_file.rsplit("/", 1)[0] if "/" in artifact_file else None
+        listed = self.retry.call(lambda: self.client.list_artifacts(run_id, folder))
+        return any(entry.path == artifact_file for entry in listed)
+
     def read_text(self, run_id: str, artifact_file: str) -> str | None:
         """An artifact's text, or None when the run has no such artifact."""
         from mlflow.exceptions import MlflowException

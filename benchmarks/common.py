@@ -85,15 +85,15 @@ def parent_metrics(workdir: Path, experiment: str) -> dict[str, float]:
     return parent.data.metrics
 
 
-def cell_of(spec_path: Path, workdir: Path, **axis_values):
-    """The planned cell of a spec with these axis values (and seed), as ablate plans it."""
+def cell_of(spec_path: Path, workdir: Path, id: str | None = None, **axis_values):
+    """The planned cell of a spec with this id, or these axis values (and seed), as ablate plans it."""
     from ablate.sweep import prepare_sweep
 
     prepared = prepare_sweep(str(spec_path), [], workdir=workdir)
     for cell in prepared.cells:
-        if all(cell.axis_values.get(k) == v for k, v in axis_values.items()):
+        if (id is None or cell.id == id) and all(cell.axis_values.get(k) == v for k, v in axis_values.items()):
             return cell
-    raise SystemExit(f"no cell with {axis_values} in {spec_path}")
+    raise SystemExit(f"no cell with {id or axis_values} in {spec_path}")
 
 
 @dataclass

@@ -8,6 +8,8 @@ Three small sweeps through the real `ablate` CLI (local Ray, a SQLite MLflow sto
 3. the t5-small cell again on the CPU, for the GPU/CPU throughput ratio.
 It prints each cell's device, examples/s and peak memory, and exits non-zero when a GPU cell
 never touched the GPU (its device tag is not cuda, or torch allocated no GPU memory).
+The GPU performance figures (cells per GPU-hour at 0.25 vs 1 GPU per cell, GPU utilisation of a
+t5-small cell) are part 8 of `python benchmarks/run_all.py --only gpu`.
 """
 
 from __future__ import annotations

@@ -24,15 +24,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import performance  # noqa: E402
 from common import print_figures  # noqa: E402
 
+# key: (title, function, work folder). Figures 1, 3 and 4 share one MLflow store, as a project's sweeps do.
 PARTS = {
-    "overhead": ("1. Cell overhead against a bare loop", performance.cell_overhead),
-    "throughput": ("2. Training throughput against HF Trainer", performance.training_throughput),
-    "efficiency": ("3. Sweep efficiency (clusters sweep, 2 seeds)", performance.sweep_efficiency),
-    "parallelism": ("4. Parallelism", performance.parallelism),
-    "matrix": ("5. Train once, evaluate many", performance.train_once_evaluate_many),
-    "rerun": ("6. Re-run and planning", performance.rerun_and_planning),
-    "evaluation": ("7. Evaluation and data", performance.evaluation_and_data),
-    "gpu": ("8. GPU sharing", performance.gpu_sharing),
+    "overhead": ("1 and 4. Cell overhead against a bare loop; parallelism", performance.overhead_and_parallelism,
+                 "sweeps"),
+    "efficiency": ("3. Sweep efficiency (clusters sweep, 2 seeds)", performance.sweep_efficiency, "sweeps"),
+    "throughput": ("2. Training throughput against HF Trainer", performance.training_throughput, "throughput"),
+    "matrix": ("5. Train once, evaluate many", performance.train_once_evaluate_many, "matrix"),
+    "rerun": ("6. Re-run and planning", performance.rerun_and_planning, "rerun"),
+    "evaluation": ("7. Evaluation and data", performance.evaluation_and_data, "evaluation"),
+    "gpu": ("8. GPU sharing", performance.gpu_sharing, "gpu"),
 }
 
 
@@ -47,8 +48,8 @@ def main() -> int:
     results = {}
     try:
         for key in args.only or list(PARTS):
-            title, measure = PARTS[key]
-            workdir = root / key
+            title, measure, folder = PARTS[key]
+            workdir = root / folder
             workdir.mkdir(parents=True, exist_ok=True)
             part_began = time.perf_counter()
             figures = measure(workdir)
