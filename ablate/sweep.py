@@ -318,10 +318,16 @@ def run_sweep(prepared: PreparedSweep, *, address: str | None = None, force: boo
     check_tracking_uri(prepared.tracking_uri)
     check_storage(prepared.storage_path)
     store = Store(prepared.tracking_uri, RetryPolicy(spec.tracking.retry_seconds))
-    # The cost first, from reads only: a sweep refused here has written nothing.
-    statuses = cell_statuses(prepared, prefetch)
-    to_run = [c for c in prepared.cells if force or statuses[c.id] != "done"]
-    confirm_cost(prepared, to_run, yes, out)
+    # Ray's local start takes seconds, mostly waiting on its processes: when nothing can stop the
+    # sweep (no confirmation to ask) and the last run of this folder left cells to do, Ray starts
+    # while the statuses are read and MLflow is prepared. Otherwise the cost comes first, from
+    # reads only, so a sweep refused here has written nothing.
+    start_early = (not address and (yes or not over_thresholds(prepared, prepared.cells))
+                   and (force or not finished_last_time(prepared) >= {c.id for c in prepared.cells}))
+    if not start_early:
+        statuses = cell_statuses(prepared, prefetch)
+        to_run = [c for c in prepared.cells if force or statuses[c.id] != "done"]
+        confirm_cost(prepared, to_run, yes, out)
     with SweepLock(prepared.output_dir), ExitStack() as ray_scope:
         record = ProcessRecord(prepared.output_dir / "processes.json")
         reaped = record.reap_leftovers()
@@ -338,12 +344,16 @@ def run_sweep(prepared: PreparedSweep, *, address: str | None = None, force: boo
 
         def set_up():
             with timing.phase("setup"):
+                if start_early:  # the estimate, now that the statuses are known (no question to ask)
+                    statuses = cell_statuses(prepared, prefetch)
+                    confirm_cost(prepared, [c for c in prepared.cells if force or statuses[c.id] != "done"],
+                                 yes, out)
                 return prepare_tracking(prepared, store, force, out)
 
         if address:  # connect first: a cluster that refuses us must not leave runs behind
             start_ray()
             tracked = set_up()
-        elif to_run:  # Ray's local start is mostly waiting on its processes: prepare MLflow meanwhile
+        elif start_early or to_run:
             tracked = overlapped(start_ray, set_up)
         else:
             tracked = set_up()
@@ -379,17 +389,36 @@ def run_sweep(prepared: PreparedSweep, *, address: str | None = None, force: boo
         counts = {"total": len(prepared.cells), "cached": cached, "done": len(outcomes) - len(failed),
                   "failed": len(failed)}
         store.finish_parent_run(parent_run_id, counts)
+        ran = {c.id for c in to_run}
+        write_json(prepared.output_dir / FINISHED_FILE, sorted(
+            {c.id for c in prepared.cells if c.id not in ran} | {o.cell.id for o in outcomes if o.status == "done"}))
         print_summary(prepared, counts, outcomes, time.perf_counter() - timing.began, out)
-        with timing.phase("report"):
-            if outcomes or not store.has_artifact(parent_run_id, results.report_artifact("report.json")):
-                write_report(prepared, out)
-            else:  # nothing ran: the report the last sweep wrote still holds
-                print(f"Nothing ran, so the report is unchanged: {prepared.output_dir / 'report'} and the parent "
-                      f"run's report/ (redraw it with: ablate report {prepared.spec_file}).", file=out)
+
+        def report():
+            with timing.phase("report"):
+                if outcomes or not store.has_artifact(parent_run_id, results.report_artifact("report.json")):
+                    write_report(prepared, out)
+                else:  # nothing ran: the report the last sweep wrote still holds
+                    print(f"Nothing ran, so the report is unchanged: {prepared.output_dir / 'report'} and the "
+                          f"parent run's report/ (redraw it with: ablate report {prepared.spec_file}).", file=out)
+
+        overlapped(ray_scope.close, report)  # Ray stops (on this thread, where it started) while the report is drawn
         timing.stop(outcomes)
         log_timing(store, parent_run_id, timing, outcomes)
         print(timing.summary(), file=out)
         return 1 if failed else 0
+
+
+FINISHED_FILE = "finished.json"  # in the output folder: ids of the cells done when the last sweep ended
+
+
+def finished_last_time(prepared: PreparedSweep) -> set[str]:
+    """Cells the last sweep in this output folder left done: a hint for when to start Ray (the
+    statuses themselves always come from MLflow)."""
+    try:
+        return set(json.loads((prepared.output_dir / FINISHED_FILE).read_text()))
+    except (OSError, ValueError, TypeError):
+        return set()
 
 
 @dataclass(frozen=True)
@@ -439,6 +468,13 @@ def log_timing(store, parent_run_id: str, timing: SweepTiming, outcomes) -> None
     store.log_metrics(parent_run_id, timing.metrics())
 
 
+def over_thresholds(prepared: PreparedSweep, to_run: list[Cell]) -> bool:
+    """Whether running these cells needs a confirmation (resources.confirm_over_cells / _hours)."""
+    resources = prepared.spec.resources
+    hours = sweep_estimate(to_run, resources.max_concurrent)[1] / 3600
+    return len(to_run) > resources.confirm_over_cells or hours > resources.confirm_over_hours
+
+
 def confirm_cost(prepared: PreparedSweep, to_run: list[Cell], yes: bool, out: TextIO) -> None:
     """Print the estimate; a sweep over the spec's thresholds goes ahead only with --yes (or a 'y'
     typed at a terminal), so a typo such as steps: 1e9 or a 100,000-cell grid costs nothing."""
@@ -448,7 +484,7 @@ def confirm_cost(prepared: PreparedSweep, to_run: list[Cell], yes: bool, out: Te
     print(f"Estimated cost of the {len(to_run)} cell(s) to run: ~{cell_seconds / 60:.1f} cell-minutes, "
           f"~{hours * 60:.1f} minutes of wall time at {resources.max_concurrent} at once (on this machine's CPU).",
           file=out, flush=True)
-    if yes or (len(to_run) <= resources.confirm_over_cells and hours <= resources.confirm_over_hours):
+    if yes or not over_thresholds(prepared, to_run):
         return
     question = (f"{len(to_run)} cells and ~{hours:.1f} hours exceed resources.confirm_over_cells "
                 f"({resources.confirm_over_cells}) or confirm_over_hours ({resources.confirm_over_hours:g})")

@@ -36,8 +36,10 @@ def main() -> None:
     from ablate.model import build_model
     from ablate.train import _batch_indices
 
-    began = time.perf_counter()
     workdir = Path(args.workdir)
+    mlflow.set_tracking_uri(f"sqlite:///{workdir / 'bare.db'}")
+    mlflow.set_experiment("bare")  # the store exists before the clock starts, as ablate's does
+    began = time.perf_counter()
     torch.set_num_threads(1)
     cell = cell_of(Path(args.spec), workdir, id=args.cell_id)
     train = cell.settings.train
@@ -45,8 +47,6 @@ def main() -> None:
     tokenizer = data.tokenizer
     model = build_model(cell.settings.model, len(tokenizer), cell.settings.seed)
 
-    mlflow.set_tracking_uri(f"sqlite:///{workdir / 'bare.db'}")
-    mlflow.set_experiment("bare")
     with mlflow.start_run():
         train_began = time.perf_counter()
         optimizer = torch.optim.AdamW(model.parameters(), lr=train.learning_rate, weight_decay=train.weight_decay,
