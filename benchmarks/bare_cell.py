@@ -36,12 +36,19 @@ def main() -> None:
     from ablate.model import build_model
     from ablate.train import _batch_indices
 
+    from ablate.cell import _tokenizer_for
+    from ablate.data.sources import resolve_task_dir
+
     workdir = Path(args.workdir)
     mlflow.set_tracking_uri(f"sqlite:///{workdir / 'bare.db'}")
     mlflow.set_experiment("bare")  # the store exists before the clock starts, as ablate's does
+    cell = cell_of(Path(args.spec), workdir, id=args.cell_id)
+    # The task data and its tokenizer exist before the clock starts, as the sweep's cells find them.
+    data = cell.settings.data
+    _tokenizer_for(cell.settings.model, resolve_task_dir(data.source, data.synthetic_seed, workdir / "bare-cache"),
+                   workdir / "bare-cache")
     began = time.perf_counter()
     torch.set_num_threads(1)
-    cell = cell_of(Path(args.spec), workdir, id=args.cell_id)
     train = cell.settings.train
     data = cell_data(cell, workdir / "bare-cache")
     tokenizer = data.tokenizer
