@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import re
 import subprocess
 import sys
@@ -68,8 +69,11 @@ def overhead_and_parallelism(workdir: Path, steps: int = 200) -> list[Figure]:
     warm, cold = one_at_a_time[1], one_at_a_time[0]
     path = workdir / "parallel1.yaml"
     began = time.perf_counter()
+    # The thread settings Ray gives a 1-CPU worker, so both loops run on one core alike.
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     done = subprocess.run([sys.executable, str(HERE / "bare_cell.py"), str(path), str(workdir),
-                           "--cell-id", warm.data.tags["ablate.cell_id"]], capture_output=True, text=True, cwd=workdir)
+                           "--cell-id", warm.data.tags["ablate.cell_id"]], capture_output=True, text=True, cwd=workdir,
+                          env=env)
     script_wall = time.perf_counter() - began
     if done.returncode != 0:
         raise SystemExit(f"bare_cell.py failed:\n{done.stderr[-3000:]}")
