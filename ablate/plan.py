@@ -78,7 +78,8 @@ class _IdParts:
     compact JSON, which is exactly these parts joined."""
 
     def __init__(self) -> None:
-        self._parts: dict[tuple, str] = {}
+        # (id of a section, untuned, fingerprint) -> (the section, kept so its id is not reused; its JSON)
+        self._parts: dict[tuple, tuple[Any, str]] = {}
 
     def _part(self, section, untuned: bool, fingerprint: str) -> str:
         key = (id(section), untuned, fingerprint)
@@ -91,9 +92,8 @@ class _IdParts:
                         resolved.pop(field)
             elif isinstance(section, TrainSpec) and untuned:
                 resolved = {"untuned": True, "max_source_length": section.max_source_length}
-            self._parts[key] = _canonical(resolved)
-            self._parts[key + ("section",)] = section  # keeps id(section) from being reused meanwhile
-        return self._parts[key]
+            self._parts[key] = (section, _canonical(resolved))
+        return self._parts[key][1]
 
     def cell_id(self, settings: CellSettings) -> str:
         untuned, fingerprint = settings.untuned, settings.data_fingerprint

@@ -34,7 +34,7 @@ def main() -> None:
 
     from ablate.metrics import evaluate_predictions
     from ablate.model import build_model
-    from ablate.train import _batch_indices
+    from ablate.train import _batch_indices, _rows
 
     from ablate.cell import _tokenizer_for
     from ablate.data.sources import resolve_task_dir
@@ -66,8 +66,7 @@ def main() -> None:
         losses = []
         for step in range(train.steps):
             indices = _batch_indices(step, len(features), train.batch_size, cell.settings.seed)
-            columns = features[indices]
-            loss = model(**collate([dict(zip(columns, row)) for row in zip(*columns.values())])).loss
+            loss = model(**collate(_rows(features, indices))).loss
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
