@@ -7,6 +7,7 @@ through one `RetryPolicy`. Key, tag and artifact names come from `ablate.results
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -51,6 +52,8 @@ def check_tracking_uri(uri: str, timeout: float = 3.0) -> None:
         if path.is_file() and path.stat().st_size and path.read_bytes()[:16] != b"SQLite format 3\x00":
             raise AblateError(f"'{path}' exists but is not an SQLite database.", field="tracking.tracking_uri",
                               fix="move the file away, or point --tracking-uri at another file.")
+        if path.is_file():
+            _check_sqlite_schema(path)
         return
     if uri.startswith(("postgresql", "mysql", "mssql")):
         _check_driver(uri)
@@ -68,6 +71,27 @@ def check_tracking_uri(uri: str, timeout: float = 3.0) -> None:
     if parsed.scheme.partition("+")[0] not in ("postgresql", "mysql", "mssql", "databricks", "file", ""):
         raise AblateError(f"unsupported tracking URI '{uri}'.", field="tracking.tracking_uri",
                           fix="use sqlite:///mlflow.db, http://host:port or a database URI.")
+
+
+def _check_sqlite_schema(path: Path) -> None:
+    """A store left half-migrated (by MLflow stopped while it created or upgraded the file, before
+    ablate made creation atomic) fails every later open; say so instead of retrying."""
+    import sqlite3
+
+    try:
+        with contextlib.closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as db:
+            tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            leftovers = sorted(t for t in tables if t.startswith("_alembic_tmp_"))
+            runs = db.execute("SELECT COUNT(*) FROM runs").fetchone()[0] if leftovers and "runs" in tables else 0
+    except sqlite3.Error:
+        return  # locked or otherwise unreadable now: MLflow's own open reports it
+    if leftovers:
+        raise AblateError(
+            f"the SQLite store '{path}' was left half-built by a process stopped while MLflow created or upgraded "
+            f"it (table {leftovers[0]} is left over), and it holds {runs} run(s).", field="tracking.tracking_uri",
+            fix="it holds no runs: delete it and run again." if not runs else
+            "restore the file from a backup (on SQLite an interrupted migration is not rolled back), "
+            "or point --tracking-uri at a new file.")
 
 
 DRIVERS = {"postgresql": ("psycopg", "psycopg2"), "mysql": ("pymysql", "MySQLdb"), "mssql": ("pyodbc", "pymssql")}
@@ -89,6 +113,46 @@ def _check_driver(uri: str) -> None:
 def store_exists(uri: str) -> bool:
     path = sqlite_path(uri)
     return path is None or path.is_file()
+
+
+def mlflow_client(uri: str):
+    """The one way ablate opens a store. A SQLite store that does not exist yet is made whole first
+    (`create_sqlite_store`), so every process sees either no file or a fully migrated one."""
+    from mlflow.tracking import MlflowClient
+
+    path = sqlite_path(uri)
+    if path is not None and not path.is_file():
+        create_sqlite_store(path)
+    return MlflowClient(tracking_uri=uri)
+
+
+def create_sqlite_store(path: Path) -> None:
+    """Create an MLflow SQLite store at `path`, atomically. MLflow builds a new database in dozens
+    of migration steps that SQLite does not run as one transaction: a process killed among them
+    leaves a file that no later open can migrate, and two processes creating one file at once
+    break each other. So the schema is built in a private file beside `path` and hard-linked into
+    place whole; when another process got there first, its store is kept and ours is dropped."""
+    import psutil
+    from mlflow.tracking import MlflowClient
+
+    host = re.sub(r"[^A-Za-z0-9-]", "_", os.uname().nodename)
+    prefix = f".{path.name}.{host}."
+    for stale in path.parent.glob(f"{prefix}*.new"):  # left by a creator killed on this machine
+        pid = stale.name[len(prefix):-len(".new")]
+        if pid.isdigit() and not psutil.pid_exists(int(pid)):
+            stale.unlink(missing_ok=True)
+    building = path.with_name(f"{prefix}{os.getpid()}.new")
+    try:
+        MlflowClient(tracking_uri=f"sqlite:///{building}").search_experiments(max_results=1)  # migrates
+        try:
+            os.link(building, path)
+        except FileExistsError:
+            pass
+        except OSError:  # a file system without hard links: rename, unless a store appeared
+            if not path.exists():
+                os.replace(building, path)
+    finally:
+        building.unlink(missing_ok=True)
 
 
 @dataclass(frozen=True)
@@ -122,8 +186,12 @@ def is_transient(exc: BaseException) -> bool:
     from mlflow.protos.databricks_pb2 import TEMPORARILY_UNAVAILABLE, ErrorCode
 
     for error in (exc, exc.__cause__, exc.__context__):
-        if isinstance(error, (sqlalchemy.exc.OperationalError, requests.exceptions.ConnectionError,
-                              requests.exceptions.Timeout, ConnectionError, TimeoutError)):
+        if isinstance(error, sqlalchemy.exc.OperationalError):
+            # SQLite raises OperationalError for a locked file and for a broken schema alike; its
+            # error name tells them apart (SQLITE_BUSY, SQLITE_LOCKED... pass; SQLITE_ERROR stays)
+            return getattr(error.orig, "sqlite_errorname", "") != "SQLITE_ERROR"
+        if isinstance(error, (requests.exceptions.ConnectionError, requests.exceptions.Timeout,
+                              ConnectionError, TimeoutError)):
             return True
         if isinstance(error, MlflowException):
             if error.error_code == ErrorCode.Name(TEMPORARILY_UNAVAILABLE):
@@ -166,9 +234,7 @@ class Store:
     @functools.cached_property
     def client(self):
         """Made on first use: a client creates a SQLite store's file, and reading must not."""
-        from mlflow.tracking import MlflowClient
-
-        return MlflowClient(tracking_uri=self.uri)
+        return mlflow_client(self.uri)
 
     def ensure_experiment(self, name: str, description: str | None = None) -> str:
         """The experiment (created, or restored if deleted); it opens on MLflow's training-runs view,
@@ -328,21 +394,18 @@ class CellTracker:
     _logged: dict[str, set[int] | None] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
-        from mlflow.tracking import MlflowClient
-
-        self._client = MlflowClient(tracking_uri=self.uri)
+        self._client = mlflow_client(self.uri)
 
     @classmethod
     def start(cls, uri: str, experiment_id: str, parent_run_id: str, *, cell_id: str, name: str, sweep: str,
               axis_values: dict[str, Any], settings: dict, data_fingerprint: str,
               retry: RetryPolicy = RetryPolicy()) -> "CellTracker":
         from mlflow.entities import Param
-        from mlflow.tracking import MlflowClient
 
         tags = {results.ROLE: results.ROLE_CELL, results.CELL_ID: cell_id, results.SWEEP: sweep,
                 results.PARENT_RUN: parent_run_id, results.DATA_FINGERPRINT: data_fingerprint,
                 **_provenance(), **results.axis_tags(axis_values)}
-        client = MlflowClient(tracking_uri=uri)
+        client = mlflow_client(uri)
         run = retry.call(lambda: client.create_run(experiment_id, run_name=name, tags=tags))
         tracker = cls(uri, run.info.run_id, retry, _logged={})  # a new run has logged nothing
         from ablate.plan import format_value

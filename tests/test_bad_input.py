@@ -1,6 +1,7 @@
 """A catalogue of malformed inputs: each exits 2 with a message naming the file / field / value and
 the fix, without a traceback, and starts nothing (no MLflow store or run, no Ray, no file written)."""
 
+import contextlib
 import shutil
 import socket
 from pathlib import Path
@@ -137,6 +138,8 @@ CASES = [
     ("out-is-a-file", lambda t: t, ["--out", "bad.yaml/run"], ["is a file", "--out"]),
     ("sqlite-store-is-a-folder", lambda t: t, ["--tracking-uri", "sqlite:///./not_a_model"], ["is a folder"]),
     ("sqlite-store-not-a-database", lambda t: t, ["--tracking-uri", "sqlite:///./bad.yaml"], ["not an SQLite database"]),
+    ("sqlite-store-half-built", lambda t: t, ["--tracking-uri", "sqlite:///./halfbuilt.db"],
+     ["halfbuilt.db", "half-built", "_alembic_tmp_experiments", "holds no runs: delete it"]),
     ("unsupported-tracking-scheme", lambda t: t, ["--tracking-uri", "ftp://example.org/x"], ["unsupported tracking URI"]),
     ("ray-address-bad-port", lambda t: t, ["--address", "127.0.0.1:notaport"], ["not a Ray address"]),
     ("steps-absurd", replace("steps: 10", "steps: 1.0e+29"), [], ["train.steps", "exceeded maximum size"]),
@@ -200,6 +203,11 @@ def _task_dirs(folder: Path) -> None:
     shutil.copy(FIXTURES / "tasks" / "tasks" / "task901_edge_no_final_punct.json", corrupt / "tasks")
     (corrupt / "splits" / "default" / "test_tasks.txt").write_text("task901_edge_no_final_punct\n")
     (folder / "not_a_model").mkdir()
+    import sqlite3
+    # what MLflow leaves when it is killed while migrating a new SQLite store
+    with contextlib.closing(sqlite3.connect(folder / "halfbuilt.db")) as db:
+        db.executescript("CREATE TABLE experiments (experiment_id INTEGER); CREATE TABLE runs (run_uuid TEXT);"
+                         "CREATE TABLE _alembic_tmp_experiments (experiment_id INTEGER);")
     (folder / "not_a_model" / "weights.txt").write_text("not a model")
     missing = folder / "missing_task"
     shutil.copytree(FIXTURES / "tasks", missing)

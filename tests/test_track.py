@@ -19,6 +19,69 @@ def test_transient_errors_are_told_by_type():
     assert not is_transient(ValueError("a bug"))
 
 
+def test_sqlite_errors_are_transient_when_the_file_is_busy_not_when_the_schema_is_wrong(tmp_path):
+    """SQLite raises OperationalError for both; retrying a broken schema would only delay the error."""
+    engine = sqlalchemy.create_engine(f"sqlite:///{tmp_path / 'x.db'}", connect_args={"timeout": 0.05})
+    with engine.begin() as db:
+        db.exec_driver_sql("CREATE TABLE t (x)")
+    with pytest.raises(sqlalchemy.exc.OperationalError) as schema_error, engine.begin() as db:
+        db.exec_driver_sql("CREATE TABLE t (x)")
+    assert not is_transient(schema_error.value)
+    holder = engine.connect()
+    holder.exec_driver_sql("BEGIN EXCLUSIVE")
+    other = sqlalchemy.create_engine(f"sqlite:///{tmp_path / 'x.db'}", connect_args={"timeout": 0.05})
+    with pytest.raises(sqlalchemy.exc.OperationalError) as busy, other.begin() as db:
+        db.exec_driver_sql("INSERT INTO t VALUES (1)")
+    holder.close()
+    assert is_transient(busy.value)
+
+
+CREATE_STORE = "import sys; from ablate.track import mlflow_client; mlflow_client(sys.argv[1]).search_experiments()"
+
+
+def test_a_sqlite_store_killed_while_being_created_leaves_no_file_and_the_next_open_builds_it(tmp_path):
+    """MLflow migrates a new SQLite file in steps that are not one transaction; a creator killed
+    among them must not leave a file that no later open can migrate."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    db = tmp_path / "mlflow.db"
+    creator = subprocess.Popen([sys.executable, "-c", CREATE_STORE, f"sqlite:///{db}"], stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    building = []
+    while not building and time.monotonic() < deadline and creator.poll() is None:
+        building = [p for p in tmp_path.glob(".mlflow.db.*.new") if p.stat().st_size > 0]
+        time.sleep(0.05)
+    assert building, "the creator never started building its private file"
+    time.sleep(0.5)  # well into the migrations (they take seconds)
+    os.kill(creator.pid, signal.SIGKILL)
+    creator.wait()
+    assert not db.exists(), "a killed creator left a half-built store in place"
+    assert building[0].exists()
+
+    store = Store(f"sqlite:///{db}")
+    assert store.find_experiment("e") is None
+    assert store.ensure_experiment("e") and store.find_experiment("e")
+    assert not building[0].exists(), "the dead creator's private file is cleaned up"
+
+
+def test_two_processes_creating_one_sqlite_store_at_once_both_open_it(tmp_path):
+    import subprocess
+    import sys
+
+    db = tmp_path / "mlflow.db"
+    creators = [subprocess.Popen([sys.executable, "-c", CREATE_STORE, f"sqlite:///{db}"],
+                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for _ in range(2)]
+    for creator in creators:
+        output = creator.communicate(timeout=120)[0]
+        assert creator.returncode == 0, output[-2000:]
+    assert Store(f"sqlite:///{db}").experiment_names() == ["Default"]
+    assert not list(tmp_path.glob(".mlflow.db.*"))
+
+
 def test_the_policy_retries_transient_errors_within_its_window_and_raises_others_at_once():
     calls = []
 

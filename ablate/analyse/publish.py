@@ -14,13 +14,11 @@ from ablate.track import RetryPolicy
 def publish_report(report: dict, tracking_uri: str, out_dir: Path | None) -> list[Path]:
     """Write report.json, <name>.png and <name>.html to `out_dir` and log them to the parent run."""
     import matplotlib.pyplot as plt
-    from mlflow.tracking import MlflowClient
-
-    from ablate.track import Store
+    from ablate.track import Store, mlflow_client
 
     figure, html = report_figures(report)
     name = report["experiment"]
-    client, retry = MlflowClient(tracking_uri=tracking_uri), RetryPolicy()
+    client, retry = mlflow_client(tracking_uri), RetryPolicy()
     run_id = report["parent_run_id"]
     store = Store(tracking_uri, retry)
     # The curve as the parent run's own metrics, and the report as its description: MLflow's chart
