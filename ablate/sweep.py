@@ -170,12 +170,17 @@ def cell_statuses(prepared: PreparedSweep, prefetch: StatusPrefetch | None = Non
     return {c.id: statuses.get(c.id, "to run") for c in prepared.cells}
 
 
+def cells_to_run(cells: list[Cell], statuses: dict[str, str], force: bool = False) -> list[Cell]:
+    """The cells a sweep trains: every one not done in MLflow (all of them with --force)."""
+    return [c for c in cells if force or statuses.get(c.id, "to run") != "done"]
+
+
 def plan_report(prepared: PreparedSweep, prefetch: StatusPrefetch | None = None) -> dict:
     statuses = cell_statuses(prepared, prefetch)
     cells = [{"id": c.id, "name": c.name, "axis_values": c.axis_values, "status": statuses[c.id],
               "test_encodings": c.settings.test_encodings, "estimated_seconds": round(estimate_seconds(c), 1)}
              for c in prepared.cells]
-    cell_seconds, wall_seconds = sweep_estimate([c for c in prepared.cells if statuses[c.id] != "done"],
+    cell_seconds, wall_seconds = sweep_estimate(cells_to_run(prepared.cells, statuses),
                                                 prepared.spec.resources.max_concurrent)
     counts = {status: sum(c["status"] == status for c in cells) for status in ("done", "failed", "to run")}
     return {"sweep": prepared.spec.name, "experiment": prepared.experiment, "tracking_uri": prepared.tracking_uri,
@@ -326,7 +331,7 @@ def run_sweep(prepared: PreparedSweep, *, address: str | None = None, force: boo
                    and (force or not finished_last_time(prepared) >= {c.id for c in prepared.cells}))
     if not start_early:
         statuses = cell_statuses(prepared, prefetch)
-        to_run = [c for c in prepared.cells if force or statuses[c.id] != "done"]
+        to_run = cells_to_run(prepared.cells, statuses, force)
         confirm_cost(prepared, to_run, yes, out)
     with SweepLock(prepared.output_dir), ExitStack() as ray_scope:
         record = ProcessRecord(prepared.output_dir / "processes.json")
@@ -346,8 +351,7 @@ def run_sweep(prepared: PreparedSweep, *, address: str | None = None, force: boo
             with timing.phase("setup"):
                 if start_early:  # the estimate, now that the statuses are known (no question to ask)
                     statuses = cell_statuses(prepared, prefetch)
-                    confirm_cost(prepared, [c for c in prepared.cells if force or statuses[c.id] != "done"],
-                                 yes, out)
+                    confirm_cost(prepared, cells_to_run(prepared.cells, statuses, force), yes, out)
                 return prepare_tracking(prepared, store, force, out)
 
         if address:  # connect first: a cluster that refuses us must not leave runs behind
@@ -435,7 +439,7 @@ def prepare_tracking(prepared: PreparedSweep, store, force: bool, out: TextIO) -
 
     spec = prepared.spec
     runs = store.cell_runs(store.find_experiment(prepared.experiment))
-    done = {cid for cid, r in runs.items() if cell_status(r) == "done"}
+    statuses = {cid: cell_status(r) for cid, r in runs.items()}
     experiment_id = store.ensure_experiment(prepared.experiment, describe_sweep(prepared))
     closed = store.close_stale_runs(runs)
     if closed:
@@ -447,7 +451,7 @@ def prepare_tracking(prepared: PreparedSweep, store, force: bool, out: TextIO) -
     parent_run_id = store.start_parent_run(experiment_id, spec.name, {
         results.SPEC_ARTIFACT: spec_to_yaml(spec), results.PLAN_ARTIFACT: json.dumps(plan_json, indent=1)})
     save_task_indexes(prepared.cells, prepared.output_dir / "cache")
-    to_run = [c for c in prepared.cells if force or c.id not in done]
+    to_run = cells_to_run(prepared.cells, statuses, force)
     if to_run or not store.has_artifact(parent_run_id, results.BASELINES_ARTIFACT):
         log_baselines(store, parent_run_id, prepared.cells[0], prepared.output_dir / "cache")
     return Tracked(experiment_id, parent_run_id, to_run)
