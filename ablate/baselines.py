@@ -18,9 +18,10 @@ class BaselineScores(BaseModel):
 
     @classmethod
     def of(cls, scores: Mapping) -> "BaselineScores":
-        from ablate.results import METRICS
+        from ablate.evaluators.generate import GENERATE  # a baseline's predictions are text: generation's metrics
 
-        return cls(overall={m: scores[m] for m in METRICS}, per_cluster=dict(scores.get("per_cluster", {})))
+        return cls(overall={m: scores[m] for m in GENERATE.metric_names},
+                   per_cluster=dict(scores.get("per_cluster", {})))
 
 
 def copy_demo(task: Task, instance: Instance) -> str:

@@ -1,4 +1,5 @@
-"""One cell of a sweep, as a recipe: build data, build model, train, evaluate, report.
+"""One cell of a sweep, as a recipe: build data, build model, train (each stage), evaluate (each
+evaluator), report.
 
 `run_cell` is what a Ray Tune trial runs (see ablate/trial.py); it can also be called directly.
 """
@@ -11,22 +12,21 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from ablate import results
-from ablate.baselines import baseline_predictions
-from ablate.data.build import build_test_dataset, build_train_dataset, eval_pairs, tokenize_dataset
-from ablate.data.clusters import category_to_cluster
+from ablate.data.build import build_test_dataset
+from ablate.data.cell_data import open_cell_data
 from ablate.data.encoding import tokenizer_truncation
-from ablate.data.select import select_tasks
-from ablate.data.sources import resolve_task_dir
-from ablate.data.tasks import TaskLibrary
 from ablate.data.tokenizer import task_dir_tokenizer
-from ablate.evaluate import generate_predictions, prediction_records, score_rows
+from ablate.evaluators import evaluator_of
+from ablate.evaluators.base import EvalInput
 from ablate.model import PRESETS, add_lora, build_model, is_baseline, load_pretrained_tokenizer
 from ablate.plan import Cell
-from ablate.track import CellTracker
-from ablate.train import TrainResult, train_model
+from ablate.stages import stage_of
+from ablate.stages.base import StageInput
+from ablate.track.cell_run import CellTracker
+from ablate.train import TrainResult
 
 
 @dataclass(frozen=True)
@@ -39,91 +39,112 @@ class CellPlace:
 
 def run_cell(cell: Cell, place: CellPlace, tracker: CellTracker, *, resume_state: dict | None = None,
              save_checkpoint: Callable | None = None) -> dict[str, float]:
-    """Train and evaluate one cell, logging everything to its MLflow child run; returns headline metrics."""
+    """Train and evaluate one cell, logging everything to its MLflow child run; returns the
+    headline metrics (each evaluator's overall scores on the first test encoding)."""
     settings = cell.settings
-    data, train = settings.data, settings.train
     tracker.set_tags(runtime_tags(place.device))
     reset_peak_memory(place.device)  # a reused worker has run other cells before this one
 
-    # 1. Data: the cell's tasks (seeded, nested), encoded as Tk-Instruct prompts.
+    # 1. Data: the cell's tasks (seeded, nested) and its test set.
     data_began = time.perf_counter()
-    library = TaskLibrary(resolve_task_dir(data.source, data.synthetic_seed, place.cache_dir),
-                          index_dir=place.cache_dir / "index", persist_index=True)
-    cluster_of = category_to_cluster(settings.cluster_map)
-    selection = select_tasks(library, data, settings.seed)
-    tracker.log_text(json.dumps({"train_tasks": selection.train_tasks, "test_tasks": selection.test_tasks}, indent=1),
-                     results.TASKS_ARTIFACT)
-    pairs = eval_pairs(library, selection.test_tasks, settings.eval.instances_per_task)
-    log_datasets(tracker, cell, selection, len(pairs))
+    data = open_cell_data(settings, place.cache_dir)
+    tracker.log_text(json.dumps({"train_tasks": data.selection.train_tasks, "test_tasks": data.selection.test_tasks},
+                                indent=1), results.TASKS_ARTIFACT)
+    log_datasets(tracker, cell, data.selection, len(data.test_pairs))
     data_seconds = time.perf_counter() - data_began
 
     # 2. Model: a heuristic baseline needs none; otherwise a preset from config or a pretrained model.
-    if is_baseline(settings.model):
-        model = tokenizer = truncation = None
-        train_result = TrainResult(steps=0, seconds=0.0, examples_per_second=0.0)
-    else:
-        tokenizer, tokenizer_id = _tokenizer_for(settings.model, library.root, place.cache_dir)
-        truncation = tokenizer_truncation(tokenizer, train.max_source_length)
-        model = build_model(settings.model, len(tokenizer), settings.seed)
-        if train.lora is not None and not settings.untuned:
-            model = add_lora(model, train.lora)
-        model.to(place.device)
-        tracker.log_metrics({results.NUM_PARAMETERS: sum(p.numel() for p in model.parameters()),
-                             results.NUM_TRAINABLE_PARAMETERS: sum(p.numel() for p in model.parameters()
-                                                                   if p.requires_grad)})
+    built = None if is_baseline(settings.model) else build_cell_model(settings, data.library.root, place, tracker)
 
-    # 3. Train on the cell's training tasks (an untuned cell evaluates the model as it is).
-    if model is not None and settings.untuned:
-        train_result = TrainResult(steps=0, seconds=0.0, examples_per_second=0.0)
+    # 3. Train: each stage in turn on the model the one before left (an untuned cell trains nothing).
+    trained = [TrainResult(steps=0, seconds=0.0, examples_per_second=0.0)]
+    if built is not None and settings.untuned:
         tracker.log_metrics({results.NUM_TRAIN_TASKS: 0, results.NUM_TRAIN_EXAMPLES: 0})
-    elif model is not None:
-        data_began = time.perf_counter()
-        train_rows = build_train_dataset(library, selection, data.instances_per_task, train.encoding,
-                                         truncation, settings.seed)
-        train_data = tokenize_dataset(train_rows, tokenizer, tokenizer_id, train.max_source_length,
-                                      train.max_target_length, place.cache_dir,
-                                      causal=not model.config.is_encoder_decoder)
-        data_seconds += time.perf_counter() - data_began
-        tracker.log_metrics({results.NUM_TRAIN_TASKS: len(selection.train_tasks),
-                             results.NUM_TRAIN_EXAMPLES: len(train_data)})
-        train_result = train_model(model, tokenizer, train_data, train, settings.seed, device=place.device,
-                                   resume_state=resume_state, save_checkpoint=save_checkpoint)
-        tracker.log_series({results.TRAIN_LOSS: train_result.loss_history})
-        if train.save_model:
-            log_model(tracker, model, tokenizer)
+    elif built is not None:
+        trained = []
+        for position, stage in enumerate(settings.stages):
+            if resume_state is not None and position < resume_state.get(STAGE_KEY, 0):
+                continue  # finished before the checkpoint: its result is in the resumed weights
+            output = stage_of(stage.kind).run(StageInput(
+                built.model, built.tokenizer, built.tokenizer_id, built.truncation, settings, data, tracker,
+                place.cache_dir, place.device, _stage_state(resume_state, position),
+                _stage_checkpoints(save_checkpoint, position)), stage)
+            trained.append(output.train)
+            data_seconds += output.data_seconds
+        if settings.train.save_model:
+            log_model(tracker, built.model, built.tokenizer)
 
     # Reading tasks, sampling, encoding and tokenizing: what a larger task directory could slow down.
     tracker.log_metrics({results.DATA_SECONDS: data_seconds})
 
-    # 4. Evaluate every test encoding on the held-out tasks (one training serves them all).
+    # 4. Evaluate: every evaluator on every test encoding of the held-out tasks (one training serves them all).
     headline: dict[str, float] = {}
     names: dict[str, str] = {}
     eval_began = time.perf_counter()
+    truncation = built.truncation if built is not None else None
     for position, encoding in enumerate(settings.test_encodings):
-        rows = build_test_dataset(pairs, encoding, truncation, cluster_of).to_dict()
-        if model is None:
-            predictions = baseline_predictions(settings.model, pairs)
-        else:
-            predictions = generate_predictions(model, tokenizer, rows["source"],
-                                               max_source_length=train.max_source_length,
-                                               max_new_tokens=settings.eval.max_new_tokens,
-                                               num_beams=settings.eval.num_beams,
-                                               batch_size=settings.eval.batch_size)
-        scores = score_rows(rows, predictions)
+        rows = build_test_dataset(data.test_pairs, encoding, truncation, data.cluster_of).to_dict()
+        for config in settings.eval.evaluators:
+            evaluator = evaluator_of(config.kind)
+            output = evaluator.evaluate(EvalInput(
+                built.model if built else None, built.tokenizer if built else None, settings.model, data.test_pairs,
+                rows, encoding, settings.eval, settings.train, place.device), config)
 
-        # 5. Report: metrics per encoding / category / task / cluster, and the predictions.
-        tracker.log_metrics(results.eval_metrics(encoding, scores))
-        names.update(results.names_in(scores))
-        tracker.log_text("\n".join(json.dumps(r, ensure_ascii=False) for r in prediction_records(rows, predictions)),
-                         results.predictions_artifact(encoding))
-        if position == 0:  # the first test encoding gives the run's headline numbers
-            headline = {m: scores[m] for m in results.METRICS}
+            # 5. Report: metrics per encoding / category / task / cluster, and the per-instance records.
+            tracker.log_metrics(results.eval_metrics(encoding, output.scores, evaluator.metric_names))
+            names.update(results.names_in(output.scores))
+            tracker.log_text("\n".join(json.dumps(r, ensure_ascii=False) for r in output.records),
+                             results.predictions_artifact(encoding, evaluator.kind))
+            if position == 0:  # the first test encoding gives the run's headline numbers
+                headline.update({m: output.scores[m] for m in evaluator.metric_names})
     eval_seconds = time.perf_counter() - eval_began
     tracker.log_text(json.dumps(names, indent=1, ensure_ascii=False), results.NAMES_ARTIFACT)
-    tracker.log_metrics({**headline, results.TRAIN_SECONDS: train_result.seconds, results.EVAL_SECONDS: eval_seconds,
-                         results.EXAMPLES_PER_SECOND: train_result.examples_per_second,
-                         results.TRAIN_STEPS: train_result.steps, results.PEAK_MEMORY_MB: peak_memory_mb(place.device)})
+    tracker.log_metrics({**headline, results.TRAIN_SECONDS: sum(t.seconds for t in trained),
+                         results.EVAL_SECONDS: eval_seconds,
+                         results.EXAMPLES_PER_SECOND: trained[0].examples_per_second,
+                         results.TRAIN_STEPS: sum(t.steps for t in trained),
+                         results.PEAK_MEMORY_MB: peak_memory_mb(place.device)})
     return headline
+
+
+STAGE_KEY = "stage"  # in a checkpoint's training state: the position of the stage it belongs to
+
+
+def _stage_state(resume_state: dict | None, position: int) -> dict | None:
+    """The checkpointed state of the stage at `position`, if the checkpoint was made in it."""
+    if resume_state is None or resume_state.get(STAGE_KEY, 0) != position:
+        return None
+    return resume_state
+
+
+def _stage_checkpoints(save_checkpoint: Callable | None, position: int) -> Callable | None:
+    """The trial's checkpoint callback, with each state marked with its stage."""
+    if save_checkpoint is None:
+        return None
+    return lambda step, make_state: save_checkpoint(step, lambda: {**make_state(), STAGE_KEY: position})
+
+
+@dataclass
+class BuiltModel:
+    model: Any
+    tokenizer: Any
+    tokenizer_id: str
+    truncation: Any
+
+
+def build_cell_model(settings, task_dir: Path, place: CellPlace, tracker: CellTracker) -> BuiltModel:
+    """The cell's model on its device (LoRA adapters added where the cell trains them), its
+    tokenizer and source-truncation rule; its parameter counts logged."""
+    tokenizer, tokenizer_id = _tokenizer_for(settings.model, task_dir, place.cache_dir)
+    truncation = tokenizer_truncation(tokenizer, settings.train.max_source_length)
+    model = build_model(settings.model, len(tokenizer), settings.seed)
+    if settings.train.lora is not None and not settings.untuned:
+        model = add_lora(model, settings.train.lora)
+    model.to(place.device)
+    tracker.log_metrics({results.NUM_PARAMETERS: sum(p.numel() for p in model.parameters()),
+                         results.NUM_TRAINABLE_PARAMETERS: sum(p.numel() for p in model.parameters()
+                                                               if p.requires_grad)})
+    return BuiltModel(model, tokenizer, tokenizer_id, truncation)
 
 
 def _tokenizer_for(model_name: str, task_dir: Path, cache_dir: Path):

@@ -30,7 +30,10 @@ def _add_spec_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def cmd_sweep(args) -> int:
-    from ablate.sweep import plan_report, prepare_sweep, run_sweep, start_status_prefetch
+    from ablate.plan_report import plan_report
+    from ablate.prepare import prepare_sweep
+    from ablate.status import start_status_prefetch
+    from ablate.sweep import run_sweep
 
     overrides = list(args.overrides)
     if args.storage_path:  # a JSON string is a YAML string: the value is never read as a number or a list
@@ -48,7 +51,7 @@ def cmd_sweep(args) -> int:
 
 
 def _show_plan(report: dict, as_json: bool) -> int:
-    from ablate.sweep import print_plan
+    from ablate.plan_report import print_plan
 
     if as_json:
         print(json.dumps(report, indent=2))
@@ -58,7 +61,9 @@ def _show_plan(report: dict, as_json: bool) -> int:
 
 
 def cmd_plan(args) -> int:
-    from ablate.sweep import plan_report, prepare_sweep, start_status_prefetch
+    from ablate.plan_report import plan_report
+    from ablate.prepare import prepare_sweep
+    from ablate.status import start_status_prefetch
 
     prefetch = start_status_prefetch(args.spec, args.overrides, args.tracking_uri)
     prepared = prepare_sweep(args.spec, args.overrides, tracking_uri=args.tracking_uri, output_dir=args.out)
@@ -66,7 +71,7 @@ def cmd_plan(args) -> int:
 
 
 def cmd_validate(args) -> int:
-    from ablate.sweep import prepare_sweep
+    from ablate.prepare import prepare_sweep
 
     prepared = prepare_sweep(args.spec, args.overrides, tracking_uri=args.tracking_uri, output_dir=args.out)
     prepared.print_warnings(sys.stdout)
@@ -125,8 +130,9 @@ def _default_cluster_of() -> dict[str, str]:
 
 
 def _print_scores(title: str, result: dict) -> None:
-    print(f"{title}: exact_match {result['exact_match']:.4f}  rouge1 {result['rouge1']:.4f}  "
-          f"rougeL {result['rougeL']:.4f}")
+    from ablate.evaluators.generate import GENERATE
+
+    print(f"{title}: " + "  ".join(f"{m} {result[m]:.4f}" for m in GENERATE.metric_names))
     for category, values in result["per_category"].items():
         metric = result["headline_metric"][category]
         print(f"  {category:<40} {metric} {values[metric]:.4f}")
@@ -208,22 +214,32 @@ def cmd_synth(args) -> int:
 
 
 def cmd_report(args) -> int:
+    from ablate.results import metric_spec
     from ablate.analyse.publish import print_report, publish_report
     from ablate.analyse.report import make_report
+    from ablate.prepare import REPORT_FOLDER, output_dir_of
     from ablate.spec import load_spec
-    from ablate.track import resolve_tracking_uri
+    from ablate.track.retry import DEFAULT_RETRY_SECONDS
+    from ablate.track.uri import resolve_tracking_uri
 
     target = Path(args.target)
-    experiment, uri = args.target, args.tracking_uri
+    experiment, uri, spec, retry_seconds = args.target, args.tracking_uri, None, DEFAULT_RETRY_SECONDS
     if target.suffix in (".yaml", ".yml") or target.is_file():
         spec = load_spec(target)
         experiment = spec.tracking.experiment or spec.name
         uri = uri or spec.tracking.tracking_uri
+        retry_seconds = spec.tracking.retry_seconds
     uri = resolve_tracking_uri(uri, Path.cwd())
-    report = make_report(uri, experiment, args.metric, args.aggregate)
-    folder = Path(args.out) if args.out else Path("ablate_runs") / experiment / "report"
+    if args.out:
+        check_output_folder(args.out, "--out")
+    if args.metric is not None:
+        metric_spec(args.metric)  # an unknown metric: the known ones named
+    report = make_report(uri, experiment, args.metric, args.aggregate, retry_seconds)
+    # The folder `ablate sweep` writes the report to: the sweep's own, whatever its experiment is called.
+    folder = Path(args.out) if args.out else output_dir_of(spec, Path.cwd()) / REPORT_FOLDER if spec is not None \
+        else Path.cwd() / "ablate_runs" / report["sweep"] / REPORT_FOLDER
     check_output_folder(folder, "--out")
-    written = publish_report(report, uri, folder)
+    written = publish_report(report, uri, folder, retry_seconds)
     if args.json:
         print(json.dumps(report, indent=2))
     else:
@@ -349,7 +365,8 @@ def build_parser() -> argparse.ArgumentParser:
     report = commands.add_parser("report", help="curves, fits, knees and figures of a finished sweep")
     report.add_argument("target", help="the sweep's spec YAML or its MLflow experiment name")
     report.add_argument("--out", help="folder for the figures and report.json (default: ablate_runs/NAME/report)")
-    report.add_argument("--metric", default="rougeL", choices=["rougeL", "exact_match", "rouge1"])
+    report.add_argument("--metric", default=None,
+                        help="a declared metric (default: the headline of the sweep's first evaluator, e.g. rougeL)")
     report.add_argument("--aggregate", default="clusters", choices=["clusters", "overall"],
                         help="the mean line: the mean of the held-out clusters (FLAN) or the per-instance "
                              "score over every test task (SuperNI's headline number)")

@@ -41,3 +41,85 @@ def did_you_mean(name: str, options: list[str] | tuple[str, ...] | set[str]) -> 
     close = difflib.get_close_matches(name, options, n=1, cutoff=0.6)
     hint = f"Did you mean '{close[0]}'? " if close else ""
     return f"{hint}Available: {', '.join(options)}."
+
+
+# -- one way to shorten error text, one way to list problems -------------------------------
+MAX_ERROR_LENGTH = 5000  # an error kept in an MLflow tag (tags hold at most 8,000 characters)
+SHORT_ERROR_LENGTH = 300  # an error shown on one line (a progress line, a summary, a message)
+
+
+def error_text(exc: BaseException, limit: int = MAX_ERROR_LENGTH) -> str:
+    """`Type: message` of an exception, cut to `limit` characters."""
+    return f"{type(exc).__name__}: {exc}"[:limit]
+
+
+def first_line(text: str | BaseException, limit: int = SHORT_ERROR_LENGTH) -> str:
+    """The first non-empty line of a message (an exception's, else its type name), cut to `limit`."""
+    fallback = type(text).__name__ if isinstance(text, BaseException) else ""
+    lines = [line.strip() for line in str(text).strip().splitlines() if line.strip()]
+    return (lines[0] if lines else fallback)[:limit]
+
+
+def last_line(text: str, limit: int = SHORT_ERROR_LENGTH) -> str:
+    """The last non-empty line of a text: the line of a traceback that names the exception."""
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return (lines[-1] if lines else "failed")[:limit]
+
+
+def problem_list(problems: list[str], *, what: str, file: str | None, fix: str) -> AblateError:
+    """Every problem at once, one per line, then one Fix."""
+    listing = "\n".join(f"- {p}" for p in problems)
+    return AblateError(f"{len(problems)} problem(s) {what}:\n{listing}", file=file, fix=fix)
+
+
+def validation_problems(exc, root=None, prefix: str = "") -> list[str]:
+    """One line per pydantic error: the field's dotted path, what is wrong, and for an unknown key
+    the keys that exist there ("Did you mean ...?"). `root` is the pydantic model validated."""
+    lines = []
+    for error in exc.errors():
+        location = [str(p) for p in error["loc"]]
+        loc = prefix + ".".join(location)
+        if error["type"] == "extra_forbidden":
+            known = _model_at(root, location[:-1]) if root is not None else None
+            hint = did_you_mean(location[-1], list(known.model_fields)) if known is not None else ""
+            lines.append(f"{loc}: unknown key. {hint}".rstrip())
+        elif error["type"] == "missing":
+            lines.append(f"{loc}: required field is missing; add it.")
+        else:
+            message = error["msg"].removeprefix("Value error, ")
+            value = error.get("input")
+            shown = "" if isinstance(value, (dict, list)) or value is None else f" (got {value!r})"
+            lines.append(f"{loc}: {message}{shown}." if loc else f"{message}{shown}.")
+    return lines
+
+
+def _model_at(root, path: list[str]):
+    """The pydantic model class a path of field names leads to from `root`, or None. List
+    positions are skipped; a discriminated union's tag (a `kind`) picks its member."""
+    import typing
+
+    from pydantic import BaseModel
+
+    def models_in(annotation) -> list:
+        found, pending = [], [annotation]
+        while pending:
+            candidate = pending.pop()
+            if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+                found.append(candidate)
+            else:
+                pending.extend(typing.get_args(candidate))
+        return found
+
+    candidates = [root]
+    for part in path:
+        fields = [m.model_fields[part] for m in candidates if part in m.model_fields]
+        if fields:
+            candidates = models_in(fields[0].annotation)
+        elif not part.isdigit():
+            tagged = [m for m in candidates if "kind" in m.model_fields and m.model_fields["kind"].default == part]
+            if not tagged:
+                return None
+            candidates = tagged
+        if not candidates:
+            return None
+    return candidates[0] if len(candidates) == 1 else None

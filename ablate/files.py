@@ -102,3 +102,11 @@ def check_output_folder(out: str | Path, field: str) -> None:
     if existing is not None and not os.access(existing, os.W_OK | os.X_OK):
         raise AblateError(f"'{existing}' is not writable, so the folder '{out}' cannot be made.", field=field,
                           fix=f"give {field} a folder you can write.")
+
+
+def write_json(path: Path, payload) -> None:
+    """Write JSON atomically (a crash never leaves half a file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    scratch = path.with_suffix(path.suffix + ".tmp")
+    scratch.write_text(json.dumps(payload, indent=2))
+    scratch.replace(path)

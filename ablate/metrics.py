@@ -12,7 +12,7 @@ from collections import defaultdict
 from functools import lru_cache
 from typing import Iterable, Mapping, Sequence
 
-from ablate.results import METRICS
+from ablate.results import MetricSpec
 
 # The official evaluation script's headline metric for its evaluation categories.
 OFFICIAL_CATEGORY_METRIC = {
@@ -72,11 +72,16 @@ def score_one(prediction: str, references: Sequence[str]) -> dict[str, float]:
     }
 
 
-def aggregate(per_instance: Sequence[Mapping[str, float]]) -> dict[str, float]:
-    """100 x mean of per-instance scores, rounded to 4 decimals as the official script does."""
+def aggregate(per_instance: Sequence[Mapping[str, float]], specs: Sequence[MetricSpec] | None = None) -> dict[str, float]:
+    """Each declared metric's group score: its scale (x100 for shares) x the mean of the
+    per-instance scores, rounded as the official script rounds (4 decimals). `specs`: the generate
+    evaluator's metrics unless given."""
     if not per_instance:
         raise ValueError("no instances to aggregate")
-    return {m: round(100.0 * sum(s[m] for s in per_instance) / len(per_instance), 4) for m in METRICS}
+    if specs is None:
+        from ablate.evaluators.generate import METRICS as specs
+    return {m.name: round(m.scale * sum(s[m.name] for s in per_instance) / len(per_instance), m.decimals)
+            for m in specs}
 
 
 def compute_metrics(predictions: Sequence[str], references: Sequence[Sequence[str]]) -> dict[str, float]:

@@ -7,16 +7,20 @@ name, tracking, resources and key order excluded), so two specs holding the same
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import itertools
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
 from ablate.data.clusters import DEFAULT_CLUSTERS
-from ablate.spec import DataSpec, EvalSpec, Frozen, SweepSpec, TrainSpec, cluster_order, expand_axis
+from ablate.spec import DataSpec, EvalSpec, SweepSpec, TrainSpec, cluster_order, expand_axis
+from ablate.stages import StageConfig
+from ablate.stages.sft import SftConfig
+from ablate.typed import UNLESS_DEFAULT, Frozen
 
 
 class CellSettings(Frozen):
@@ -26,6 +30,8 @@ class CellSettings(Frozen):
     model: str
     train: TrainSpec
     eval: EvalSpec
+    stages: list[StageConfig] = Field(default_factory=lambda: [SftConfig()], min_length=1,
+                                      json_schema_extra=UNLESS_DEFAULT)
     seed: int
     data_fingerprint: str
 
@@ -61,51 +67,79 @@ class Cell:
                    settings=CellSettings.model_validate(saved["settings"]))
 
 
-# Settings that do not change a cell's result, so not part of its id.
-NOT_IDENTITY = {"train": {"save_model", "log_every", "checkpoint_every"}}
-
-
 def cell_id(settings: CellSettings) -> str:
-    """A stable hash of the resolved settings; the data source path is replaced by its fingerprint.
-    An untuned cell's training settings do not matter, so every sweep holding it shares its id."""
-    return _IdParts().cell_id(settings)
+    """A stable hash of the resolved settings (see `CellIdentity`)."""
+    return CellIdentity().cell_id(settings)
 
 
-class _IdParts:
-    """The canonical JSON of each settings section, made once per section object: a 10,000-cell
-    grid shares a few sections, and the default cluster map alone is 3 KB of JSON per cell. The
-    id is sha256 of {"data", "data_fingerprint", "eval", "model", "seed", "train"} as sorted,
-    compact JSON, which is exactly these parts joined."""
+def identity_tree(value: Any) -> Any:
+    """The part of a settings object that decides a result, as JSON: every field, except those
+    declared `NOT_IDENTITY` and those declared `UNLESS_DEFAULT` left at their default (settings
+    added after cells were cached under their ids: a cell that does not use them keeps its id)."""
+    if isinstance(value, BaseModel):
+        tree = {}
+        for name, info in type(value).model_fields.items():
+            rule = (info.json_schema_extra or {}).get("identity") if isinstance(info.json_schema_extra, dict) else None
+            field_value = getattr(value, name)
+            if rule == "never" or (rule == "unless_default" and field_value == info.get_default(call_default_factory=True)):
+                continue
+            tree[name] = identity_tree(field_value)
+        return tree
+    if isinstance(value, (list, tuple)):
+        return [identity_tree(v) for v in value]
+    if isinstance(value, dict):
+        return {k: identity_tree(v) for k, v in value.items()}
+    return value
+
+
+# An untuned cell (no training) is the same whatever its training would have been: these parts of
+# its settings are left out of its id, so every sweep that holds it shares it.
+UNTUNED_DATA_FIELDS = ("train_clusters", "num_train_tasks", "instances_per_task")
+
+
+class CellIdentity:
+    """A cell's id: sha256 of the canonical (sorted, compact) JSON of `identity_tree(settings)`,
+    with the data source replaced by its fingerprint and an untuned cell's training left out.
+
+    The canonical JSON of each settings section is made once per section object: a 10,000-cell
+    grid shares a few sections, and the default cluster map alone is 3 KB of JSON per cell."""
 
     def __init__(self) -> None:
-        # (id of a section, untuned, fingerprint) -> (the section, kept so its id is not reused; its JSON)
-        self._parts: dict[tuple, tuple[Any, str]] = {}
+        # (field, id of a section, untuned, fingerprint) -> (the section, kept so its id is not reused; its JSON)
+        self._parts: dict[tuple, tuple[Any, str | None]] = {}
 
-    def _part(self, section, untuned: bool, fingerprint: str) -> str:
-        key = (id(section), untuned, fingerprint)
+    def _part(self, name: str, section: Any, settings: CellSettings) -> str | None:
+        untuned, fingerprint = settings.untuned, settings.data_fingerprint
+        key = (name, id(section), untuned, fingerprint)
         if key not in self._parts:
-            resolved = section.model_dump(mode="json", exclude=NOT_IDENTITY.get(_SECTION_NAMES[type(section)]))
-            if isinstance(section, DataSpec):
-                resolved["source"] = fingerprint
-                if untuned:
-                    for field in ("train_clusters", "num_train_tasks", "instances_per_task"):
-                        resolved.pop(field)
-            elif isinstance(section, TrainSpec) and untuned:
-                resolved = {"untuned": True, "max_source_length": section.max_source_length}
-            self._parts[key] = (section, _canonical(resolved))
+            self._parts[key] = (section, self._canonical_part(name, section, untuned, fingerprint))
         return self._parts[key][1]
 
+    @staticmethod
+    def _canonical_part(name: str, section: Any, untuned: bool, fingerprint: str) -> str | None:
+        info = CellSettings.model_fields[name]
+        rule = (info.json_schema_extra or {}).get("identity")
+        if rule == "never" or (rule == "unless_default" and section == info.get_default(call_default_factory=True)):
+            return None
+        if untuned and name == "stages":
+            return None
+        resolved = identity_tree(section)
+        if name == "data":
+            resolved["source"] = fingerprint
+            if untuned:
+                for field_name in UNTUNED_DATA_FIELDS:
+                    resolved.pop(field_name)
+        elif name == "train" and untuned:
+            resolved = {"untuned": True, "max_source_length": section.max_source_length}
+        return _canonical(resolved)
+
     def cell_id(self, settings: CellSettings) -> str:
-        untuned, fingerprint = settings.untuned, settings.data_fingerprint
-        canonical = (f'{{"data":{self._part(settings.data, untuned, fingerprint)},'
-                     f'"data_fingerprint":{_canonical(fingerprint)},'
-                     f'"eval":{self._part(settings.eval, untuned, fingerprint)},'
-                     f'"model":{_canonical(settings.model)},"seed":{_canonical(settings.seed)},'
-                     f'"train":{self._part(settings.train, untuned, fingerprint)}}}')
-        return hashlib.sha256(canonical.encode()).hexdigest()[:12]
-
-
-_SECTION_NAMES = {DataSpec: "data", TrainSpec: "train", EvalSpec: "eval"}
+        parts = []
+        for name in sorted(CellSettings.model_fields):
+            part = self._part(name, getattr(settings, name), settings)
+            if part is not None:
+                parts.append(f"{_canonical(name)}:{part}")
+        return hashlib.sha256(("{" + ",".join(parts) + "}").encode()).hexdigest()[:12]
 
 
 def _canonical(value: Any) -> str:
@@ -141,6 +175,15 @@ def _set_path(tree: dict, path: str, value: Any) -> None:
     tree[parts[-1]] = value
 
 
+# The sections of a cell's settings that come from the spec (seed and fingerprint are the plan's).
+SECTIONS = tuple(name for name in CellSettings.model_fields if name not in ("seed", "data_fingerprint"))
+
+
+@functools.lru_cache(maxsize=None)
+def _section_type(name: str) -> TypeAdapter:
+    return TypeAdapter(CellSettings.model_fields[name].annotation)
+
+
 def expand_grid(spec: SweepSpec, data_fingerprint: str) -> list[Cell]:
     """Cells of the spec: the product of its axes (test encodings folded into each cell) x seeds.
 
@@ -149,15 +192,14 @@ def expand_grid(spec: SweepSpec, data_fingerprint: str) -> list[Cell]:
     axes = [(key, *expand_axis(spec, key, values)) for key, values in spec.axes.items()]
     folded = [a for a in axes if a[0] == "test_encoding"]
     crossed = [a for a in axes if a[0] != "test_encoding"]
-    base = spec.model_dump(mode="json", include={"data", "model", "train", "eval"})
+    base = spec.model_dump(mode="json", include=set(SECTIONS))
     base["data"]["clusters"] = base["data"]["clusters"] or {k: list(v) for k, v in DEFAULT_CLUSTERS.items()}
     if folded:
         base["eval"]["encodings"] = folded[0][2]
     sections: dict[tuple, Any] = {}
-    ids = _IdParts()
+    ids = CellIdentity()
     orders = {seed: cluster_order(spec, seed) for seed in spec.seeds}
-    owners = {name: [i for i, (_, path, _) in enumerate(crossed) if path.split(".")[0] == name]
-              for name in ("data", "model", "train", "eval")}
+    owners = {name: [i for i, (_, path, _) in enumerate(crossed) if path.split(".")[0] == name] for name in SECTIONS}
 
     def section(name: str, positions: tuple[int, ...], values: dict[str, Any], seed: int):
         """The section `name` of a cell, validated once per combination of the axis values in it."""
@@ -168,9 +210,8 @@ def expand_grid(spec: SweepSpec, data_fingerprint: str) -> list[Cell]:
             for i in owners[name]:
                 axis, path, _ = crossed[i]
                 _set_path(tree, path, values[axis])
-            model = {"data": DataSpec, "train": TrainSpec, "eval": EvalSpec}.get(name)
             try:
-                sections[key] = tree[name] if model is None else model.model_validate(tree[name])
+                sections[key] = _section_type(name).validate_python(tree[name])
             except ValidationError:  # raised again by the whole cell, so its fields read "train.steps"
                 CellSettings.model_validate({**tree, "seed": seed, "data_fingerprint": data_fingerprint})
                 raise
@@ -184,7 +225,7 @@ def expand_grid(spec: SweepSpec, data_fingerprint: str) -> list[Cell]:
             if orders[seed] is not None:  # the same number of clusters, drawn in this seed's order
                 values["train_clusters"] = orders[seed][:len(axis_values["train_clusters"])]
             settings = CellSettings.model_construct(
-                **{name: section(name, positions, values, seed) for name in ("data", "model", "train", "eval")},
+                **{name: section(name, positions, values, seed) for name in SECTIONS},
                 seed=seed, data_fingerprint=data_fingerprint)
             cells.append(Cell(id=ids.cell_id(settings), name=cell_name(values), axis_values=values, settings=settings))
     return cells
@@ -196,4 +237,58 @@ def checked_grid(spec: SweepSpec, data_fingerprint: str) -> tuple[list[Cell], li
     try:
         return expand_grid(spec, data_fingerprint), []
     except ValidationError as exc:
-        return [], [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
+        from ablate.errors import validation_problems
+
+        return [], validation_problems(exc, CellSettings)
+
+
+@dataclass(frozen=True)
+class PlanRound:
+    """One round of a sweep: which proposer proposed which cells, and why."""
+
+    index: int  # 0 first
+    proposer: str
+    cell_ids: tuple[str, ...]
+    reasons: dict[str, str]
+
+    def to_json(self) -> dict:
+        return {"round": self.index, "proposer": self.proposer, "cells": list(self.cell_ids), "reasons": self.reasons}
+
+    @classmethod
+    def from_json(cls, saved: dict) -> "PlanRound":
+        return cls(saved["round"], saved["proposer"], tuple(saved["cells"]), dict(saved.get("reasons", {})))
+
+
+@dataclass
+class SweepPlan:
+    """The plan a sweep records (plan.json, locally and in its parent run): every cell it holds
+    (the union of its rounds, and the cells known before the first round) and each round so far.
+    Plans written before rounds existed read back with no rounds."""
+
+    sweep: str
+    cells: list[Cell]
+    rounds: list[PlanRound] = field(default_factory=list)
+
+    def add_round(self, proposer: str, cells: list[Cell], reasons: dict[str, str]) -> PlanRound:
+        known = {c.id for c in self.cells}
+        self.cells.extend(c for c in cells if c.id not in known)
+        added = PlanRound(len(self.rounds), proposer, tuple(c.id for c in cells), dict(reasons))
+        self.rounds.append(added)
+        return added
+
+    def round_of(self) -> dict[str, int]:
+        """The round that first proposed each cell."""
+        first: dict[str, int] = {}
+        for planned in self.rounds:
+            for cell_id in planned.cell_ids:
+                first.setdefault(cell_id, planned.index)
+        return first
+
+    def to_json(self) -> dict:
+        return {"sweep": self.sweep, "cells": [c.to_json() for c in self.cells],
+                "rounds": [r.to_json() for r in self.rounds]}
+
+    @classmethod
+    def from_json(cls, saved: dict) -> "SweepPlan":
+        return cls(saved["sweep"], [Cell.from_json(c) for c in saved["cells"]],
+                   [PlanRound.from_json(r) for r in saved.get("rounds", [])])

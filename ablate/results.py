@@ -19,10 +19,56 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Literal, Mapping, Sequence
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """One metric an evaluator computes (lm-evaluation-harness's metric record, for ablate)."""
+
+    name: str  # its key segment: letters, digits and _ only
+    description: str
+    low: float = 0.0  # the range a score can take (after `scale`); None: unbounded on that side
+    high: float | None = 100.0
+    higher_is_better: bool = True
+    per_instance: Literal["binary", "bounded", "continuous"] = "bounded"  # 0/1 (exact match), [0, 1] (ROUGE), any
+    scale: float = 100.0  # a group's score = scale x the mean of its instances' scores (x100 for shares)
+    decimals: int = 4  # rounded as the official script rounds
+
+
+def metric_specs() -> dict[str, MetricSpec]:
+    """Every declared metric, by name (all evaluators')."""
+    from ablate.evaluators import declared_metrics
+
+    return declared_metrics()
+
+
+def metric_spec(name: str) -> MetricSpec:
+    from ablate.errors import AblateError, did_you_mean
+
+    specs = metric_specs()
+    if name not in specs:
+        raise AblateError(f"unknown metric '{name}'.", field="--metric", fix=did_you_mean(name, list(specs)))
+    return specs[name]
+
+
+def headline_metric(cells: Sequence[Any] = ()) -> str:
+    """The metric a report shows by default: the headline of the first evaluator of the first
+    cell (ROUGE-L for the generate evaluator, SuperNI's headline)."""
+    from ablate.evaluators import evaluator_of
+
+    kind = cells[0].settings.eval.evaluators[0].kind if cells else "generate"
+    return evaluator_of(kind).headline
+
+
+def is_metric(name: str) -> bool:
+    return name in metric_specs()
 
 # -- metrics -------------------------------------------------------------------------------
-METRICS = ("exact_match", "rouge1", "rougeL")  # the official SuperNI metrics, x100
+# The metrics themselves are declared by the evaluators that compute them (`MetricSpec`, in
+# ablate/evaluators/): their names, ranges and how per-instance scores aggregate. Everything
+# here that needs to know a metric (parsing keys, the headline of a run, the report, the
+# baselines, the dashboard, the CLI's --metric) reads those declarations.
 HEADLINE = "headline"  # a category's official headline metric (exact match or ROUGE-L)
 GROUPS = ("task", "category", "cluster")  # per-group scores of one test encoding
 NO_CLUSTER = "(no cluster)"  # the group of test tasks whose category no cluster names
@@ -38,7 +84,7 @@ DATA_SECONDS = "data_seconds"  # the cell's time reading tasks, sampling, encodi
 PEAK_MEMORY_MB = "peak_memory_mb"  # GPU memory allocated by torch on a GPU; the process's peak RSS on a CPU
 CELL_WALL_SECONDS = "cell_wall_seconds"  # logged by the driver: trial start to end, worker start-up included
 
-# Where a sweep's wall time went (parent run, logged as the sweep ends): see ablate.sweep.SweepTiming.
+# Where a sweep's wall time went (parent run, logged as the sweep ends): see ablate.timing.SweepTiming.
 TIMING_PHASES = ("setup", "ray_start", "cells", "report")
 TIMING_TOTAL, TIMING_CELL_SUM = "timing/total_seconds", "timing/cell_seconds_sum"
 TIMING_CONCURRENCY, TIMING_EFFICIENCY = "timing/concurrency", "timing/efficiency"
@@ -68,7 +114,6 @@ NOTE = "mlflow.note.content"  # MLflow's own tag: the description (markdown) of 
 EXPERIMENT_KIND = "mlflow.experimentKind"  # MLflow's own tag: which view the UI opens an experiment on
 TRAINING_KIND = "custom_model_development"  # the runs table and charts (not the GenAI pages)
 DATASET_CONTEXT = "mlflow.data.context"  # MLflow's own input tag: what a dataset was used for
-MAX_ERROR_LENGTH = 5000
 
 # -- artifacts -----------------------------------------------------------------------------
 SPEC_ARTIFACT = "spec.resolved.yaml"  # parent run
@@ -81,8 +126,11 @@ NAMES_ARTIFACT = "names.json"  # child run: key segment -> original name, for ev
 MODEL_ARTIFACT = "model"  # child run, with train.save_model: the model (or LoRA adapter) and its tokenizer
 
 
-def predictions_artifact(encoding: str) -> str:
-    return f"predictions/{encoding_key(encoding)}.jsonl"
+def predictions_artifact(encoding: str, evaluator: str = "generate") -> str:
+    """A cell's per-instance records of one evaluator and test encoding (the generate evaluator's
+    at their original place, predictions/<encoding>.jsonl)."""
+    folder = "predictions" if evaluator == "generate" else f"predictions/{evaluator}"
+    return f"{folder}/{encoding_key(encoding)}.jsonl"
 
 
 def report_artifact(file_name: str) -> str:
@@ -133,19 +181,21 @@ class MetricKey:
 
 
 def parse_metric_key(key: str) -> MetricKey | None:
-    """The inverse of `MetricKey.key`; None for keys that are not evaluation metrics."""
+    """The inverse of `MetricKey.key`; None for keys that are not evaluation metrics (of any
+    declared metric)."""
     parts = key.split("/")
-    if len(parts) == 2 and parts[1] in METRICS:
+    if len(parts) == 2 and is_metric(parts[1]):
         return MetricKey(encoding_from_key(parts[0]), parts[1])
-    if len(parts) == 4 and parts[1] in GROUPS and (parts[3] in METRICS or parts[3] == HEADLINE):
+    if len(parts) == 4 and parts[1] in GROUPS and (is_metric(parts[3]) or parts[3] == HEADLINE):
         return MetricKey(encoding_from_key(parts[0]), parts[3], parts[1], name_from_key(parts[2]))
     return None
 
 
-def eval_metrics(encoding: str, result: Mapping[str, Any]) -> dict[str, float]:
-    """Flat MLflow metrics of one test encoding's scores (see `ablate.metrics.evaluate_predictions`):
-    overall, per task, per category (with its headline metric) and per cluster."""
-    metrics = {MetricKey(encoding, m).key(): result[m] for m in METRICS}
+def eval_metrics(encoding: str, result: Mapping[str, Any], metrics_of: Sequence[str]) -> dict[str, float]:
+    """Flat MLflow metrics of one test encoding's scores of an evaluator whose metrics are
+    `metrics_of` (see `ablate.metrics.evaluate_predictions`): overall, per task, per category
+    (with its headline metric, where the evaluator names one) and per cluster."""
+    metrics = {MetricKey(encoding, m).key(): result[m] for m in metrics_of}
     for group in GROUPS:
         for name, values in result.get(f"per_{group}", {}).items():
             for m, v in values.items():

@@ -14,7 +14,9 @@ from pathlib import Path
 from typing import TextIO
 
 from ablate.plan import Cell
-from ablate.results import METRICS
+from ablate.errors import SHORT_ERROR_LENGTH, last_line
+from ablate.results import is_metric
+from ablate.status import CellStatus
 from ablate.spec import ResourcesSpec
 from ablate.trial import CELL_DONE, CELL_FAILED, ERROR, ERROR_ARTIFACT, NODE, RUN_ID, TrialContext, cell_trial
 
@@ -22,7 +24,7 @@ from ablate.trial import CELL_DONE, CELL_FAILED, ERROR, ERROR_ARTIFACT, NODE, RU
 @dataclass
 class CellOutcome:
     cell: Cell
-    status: str  # "done" | "failed" | "interrupted"
+    status: CellStatus  # DONE, FAILED or INTERRUPTED
     metrics: dict[str, float] = field(default_factory=dict)
     error: str | None = None
     log_path: str | None = None
@@ -77,7 +79,7 @@ def _progress_callback(total: int, cached: int, concurrency: int, out: TextIO):
             result = trial.last_result or {}
             if result.get(CELL_FAILED):
                 self.failed += 1
-                self._line(f"FAILED {self.names[trial.trial_id]}: {result.get(ERROR, '')[:200]}")
+                self._line(f"FAILED {self.names[trial.trial_id]}: {result.get(ERROR, '')[:SHORT_ERROR_LENGTH]}")
             else:
                 self.done += 1
                 self._line(f"finished {self.names[trial.trial_id]}")
@@ -145,21 +147,15 @@ def schedule_cells(cells: list[Cell], context: TrialContext, resources: Resource
 def _outcome(cell: Cell, result) -> CellOutcome:
     metrics = result.metrics or {}
     if result.error is None and metrics.get(CELL_DONE):
-        return CellOutcome(cell, "done", {k: v for k, v in metrics.items() if k in METRICS}, node=metrics.get(NODE),
+        return CellOutcome(cell, CellStatus.DONE, {k: v for k, v in metrics.items() if is_metric(k)}, node=metrics.get(NODE),
                            run_id=metrics.get(RUN_ID))
     if result.error is None and metrics.get(CELL_FAILED):
-        return CellOutcome(cell, "failed", error=metrics.get(ERROR, "failed"),
+        return CellOutcome(cell, CellStatus.FAILED, error=metrics.get(ERROR, "failed"),
                            log_path=f"{ERROR_ARTIFACT} of MLflow run {metrics.get(RUN_ID)}", node=metrics.get(NODE),
                            run_id=metrics.get(RUN_ID))
     if result.error is None:  # stopped by Ctrl-C before it finished
-        return CellOutcome(cell, "interrupted")
+        return CellOutcome(cell, CellStatus.INTERRUPTED)
     log = Path(result.path) / "error.txt" if result.path else None
     text = log.read_text() if log is not None and log.is_file() else str(result.error or "no result")
-    return CellOutcome(cell, "failed", error=_last_line(text)[:300],
+    return CellOutcome(cell, CellStatus.FAILED, error=last_line(text),
                        log_path=str(log) if log is not None and log.is_file() else result.path)
-
-
-def _last_line(text: str) -> str:
-    """The line of a traceback that names the exception."""
-    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    return lines[-1] if lines else "failed"

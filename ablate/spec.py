@@ -10,14 +10,15 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from ablate.errors import AblateError, did_you_mean
-
-
-class Frozen(BaseModel):
-    # Numbers are finite (no inf / nan learning rates, epochs or weights).
-    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+from ablate.evaluators import EvaluatorConfig
+from ablate.evaluators.generate import GenerateConfig
+from ablate.stages import StageConfig
+from ablate.stages.sft import SftConfig
+from ablate.track.retry import DEFAULT_RETRY_SECONDS
+from ablate.typed import NOT_IDENTITY, UNLESS_DEFAULT, Frozen
 
 
 class DataSpec(Frozen):
@@ -67,10 +68,13 @@ class TrainSpec(Frozen):
     precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
         "auto", description="auto: bf16 on a GPU that supports it, else fp32; fp16 (GPU only) uses a grad scaler")
     lora: LoraSpec | None = Field(None, description="LoRA adapters (peft); null: full fine-tuning")
-    log_every: int = Field(10, gt=0, le=100_000_000, description="log the training loss every N steps")
-    checkpoint_every: int = Field(200, gt=0, le=100_000_000, description="report a resumable checkpoint every N steps")
+    log_every: int = Field(10, gt=0, le=100_000_000, description="log the training loss every N steps",
+                           json_schema_extra=NOT_IDENTITY)
+    checkpoint_every: int = Field(200, gt=0, le=100_000_000, description="report a resumable checkpoint every N steps",
+                                  json_schema_extra=NOT_IDENTITY)
     save_model: bool = Field(False, description="log the trained model (or LoRA adapter) to the cell's run, "
-                                                "loadable with transformers' from_pretrained")
+                                                "loadable with transformers' from_pretrained",
+                             json_schema_extra=NOT_IDENTITY)
 
     @model_validator(mode="after")
     def _steps_or_epochs(self) -> "TrainSpec":
@@ -90,6 +94,18 @@ class EvalSpec(Frozen):
     max_new_tokens: int = Field(32, gt=0, le=65_536)
     num_beams: int = Field(1, gt=0, le=64, description="1: greedy decoding")
     batch_size: int = Field(64, gt=0, le=65_536)
+    evaluators: list[EvaluatorConfig] = Field(
+        default_factory=lambda: [GenerateConfig()], min_length=1, json_schema_extra=UNLESS_DEFAULT,
+        description="how the model is scored on each test encoding, in order (the first gives the run's headline): "
+                    "generate (official SuperNI metrics; max_new_tokens, num_beams, batch_size above are its decoding)")
+
+    @field_validator("evaluators")
+    @classmethod
+    def _distinct_evaluators(cls, value: list) -> list:
+        kinds = [e.kind for e in value]
+        if len(set(kinds)) != len(kinds):
+            raise ValueError(f"an evaluator is listed twice ({', '.join(kinds)}); list each kind once")
+        return value
 
     @field_validator("encodings")
     @classmethod
@@ -126,7 +142,7 @@ class ResourcesSpec(Frozen):
 class TrackingSpec(Frozen):
     experiment: str | None = Field(None, min_length=1, max_length=500, description="MLflow experiment; null: the sweep name")
     tracking_uri: str | None = Field(None, description="null: sqlite:///mlflow.db in the working directory")
-    retry_seconds: float = Field(300, ge=0, le=604_800, description="how long cells wait out an unreachable tracking store")
+    retry_seconds: float = Field(DEFAULT_RETRY_SECONDS, ge=0, le=604_800, description="how long cells wait out an unreachable tracking store")
 
 
 class CumulativeClusters(Frozen):
@@ -160,6 +176,7 @@ AXIS_PATHS = {
     "model": "model",
     "train_encoding": "train.encoding",
     "test_encoding": "eval.encodings",
+    "stages": "stages",
 }
 
 
@@ -170,6 +187,9 @@ class SweepSpec(Frozen):
     model: str = Field(description="preset (t5-tiny, ...), baseline (copy_demo, copy_input), hf:<name> or a local path")
     train: TrainSpec
     eval: EvalSpec = EvalSpec()
+    stages: list[StageConfig] = Field(
+        default_factory=lambda: [SftConfig()], min_length=1, json_schema_extra=UNLESS_DEFAULT,
+        description="training stages, in order, each on the model the one before left: sft (settings: train)")
     seeds: list[Annotated[int, Field(strict=True, ge=0, le=2**31 - 1)]] = Field(
         min_length=1, description="whole numbers from 0 to 2**31 - 1 (torch's seeds)")
     resources: ResourcesSpec = ResourcesSpec()
@@ -210,10 +230,6 @@ def _check_encoding(value: str) -> str:
     except AblateError as exc:
         raise ValueError(exc.as_item()) from None
     return value
-
-
-def _field_names(model: type[BaseModel]) -> list[str]:
-    return list(model.model_fields)
 
 
 def _submodel(annotation: Any) -> type[BaseModel] | None:
@@ -269,6 +285,9 @@ def expand_axis(spec: SweepSpec, key: str, values: Any) -> tuple[str, list[Any]]
     if takes_block:  # e.g. train.lora: [null, {r: 8}]: full fine-tuning vs LoRA
         if not all(v is None or isinstance(v, dict) for v in values):
             raise ValueError(f"axis '{key}' takes mappings of its fields (or null), e.g. [null, {{r: 8}}]")
+    elif key == "stages":
+        if not all(isinstance(v, list) and v for v in values):
+            raise ValueError("axis 'stages' takes lists of stages, e.g. [[sft], [sft, dpo]]")
     elif key not in ("train_clusters", "test_encoding"):
         if any(isinstance(v, (list, dict)) for v in values):
             raise ValueError(f"axis '{key}' takes scalar values, got a list or mapping")
@@ -279,25 +298,10 @@ def expand_axis(spec: SweepSpec, key: str, values: Any) -> tuple[str, list[Any]]
 
 def format_validation_error(exc: ValidationError, file: str) -> AblateError:
     """All pydantic errors at once, each with its field path and a fix."""
-    lines = []
-    for error in exc.errors():
-        loc = ".".join(str(p) for p in error["loc"])
-        if error["type"] == "extra_forbidden":
-            parent = _field_at(".".join(str(p) for p in error["loc"][:-1])) if len(error["loc"]) > 1 else None
-            model = SweepSpec
-            if parent is not None:
-                annotation = parent[0].model_fields[parent[1]].annotation
-                model = annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else SweepSpec
-            lines.append(f"- {loc}: unknown key. {did_you_mean(str(error['loc'][-1]), _field_names(model))}")
-        elif error["type"] == "missing":
-            lines.append(f"- {loc}: required field is missing; add it.")
-        else:
-            message = error["msg"].removeprefix("Value error, ")
-            value = error.get("input")
-            shown = "" if isinstance(value, (dict, list)) or value is None else f" (got {value!r})"
-            lines.append(f"- {loc}: {message}{shown}." if loc else f"- {message}{shown}.")
-    return AblateError(f"{len(lines)} problem(s) in the sweep spec:\n" + "\n".join(lines), file=file,
-                       fix="correct the fields above; `ablate validate SPEC` checks a spec without running it.")
+    from ablate.errors import problem_list, validation_problems
+
+    return problem_list(validation_problems(exc, SweepSpec), what="in the sweep spec", file=file,
+                        fix="correct the fields above; `ablate validate SPEC` checks a spec without running it.")
 
 
 def apply_override(raw: dict, assignment: str, file: str) -> None:

@@ -17,7 +17,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from ablate.errors import error_text
 from ablate.plan import Cell
+from ablate.status import RUN_FINISHED
 
 # Keys of the results a trial reports to the driver.
 CELL_DONE, CELL_FAILED, ERROR, RUN_ID, STEP = "cell_done", "cell_failed", "error", "mlflow_run_id", "step"
@@ -80,10 +82,10 @@ def cell_trial(config: dict[str, Any]) -> None:
         trace = traceback.format_exc()
         tracker.log_text(trace, ERROR_ARTIFACT)
         tracker.fail(exc, diverged=isinstance(exc, DivergedError))
-        tune.report({CELL_FAILED: 1, ERROR: f"{type(exc).__name__}: {exc}"[:results.MAX_ERROR_LENGTH],
+        tune.report({CELL_FAILED: 1, ERROR: error_text(exc),
                      RUN_ID: tracker.run_id, NODE: node})
         return
-    tracker.finish("FINISHED")
+    tracker.finish(RUN_FINISHED)
     tune.report({**metrics, CELL_DONE: 1, RUN_ID: tracker.run_id, NODE: node})
 
 
@@ -124,7 +126,7 @@ def _resume(cell: Cell, context: TrialContext, retry):
     if folder is None:
         return None, None
     tracker = CellTracker(context.tracking_uri, read_run_id(folder), retry)
-    if tracker.status() == "FINISHED":
+    if tracker.status() == RUN_FINISHED:
         return None, None
     state = read_state(folder)
     tracker.reopen()

@@ -87,7 +87,7 @@ def parent_metrics(workdir: Path, experiment: str) -> dict[str, float]:
 
 def cell_of(spec_path: Path, workdir: Path, id: str | None = None, **axis_values):
     """The planned cell of a spec with this id, or these axis values (and seed), as ablate plans it."""
-    from ablate.sweep import prepare_sweep
+    from ablate.prepare import prepare_sweep
 
     prepared = prepare_sweep(str(spec_path), [], workdir=workdir)
     for cell in prepared.cells:

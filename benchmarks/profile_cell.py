@@ -30,7 +30,7 @@ def main() -> None:
     import torch
 
     from ablate.cell import CellPlace, run_cell
-    from ablate.sweep import prepare_sweep
+    from ablate.prepare import prepare_sweep
     from ablate.track import CellTracker, Store
 
     torch.set_num_threads(1)  # as a cell with resources.cpus_per_cell: 1

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from ablate.checkpoint import latest_checkpoint
-from ablate.schedule import _last_line
+from ablate.errors import last_line as _last_line
 
 
 def _checkpoint(root, experiment, trial, index, cell_id, step, run_id="r1"):

@@ -9,10 +9,11 @@ import time
 
 import pytest
 
-from ablate.plan import NOT_IDENTITY, CellSettings, expand_grid
+from ablate.estimate import estimate_seconds, longest_first
+from ablate.plan import CellSettings, expand_grid, identity_tree
 from ablate.spec import cluster_order, load_spec
-from ablate.sweep import (SweepTiming, StatusPrefetch, estimate_seconds, longest_first, overlapped,
-                          read_cell_statuses)
+from ablate.status import StatusPrefetch, read_cell_statuses
+from ablate.timing import SweepTiming, overlapped
 from tests.conftest import REPO
 
 SWEEPS = sorted((REPO / "sweeps").glob("*.yaml"))
@@ -22,9 +23,10 @@ def reference_id(settings: CellSettings) -> str:
     """The definition of a cell id, computed the slow, obvious way: the whole settings validated
     and dumped as one document."""
     settings = CellSettings.model_validate(settings.model_dump(mode="json"))
-    resolved = settings.model_dump(mode="json", exclude=NOT_IDENTITY)
+    resolved = identity_tree(settings)
     resolved["data"]["source"] = settings.data_fingerprint
     if settings.untuned:
+        resolved.pop("stages", None)
         for key in ("train_clusters", "num_train_tasks", "instances_per_task"):
             resolved["data"].pop(key)
         resolved["train"] = {"untuned": True, "max_source_length": settings.train.max_source_length}

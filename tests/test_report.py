@@ -49,7 +49,7 @@ def test_clusters_curve_has_a_line_per_cluster_plus_mean_and_counts_clusters():
 
 
 def test_failed_and_missing_cells_are_reported_not_dropped():
-    records = [_record(["a"], 0), _record(["a"], 1, status="failed"), _record(["a", "b"], 0, status="missing"),
+    records = [_record(["a"], 0), _record(["a"], 1, status="failed"), _record(["a", "b"], 0, status="to run"),
                _record(["a", "b", "c"], 0)]
     report = build_report(_sweep(records), "rougeL")
     assert report["cells"]["done"] == 2 and report["cells"]["failed"] == 1 and report["cells"]["missing"] == 1

@@ -48,7 +48,7 @@ def test_eval_metrics_encode_every_group_and_parse_back():
               "per_category": {"text_generation_->_word_generation": {"exact_match": 4.0, "rouge1": 5.0, "rougeL": 6.0}},
               "per_category_headline": {"text_generation_->_word_generation": 6.0},
               "per_cluster": {results.NO_CLUSTER: {"exact_match": 7.0, "rouge1": 8.0, "rougeL": 9.0}}}
-    metrics = eval_metrics("def+pos2", scores)
+    metrics = eval_metrics("def+pos2", scores, ("exact_match", "rouge1", "rougeL"))
     for key in metrics:
         _validate_metric_name(key)
     parsed = {parse_metric_key(k): v for k, v in metrics.items()}

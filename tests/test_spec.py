@@ -95,7 +95,7 @@ def test_set_overrides_are_typed_and_validated(tmp_path):
     ("train_encoding: [def, def+bogus]", "unknown element 'bogus'"),
 ])
 def test_bad_axes(tmp_path, axes, says):
-    from ablate.sweep import prepare_sweep
+    from ablate.prepare import prepare_sweep
 
     path = write(tmp_path, BASE + "axes:\n  " + axes + "\n")
     with pytest.raises(AblateError, match=says):

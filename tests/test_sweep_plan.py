@@ -3,7 +3,8 @@
 import io
 
 from ablate import results
-from ablate.sweep import plan_report, prepare_sweep, print_plan
+from ablate.plan_report import plan_report, print_plan
+from ablate.prepare import prepare_sweep
 from ablate.track import Store
 from tests.conftest import REPO
 

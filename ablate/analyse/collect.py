@@ -9,13 +9,15 @@ from dataclasses import dataclass, field
 from ablate import results
 from ablate.baselines import BaselineScores
 from ablate.errors import AblateError
-from ablate.plan import Cell
+from ablate.plan import Cell, SweepPlan
+from ablate.track.retry import DEFAULT_RETRY_SECONDS
+from ablate.status import CellStatus, counted_run
 
 
 @dataclass
 class CellRecord:
     cell: Cell
-    status: str  # done | failed | missing
+    status: CellStatus  # DONE, FAILED or TO_RUN (missing: no finished or failed run)
     metrics: dict[str, float] = field(default_factory=dict)
     run_id: str | None = None
     error: str | None = None
@@ -29,20 +31,24 @@ class SweepRecords:
     tracking_uri: str
     cells: list[CellRecord]
     baselines: dict[str, BaselineScores]  # empty for sweeps run before baselines were logged
+    sweep: str = ""  # the sweep's name (its output folder is ablate_runs/<sweep>)
+    plan: SweepPlan | None = None  # its cells and rounds
 
 
-def collect_sweep(tracking_uri: str, experiment: str) -> SweepRecords:
+def collect_sweep(tracking_uri: str, experiment: str, retry_seconds: float = DEFAULT_RETRY_SECONDS) -> SweepRecords:
     """The sweep's planned cells with their MLflow results (latest FINISHED run per cell).
 
     Cells with no finished run are kept as `failed` or `missing`, never dropped.
     """
-    from ablate.track import Store, check_tracking_uri, store_exists
+    from ablate.track.retry import RetryPolicy
+    from ablate.track.store import Store
+    from ablate.track.uri import check_tracking_uri, store_exists
 
     check_tracking_uri(tracking_uri)
     if not store_exists(tracking_uri):
         raise AblateError(f"no MLflow store at {tracking_uri}.", field="--tracking-uri",
                           fix="run the sweep first, or point --tracking-uri at its store.")
-    store = Store(tracking_uri)
+    store = Store(tracking_uri, RetryPolicy(retry_seconds))
     experiment_id = store.find_experiment(experiment)
     if experiment_id is None:
         raise AblateError(f"no MLflow experiment named '{experiment}' in {tracking_uri}.",
@@ -56,18 +62,16 @@ def collect_sweep(tracking_uri: str, experiment: str) -> SweepRecords:
     baselines = {name: BaselineScores.model_validate(scores)
                  for name, scores in json.loads(baselines_text or "{}").items()}
     by_cell = store.cell_runs(experiment_id)
+    plan = SweepPlan.from_json(json.loads(plan_text))
     cells = []
-    for planned in json.loads(plan_text)["cells"]:
-        cell = Cell.from_json(planned)
-        candidates = list(reversed(by_cell.get(cell.id, [])))  # newest first
-        finished = [r for r in candidates if r.info.status == "FINISHED"]
-        failed = [r for r in candidates if r.info.status == "FAILED"]
-        if finished:
-            record = CellRecord(cell, "done", dict(finished[0].data.metrics), finished[0].info.run_id)
-        elif failed:
-            record = CellRecord(cell, "failed", run_id=failed[0].info.run_id,
-                                error=failed[0].data.tags.get(results.ERROR, "failed"))
+    for cell in plan.cells:
+        status, run = counted_run(by_cell.get(cell.id, []))
+        if status == CellStatus.DONE:
+            record = CellRecord(cell, status, dict(run.data.metrics), run.info.run_id)
+        elif status == CellStatus.FAILED:
+            record = CellRecord(cell, status, run_id=run.info.run_id, error=run.data.tags.get(results.ERROR, "failed"))
         else:
-            record = CellRecord(cell, "missing")
+            record = CellRecord(cell, status)
         cells.append(record)
-    return SweepRecords(experiment, experiment_id, parent.info.run_id, tracking_uri, cells, baselines)
+    sweep = parent.data.tags.get(results.SWEEP) or plan.sweep
+    return SweepRecords(experiment, experiment_id, parent.info.run_id, tracking_uri, cells, baselines, sweep, plan)

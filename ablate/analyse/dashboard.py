@@ -12,10 +12,10 @@ import io
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ablate.analyse.stats import knee_text, spearman_text
-from ablate.errors import AblateError
+from ablate.errors import AblateError, did_you_mean, problem_list, validation_problems
 
 
 class Section(BaseModel):
@@ -33,8 +33,17 @@ class Page(BaseModel):
     intro: str = ""
     tracking_uri: str | None = None
     mlflow_ui_url: str = "http://127.0.0.1:5000"
-    metric: Literal["rougeL", "exact_match", "rouge1"] = "rougeL"
+    metric: str | None = Field(None, description="a declared metric; null: each sweep's headline metric")
     sections: list[Section] = Field(min_length=1)
+
+    @field_validator("metric")
+    @classmethod
+    def _declared(cls, value: str | None) -> str | None:
+        from ablate.results import metric_specs
+
+        if value is not None and value not in metric_specs():
+            raise ValueError(f"unknown metric '{value}'. {did_you_mean(value, list(metric_specs()))}")
+        return value
 
 
 def load_page(path: str | Path) -> Page:
@@ -44,9 +53,8 @@ def load_page(path: str | Path) -> Page:
     try:
         return Page.model_validate(raw)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
-        raise AblateError(f"invalid dashboard: {problems}.", file=str(path),
-                          fix="see dashboards/instruction_tuning.yaml for the fields.") from None
+        raise problem_list(validation_problems(exc, Page), what="in the dashboard page", file=str(path),
+                           fix="see dashboards/instruction_tuning.yaml for the fields.") from None
 
 
 def _png_data_uri(figure) -> str:

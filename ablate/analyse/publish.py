@@ -8,17 +8,19 @@ from pathlib import Path
 from ablate import results
 from ablate.analyse.plots import report_figures
 from ablate.analyse.stats import knee_text, spearman_text
-from ablate.track import RetryPolicy
+from ablate.track.retry import DEFAULT_RETRY_SECONDS, RetryPolicy
 
 
-def publish_report(report: dict, tracking_uri: str, out_dir: Path | None) -> list[Path]:
+def publish_report(report: dict, tracking_uri: str, out_dir: Path | None,
+                   retry_seconds: float = DEFAULT_RETRY_SECONDS) -> list[Path]:
     """Write report.json, <name>.png and <name>.html to `out_dir` and log them to the parent run."""
     import matplotlib.pyplot as plt
-    from ablate.track import Store, mlflow_client
+    from ablate.track.client import mlflow_client
+    from ablate.track.store import Store
 
     figure, html = report_figures(report)
     name = report["experiment"]
-    client, retry = mlflow_client(tracking_uri), RetryPolicy()
+    client, retry = mlflow_client(tracking_uri), RetryPolicy(retry_seconds)
     run_id = report["parent_run_id"]
     store = Store(tracking_uri, retry)
     # The curve as the parent run's own metrics, and the report as its description: MLflow's chart

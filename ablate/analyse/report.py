@@ -14,6 +14,8 @@ from ablate import results
 from ablate.analyse.collect import CellRecord, SweepRecords, collect_sweep
 from ablate.analyse.stats import curve_summary, point_stats
 from ablate.baselines import BaselineScores
+from ablate.status import CellStatus
+from ablate.track.retry import DEFAULT_RETRY_SECONDS
 
 MEAN_LINE = "mean"
 X_LABELS = {
@@ -77,7 +79,7 @@ def build_curves(sweep: SweepRecords, metric: str, aggregate: str = "clusters") 
     encoding = cells[0].cell.settings.test_encodings[0]
     parameters: dict[str, list[float]] = defaultdict(list)
     for record in cells:
-        if record.status == "done" and results.NUM_PARAMETERS in record.metrics:
+        if record.status == CellStatus.DONE and results.NUM_PARAMETERS in record.metrics:
             parameters[record.cell.settings.model].append(record.metrics[results.NUM_PARAMETERS])
     mean_parameters = {k: sum(v) / len(v) for k, v in parameters.items()}
 
@@ -90,7 +92,7 @@ def build_curves(sweep: SweepRecords, metric: str, aggregate: str = "clusters") 
         if axis is not None and record.cell.settings.untuned:
             # The untuned starting point: part of the numbers, drawn apart, not in the fits' x range.
             group = " ".join(f"{k}={axis_values[k]}" for k in axes[1:])
-            for line, value in (line_values(record.metrics, encoding, metric, aggregate) if record.status == "done" else {}).items():
+            for line, value in (line_values(record.metrics, encoding, metric, aggregate) if record.status == CellStatus.DONE else {}).items():
                 if not group or line == MEAN_LINE:
                     untuned[f"{line} {group}".strip() if group else line].append(value)
             continue
@@ -102,8 +104,8 @@ def build_curves(sweep: SweepRecords, metric: str, aggregate: str = "clusters") 
             # Clusters added in a random order per seed: the point is named by its count only.
             labels[x] = label if labels.get(x, label) == label else f"{x:g}"
         group = " ".join(f"{k}={axis_values[k]}" for k in axes[1:])
-        if record.status != "done":
-            status_by_x[x][record.status].append(record.cell.name)
+        if record.status != CellStatus.DONE:
+            status_by_x[x][_status_word(record.status)].append(record.cell.name)
             continue
         for line, value in line_values(record.metrics, encoding, metric, aggregate).items():
             if group and line != MEAN_LINE:
@@ -159,7 +161,7 @@ def build_matrix(sweep: SweepRecords, metric: str, aggregate: str = "clusters") 
     rows = list(dict.fromkeys(_value_label(r.cell.axis_values[row_axis]) for r in cells))
     grid: dict[str, dict[str, list[float]]] = {r: {c: [] for c in columns} for r in rows}
     for record in cells:
-        if record.status != "done":
+        if record.status != CellStatus.DONE:
             continue
         row = _value_label(record.cell.axis_values[row_axis])
         if column_axis is None:  # every test encoding of one training
@@ -194,7 +196,7 @@ def build_bars(sweep: SweepRecords, metric: str, aggregate: str = "clusters") ->
               f"instruction-tuned, zero-shot ({zero})": (False, zero)}
     values: dict[str, dict[str, list[float]]] = {name: defaultdict(list) for name in series}
     for record in cells:
-        if record.status != "done":
+        if record.status != CellStatus.DONE:
             continue
         for name, (untuned, encoding) in series.items():
             if record.cell.settings.untuned == untuned:
@@ -206,9 +208,17 @@ def build_bars(sweep: SweepRecords, metric: str, aggregate: str = "clusters") ->
         for name, by_line in values.items()}}
 
 
-def make_report(tracking_uri: str, experiment: str, metric: str, aggregate: str = "clusters") -> dict:
-    """Collect the sweep from MLflow and compute every number behind its figures."""
-    return build_report(collect_sweep(tracking_uri, experiment), metric, aggregate)
+def make_report(tracking_uri: str, experiment: str, metric: str | None = None, aggregate: str = "clusters",
+                retry_seconds: float = DEFAULT_RETRY_SECONDS) -> dict:
+    """Collect the sweep from MLflow and compute every number behind its figures (`metric`: the
+    headline metric of the sweep's first evaluator unless given)."""
+    sweep = collect_sweep(tracking_uri, experiment, retry_seconds)
+    return build_report(sweep, metric or results.headline_metric([r.cell for r in sweep.cells]), aggregate)
+
+
+def _status_word(status: CellStatus) -> str:
+    """How the report names a cell that is not done: failed, or missing (no finished or failed run)."""
+    return "missing" if status == CellStatus.TO_RUN else CellStatus(status).value
 
 
 def build_report(sweep: SweepRecords, metric: str, aggregate: str = "clusters") -> dict:
@@ -218,11 +228,11 @@ def build_report(sweep: SweepRecords, metric: str, aggregate: str = "clusters") 
         counts[cell.status] += 1
     report = {
         "experiment": sweep.experiment, "experiment_id": sweep.experiment_id, "metric": metric,
-        "parent_run_id": sweep.parent_run_id,
-        "cells": {"total": len(sweep.cells), "done": counts["done"], "failed": counts["failed"],
-                  "missing": counts["missing"],
-                  "not_done": [{"name": r.cell.name, "id": r.cell.id, "status": r.status, "error": r.error}
-                               for r in sweep.cells if r.status != "done"]},
+        "sweep": sweep.sweep or sweep.experiment, "parent_run_id": sweep.parent_run_id,
+        "cells": {"total": len(sweep.cells), "done": counts[CellStatus.DONE], "failed": counts[CellStatus.FAILED],
+                  "missing": counts[CellStatus.TO_RUN],
+                  "not_done": [{"name": r.cell.name, "id": r.cell.id, "status": _status_word(r.status), "error": r.error}
+                               for r in sweep.cells if r.status != CellStatus.DONE]},
         "aggregate": aggregate,
         "baselines": baseline_lines(sweep.baselines, metric, aggregate),
     }

@@ -1,0 +1,69 @@
+"""The cost estimate of a sweep, and the confirmation a sweep over the spec's thresholds needs."""
+
+from __future__ import annotations
+
+import sys
+from typing import TextIO
+
+from ablate.errors import AblateError
+from ablate.model import PRESETS, is_baseline
+from ablate.plan import Cell
+from ablate.prepare import PreparedSweep
+from ablate.train import total_steps
+
+
+def estimate_seconds(cell: Cell) -> float:
+    """A rough CPU estimate from the preset's measured step time on a 2-core machine."""
+    settings = cell.settings
+    if is_baseline(settings.model):
+        return 2.0
+    preset = PRESETS.get(settings.model)
+    per_step = (preset.cpu_seconds_per_step if preset else 5.0) * settings.train.batch_size / 16
+    examples = settings.data.instances_per_task * (settings.data.num_train_tasks or 40)
+    evaluations = len(settings.test_encodings) * 20 * min(settings.eval.instances_per_task, 100)
+    return 8 + per_step * total_steps(settings.train, examples) + evaluations * per_step / 16
+
+
+def sweep_estimate(cells: list[Cell], concurrency: int) -> tuple[float, float]:
+    """(cell-seconds, wall seconds) of running `cells`, `concurrency` at a time, on this machine's CPU."""
+    cell_seconds = sum(estimate_seconds(c) for c in cells)
+    return cell_seconds, cell_seconds / max(1, min(concurrency, len(cells) or 1))
+
+
+
+def longest_first(cells: list[Cell]) -> list[Cell]:
+    """Cells in the order Tune starts them: the longest (by estimate) first, so that the sweep does
+    not end with one long cell running alone while the other slots idle."""
+    return sorted(cells, key=estimate_seconds, reverse=True)
+
+
+
+def over_thresholds(prepared: PreparedSweep, to_run: list[Cell]) -> bool:
+    """Whether running these cells needs a confirmation (resources.confirm_over_cells / _hours)."""
+    resources = prepared.spec.resources
+    hours = sweep_estimate(to_run, resources.max_concurrent)[1] / 3600
+    return len(to_run) > resources.confirm_over_cells or hours > resources.confirm_over_hours
+
+
+def confirm_cost(prepared: PreparedSweep, to_run: list[Cell], yes: bool, out: TextIO) -> None:
+    """Print the estimate; a sweep over the spec's thresholds goes ahead only with --yes (or a 'y'
+    typed at a terminal), so a typo such as steps: 1e9 or a 100,000-cell grid costs nothing."""
+    resources = prepared.spec.resources
+    cell_seconds, wall_seconds = sweep_estimate(to_run, resources.max_concurrent)
+    hours = wall_seconds / 3600
+    print(f"Estimated cost of the {len(to_run)} cell(s) to run: ~{cell_seconds / 60:.1f} cell-minutes, "
+          f"~{hours * 60:.1f} minutes of wall time at {resources.max_concurrent} at once (on this machine's CPU).",
+          file=out, flush=True)
+    if yes or not over_thresholds(prepared, to_run):
+        return
+    question = (f"{len(to_run)} cells and ~{hours:.1f} hours exceed resources.confirm_over_cells "
+                f"({resources.confirm_over_cells}) or confirm_over_hours ({resources.confirm_over_hours:g})")
+    if sys.stdin.isatty():
+        answer = input(f"{question}. Go ahead? [y/N] ").strip().lower()
+        if answer in ("y", "yes"):
+            return
+        raise AblateError("not started.", file=prepared.spec_file, fix="add --yes, or make the sweep smaller.")
+    raise AblateError(f"{question}, and there is no terminal to ask.", file=prepared.spec_file,
+                      field="resources.confirm_over_cells",
+                      fix="add --yes to go ahead, make the sweep smaller, or raise the thresholds.")
+

@@ -1,0 +1,51 @@
+"""The contract of an evaluator: its typed settings, the metrics it declares, and one function
+that scores a cell's model on one test encoding of the cell's test set.
+
+A new evaluator is one module (its settings class with a `kind`, its `MetricSpec`s and its
+`evaluate` function) and one entry in `ablate/evaluators/__init__.py`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Sequence
+
+from ablate.results import MetricSpec
+
+
+@dataclass(frozen=True)
+class EvalInput:
+    """What every evaluator is given for one test encoding of a cell."""
+
+    model: Any  # the trained model (None for a heuristic baseline)
+    tokenizer: Any
+    model_name: str  # the spec's model (a preset, an hf: name, a folder, or a baseline)
+    pairs: Sequence[tuple[Any, Any]]  # (Task, Instance) of the test set, in order
+    rows: Mapping[str, list]  # the encoded test rows: id, task, category, cluster, source, references
+    encoding: str
+    eval: Any  # the cell's EvalSpec (test set, generation settings, batch size)
+    train: Any  # the cell's TrainSpec (the source and target lengths training used)
+    device: str = "cpu"
+
+
+@dataclass
+class EvalOutput:
+    """Scores in the shape `ablate.metrics.evaluate_predictions` gives (overall per metric, and
+    per_task / per_category / per_cluster), and one JSON-able record per instance."""
+
+    scores: dict
+    records: list[dict] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Evaluator:
+    kind: str
+    config: type  # the pydantic settings class (a `kind` literal field and its own settings)
+    metrics: tuple[MetricSpec, ...]
+    headline: str  # the metric a report shows by default
+    evaluate: Callable[[EvalInput, Any], EvalOutput]
+    needs_model: bool = True  # False: also scores heuristic baselines (their predictions are text)
+
+    @property
+    def metric_names(self) -> tuple[str, ...]:
+        return tuple(m.name for m in self.metrics)

@@ -1,0 +1,39 @@
+"""`ablate plan`: the cells with their status from MLflow, and the cost of those not done."""
+
+from __future__ import annotations
+
+from typing import TextIO
+
+from ablate.estimate import estimate_seconds, sweep_estimate
+from ablate.prepare import PreparedSweep
+from ablate.status import CellStatus, StatusPrefetch, cell_statuses, cells_to_run
+
+
+def plan_report(prepared: PreparedSweep, prefetch: StatusPrefetch | None = None) -> dict:
+    statuses = cell_statuses(prepared, prefetch)
+    cells = [{"id": c.id, "name": c.name, "axis_values": c.axis_values, "status": statuses[c.id].value,
+              "test_encodings": c.settings.test_encodings, "estimated_seconds": round(estimate_seconds(c), 1)}
+             for c in prepared.cells]
+    cell_seconds, wall_seconds = sweep_estimate(cells_to_run(prepared.cells, statuses),
+                                                prepared.spec.resources.max_concurrent)
+    counts = {status: sum(c["status"] == status for c in cells) for status in CellStatus}
+    return {"sweep": prepared.spec.name, "experiment": prepared.experiment, "tracking_uri": prepared.tracking_uri,
+            "total": len(cells), "done": counts[CellStatus.DONE], "failed": counts[CellStatus.FAILED],
+            "to_run": counts[CellStatus.TO_RUN],
+            "cells": cells, "warnings": list(prepared.warnings),
+            "estimate": {"cell_seconds": round(cell_seconds, 1), "wall_seconds": round(wall_seconds, 1)}}
+
+
+def print_plan(report: dict, out: TextIO) -> None:
+    print(f"Sweep '{report['sweep']}': {report['total']} cells ({report['done']} done, {report['failed']} failed, "
+          f"{report['to_run']} to run); MLflow experiment '{report['experiment']}' at {report['tracking_uri']}",
+          file=out)
+    for warning in report["warnings"]:
+        print(f"Warning: {warning}", file=out)
+    for cell in report["cells"]:
+        print(f"  {cell['id']}  {cell['status']:<7} {cell['name']}  (~{cell['estimated_seconds']:.0f}s)", file=out)
+    minutes = report["estimate"]["wall_seconds"] / 60
+    print(f"Estimated cost of the {report['failed'] + report['to_run']} cells not done: "
+          f"~{report['estimate']['cell_seconds'] / 60:.1f} cell-minutes, ~{minutes:.1f} minutes of wall time here.",
+          file=out)
+

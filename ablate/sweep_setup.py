@@ -1,0 +1,127 @@
+"""The sweep's set-up in MLflow before its cells run, and its bookkeeping after: the experiment and
+parent run, the plan files, the task indexes, the baselines; closing runs left open; timings."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+from ablate import results
+from ablate.files import write_json
+from ablate.plan import Cell, SweepPlan
+from ablate.prepare import PreparedSweep
+from ablate.spec import spec_to_yaml
+from ablate.status import RUN_FAILED, RUN_KILLED, CellStatus, cell_status, cells_to_run
+from ablate.timing import SweepTiming
+
+
+FINISHED_FILE = "finished.json"  # in the output folder: ids of the cells done when the last sweep ended
+
+
+def finished_last_time(prepared: PreparedSweep) -> set[str]:
+    """Cells the last sweep in this output folder left done: a hint for when to start Ray (the
+    statuses themselves always come from MLflow)."""
+    try:
+        return set(json.loads((prepared.output_dir / FINISHED_FILE).read_text()))
+    except (OSError, ValueError, TypeError):
+        return set()
+
+
+@dataclass(frozen=True)
+class Tracked:
+    experiment_id: str
+    parent_run_id: str
+    plan: SweepPlan
+    statuses: dict[str, CellStatus]  # of every cell with a run in the experiment, as the sweep began
+
+
+def prepare_tracking(prepared: PreparedSweep, store, force: bool, out: TextIO) -> Tracked:
+    """The sweep's MLflow experiment and parent run (runs left RUNNING by a crash closed first),
+    its plan files, its task indexes and its baselines."""
+    spec = prepared.spec
+    runs = store.cell_runs(store.find_experiment(prepared.experiment))
+    statuses = {cid: cell_status(r) for cid, r in runs.items()}
+    experiment_id = store.ensure_experiment(prepared.experiment, describe_sweep(prepared))
+    closed = store.close_stale_runs(runs)
+    if closed:
+        print(f"Closed {closed} run(s) left RUNNING by an interrupted sweep as KILLED.", file=out)
+    prepared.print_warnings(out)
+    plan = SweepPlan(spec.name, list(prepared.cells))
+    (prepared.output_dir / results.SPEC_ARTIFACT).parent.mkdir(parents=True, exist_ok=True)
+    (prepared.output_dir / results.SPEC_ARTIFACT).write_text(spec_to_yaml(spec))
+    parent_run_id = store.start_parent_run(experiment_id, spec.name, {results.SPEC_ARTIFACT: spec_to_yaml(spec)})
+    record_plan(store, parent_run_id, prepared.output_dir, plan)
+    save_task_indexes(prepared.cells, prepared.output_dir / "cache")
+    to_run = cells_to_run(prepared.cells, statuses, force)
+    if to_run or not store.has_artifact(parent_run_id, results.BASELINES_ARTIFACT):
+        log_baselines(store, parent_run_id, prepared.cells[0], prepared.output_dir / "cache")
+    return Tracked(experiment_id, parent_run_id, plan, statuses)
+
+
+def record_plan(store, parent_run_id: str, output_dir: Path, plan: SweepPlan) -> None:
+    """The plan so far, in the output folder and in the parent run (written again after each round
+    is proposed, before its cells start)."""
+    saved = plan.to_json()
+    write_json(output_dir / results.PLAN_ARTIFACT, saved)
+    store.log_text(parent_run_id, json.dumps(saved, indent=1), results.PLAN_ARTIFACT)
+
+
+def log_timing(store, parent_run_id: str, timing: SweepTiming, outcomes) -> None:
+    """Each cell's wall time into its child run, and the sweep's timing into the parent run: the
+    MLflow UI shows where the time went."""
+    for outcome in outcomes:
+        if outcome.run_id and outcome.seconds is not None:
+            store.log_metrics(outcome.run_id, {results.CELL_WALL_SECONDS: outcome.seconds})
+    store.log_metrics(parent_run_id, timing.metrics())
+
+
+
+def describe_sweep(prepared: PreparedSweep) -> str:
+    """The experiment's description in the MLflow UI: what the sweep ablates and how to reproduce it."""
+    from ablate.plan import format_value
+
+    spec = prepared.spec
+    axes = "; ".join(f"`{k}`: {', '.join(format_value(v) for v in values) if isinstance(values, list) else values}"
+                     for k, values in spec.axes.items()) or "nothing (one point)"
+    data = spec.data
+    held_out = ", ".join(data.held_out_clusters) or f"the test tasks of split '{data.split}'"
+    return (f"**ablate sweep `{spec.name}`**: varies {axes}, over seeds {', '.join(map(str, spec.seeds))} "
+            f"({len(prepared.cells)} cells). Model `{spec.model}`, data `{data.source}`, evaluated on {held_out}.\n\n"
+            f"Reproduce: `ablate sweep {prepared.spec_file}`. The parent run holds the resolved spec, the plan, the "
+            "baselines and the report (its description, its `curve/...` metrics and the `report/` figures).")
+
+
+def save_task_indexes(cells: list[Cell], cache_dir: Path) -> None:
+    """Index each data source of the sweep once, here, before any cell starts: the cells, later
+    sweeps, `validate` and `plan` read it instead of every task file."""
+    from ablate.data.cell_data import open_library
+
+    for source, seed in sorted({(c.settings.data.source, c.settings.data.synthetic_seed) for c in cells}):
+        open_library(source, seed, cache_dir).index
+
+
+def log_baselines(store, parent_run_id: str, cell: Cell, cache_dir: Path) -> None:
+    """Score the heuristic baselines once, on the sweep's test set (that of its first cell), into
+    the parent run: an artifact the report reads, and metrics for the MLflow UI."""
+    from ablate.baselines import BaselineScores, score_baselines
+    from ablate.data.cell_data import open_cell_data
+
+    data = open_cell_data(cell.settings, cache_dir)  # the test set exactly as the cell reads it
+    scores = {name: BaselineScores.of(s) for name, s in score_baselines(data.test_pairs, data.cluster_of).items()}
+    store.log_text(parent_run_id, json.dumps({k: v.model_dump() for k, v in scores.items()}, indent=1),
+                   results.BASELINES_ARTIFACT)
+    store.log_metrics(parent_run_id, {results.baseline_key(name, metric): value
+                                      for name, s in scores.items() for metric, value in s.overall.items()})
+
+
+def close_unfinished_runs(store, experiment_id: str, cells: list[Cell], outcomes, interrupted: bool) -> None:
+    """Cells whose worker died (given up after retries) leave RUNNING runs: close them as FAILED with the
+    error; after Ctrl-C, close the interrupted ones as KILLED."""
+    runs = store.cell_runs(experiment_id)
+    errors = {o.cell.id: o.error or "failed" for o in outcomes if o.status == CellStatus.FAILED}
+    store.close_stale_runs({cid: runs.get(cid, []) for cid in errors}, status=RUN_FAILED, errors=errors)
+    if interrupted:
+        store.close_stale_runs({c.id: runs.get(c.id, []) for c in cells if c.id not in errors}, status=RUN_KILLED)
+

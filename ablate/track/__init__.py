@@ -1,0 +1,24 @@
+"""MLflow: one experiment per sweep, a parent run per sweep, a child run per cell.
+
+Everything goes through `MlflowClient` with explicit run ids (no global active run), so the
+driver and Ray workers can write to the same store at once. Every call, read or write, goes
+through one `RetryPolicy`. Key, tag and artifact names come from `ablate.results`.
+
+One job per module:
+
+    uri.py       resolving the default store; checking a store answers before anything starts
+    client.py    opening a store (`mlflow_client`); SQLite stores created whole
+    retry.py     the one retry policy, and which errors are transient
+    store.py     the driver's view: experiments, the parent run, cell runs by cell id
+    cell_run.py  a cell's child run, written from a Ray worker
+"""
+
+from ablate.track.cell_run import CellTracker
+from ablate.track.client import create_sqlite_store, mlflow_client
+from ablate.track.retry import RetryPolicy, duplicate_insert, is_transient
+from ablate.track.store import Store, git_commit, provenance
+from ablate.track.uri import DRIVERS, check_tracking_uri, resolve_tracking_uri, sqlite_path, store_exists
+
+__all__ = ["CellTracker", "DRIVERS", "RetryPolicy", "Store", "check_tracking_uri", "create_sqlite_store",
+           "duplicate_insert", "git_commit", "is_transient", "mlflow_client", "provenance", "resolve_tracking_uri",
+           "sqlite_path", "store_exists"]
