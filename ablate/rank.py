@@ -15,16 +15,17 @@ option in sorted order. Per instance:
 
 Shares are reported x100 and rounded to 4 decimals like the official metrics (ablate.metrics);
 `ll_correct` is a mean log-likelihood in nats per token, not scaled. Where the options come from
-(the task file, or the task's label set) is ablate.data.options.
+(the task file, or the task's label set) is ablate.data.options, whose functions this module
+re-exports.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Mapping, NamedTuple, Sequence
+from collections.abc import Mapping, Sequence
+from typing import NamedTuple
 
-from ablate.data.options import (DEFAULT_MAX_OPTIONS, instance_options, instance_with_options,  # noqa: F401
-                                 options_in_prompt, task_options)
+from ablate.data.options import instance_options, instance_with_options, options_in_prompt, task_options  # noqa: F401
 from ablate.metrics import category_key
 
 RANK_SHARES = ("acc", "acc_norm")  # x100

@@ -4,8 +4,15 @@ groups and ablation order, and leave-one-cluster-out."""
 import pytest
 
 from ablate.data.clusters import SUPERNI_CATEGORIES, category_to_cluster
-from ablate.data.flan import (FLAN_ABLATION_HELD_OUT, FLAN_ABLATION_ORDER, FLAN_CLUSTERS, FLAN_EXCLUSIONS,
-                              excluded_with, loo_values, preset)
+from ablate.data.flan import (
+    FLAN_ABLATION_HELD_OUT,
+    FLAN_ABLATION_ORDER,
+    FLAN_CLUSTERS,
+    FLAN_EXCLUSIONS,
+    excluded_with,
+    loo_values,
+    preset,
+)
 from ablate.data.synthetic import write_suite
 from ablate.data.tasks import TaskLibrary
 from ablate.errors import AblateError
@@ -75,12 +82,12 @@ def test_leave_one_cluster_out_over_a_larger_map_and_its_errors():
     values = loo_values(["nli", "sentiment"], [("nli", "paraphrase")], universe=["nli", "paraphrase", "sentiment", "misc"])
     assert values == [("nli", ["sentiment", "misc"]), ("sentiment", ["nli", "paraphrase", "misc"])]
     bad = [
-        (dict(clusters=[], exclusion_groups=()), "no clusters"),
-        (dict(clusters=["nli", "nli"], exclusion_groups=()), "appears twice"),
-        (dict(clusters=["nlii"], exclusion_groups=(), universe=["nli", "misc"]), "Did you mean 'nli'"),
-        (dict(clusters=["nli", "misc"], exclusion_groups=[("nli",)]), "fewer than two"),
-        (dict(clusters=["nli", "misc"], exclusion_groups=[("nli", "paraphrse")]), "paraphrse"),
-        (dict(clusters=["nli", "paraphrase"], exclusion_groups=[("nli", "paraphrase")]), "no cluster to train on"),
+        ({"clusters": [], "exclusion_groups": ()}, "no clusters"),
+        ({"clusters": ["nli", "nli"], "exclusion_groups": ()}, "appears twice"),
+        ({"clusters": ["nlii"], "exclusion_groups": (), "universe": ["nli", "misc"]}, "Did you mean 'nli'"),
+        ({"clusters": ["nli", "misc"], "exclusion_groups": [("nli",)]}, "fewer than two"),
+        ({"clusters": ["nli", "misc"], "exclusion_groups": [("nli", "paraphrse")]}, "paraphrse"),
+        ({"clusters": ["nli", "paraphrase"], "exclusion_groups": [("nli", "paraphrase")]}, "no cluster to train on"),
     ]
     for kwargs, message in bad:
         with pytest.raises(AblateError, match=message) as caught:

@@ -10,13 +10,27 @@ import pytest
 
 from ablate.data.build import build_test_dataset, tokenize_dataset
 from ablate.data.index import INDEX_VERSION, build_index, read_index, save_index
-from ablate.data.options import (has_options, indexed_options, instance_options, instance_with_options,
-                                 label_set, options_in_prompt, task_options)
+from ablate.data.options import (
+    has_options,
+    indexed_options,
+    instance_options,
+    instance_with_options,
+    label_set,
+    options_in_prompt,
+    task_options,
+)
 from ablate.data.tasks import TaskLibrary, load_task
 from ablate.data.tokenizer import task_dir_tokenizer
 from ablate.errors import AblateError
 from ablate.model import build_model
-from ablate.rank import OptionScore, choose, judge, rank_rows, score_options, summarize_rank
+from ablate.rank import (
+    OptionScore,
+    choose,
+    judge,
+    rank_rows,
+    score_options,
+    summarize_rank,
+)
 
 from .conftest import FIXTURES
 
@@ -236,3 +250,22 @@ def test_rank_rows_scores_choices_and_references_that_are_not_options(tokenizer,
     with pytest.raises(ValueError, match="every row needs options"):
         rank_rows(model, tokenizer, rows, [None] * len(options), max_source_length=MAX_SOURCE,
                   max_target_length=MAX_TARGET, batch_size=4)
+
+
+@pytest.mark.parametrize("preset", ["t5-nano", "llama-nano"])
+def test_rank_scores_of_a_lora_model(tokenizer, preset):
+    """A LoRA-wrapped model (peft) is scored through the same calls; a fresh adapter changes nothing."""
+    from ablate.model import add_lora
+    from ablate.spec import LoraSpec
+
+    model = build_model(preset, len(tokenizer), seed=3)
+    rows, options = _test_rows()
+    kwargs = {"max_source_length": MAX_SOURCE, "max_target_length": MAX_TARGET, "batch_size": 4}
+    plain = score_options(model, tokenizer, rows["source"], options, **kwargs)
+    wrapped = add_lora(model, LoraSpec(r=4))
+    wrapped.train()
+    adapted = score_options(wrapped, tokenizer, rows["source"], options, **kwargs)
+    assert wrapped.training  # the caller's mode is kept
+    for a, b in zip(plain, adapted):
+        assert [s.tokens for s in a] == [s.tokens for s in b]
+        assert [s.logprob for s in a] == pytest.approx([s.logprob for s in b], abs=1e-5)

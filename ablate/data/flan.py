@@ -48,7 +48,7 @@ with conversational QA as `misc` (FLAN's 12-cluster map keeps CoQA and QuAC ther
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from ablate.data.clusters import DEFAULT_CLUSTERS, SUPERNI_CATEGORIES
 from ablate.errors import AblateError, did_you_mean

@@ -12,7 +12,7 @@ instance lists its own options, so a cell knows a task's options without reading
 
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 from ablate.data.tasks import Instance, Task
 
