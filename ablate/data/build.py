@@ -76,6 +76,24 @@ def causal_example(source: list[int], target: list[int], eos_token_id: int) -> d
     return {"input_ids": ids, "attention_mask": [1] * len(ids), "labels": [-100] * len(source) + [*target, eos_token_id]}
 
 
+def encode_pairs(tokenizer, sources: list[str], targets: list[str], max_source: int, max_target: int,
+                 causal: bool) -> dict[str, list[list[int]]]:
+    """`input_ids`, `attention_mask` and `labels` of (source, target) pairs: what training feeds the
+    model, and (ablate.rank) what scores an answer option. Labels other than -100 are the tokens the
+    loss is on: an encoder-decoder model's target as its tokenizer encodes a target (EOS included
+    where the tokenizer adds it), cut to `max_target`; a decoder-only model's target (at most
+    `max_target` tokens) and EOS after the source (`causal_example`)."""
+    if causal:
+        cut_sources = source_ids(tokenizer, sources, max_source)
+        cut_targets = tokenizer(targets, add_special_tokens=False, max_length=max_target,
+                                truncation=True)["input_ids"]
+        examples = [causal_example(s, t, tokenizer.eos_token_id) for s, t in zip(cut_sources, cut_targets)]
+        return {key: [e[key] for e in examples] for key in ("input_ids", "attention_mask", "labels")}
+    encoded = dict(tokenizer(sources, max_length=max_source, truncation=True))
+    encoded["labels"] = tokenizer(text_target=targets, max_length=max_target, truncation=True)["input_ids"]
+    return encoded
+
+
 def tokenize_dataset(dataset, tokenizer, tokenizer_id: str, max_source: int, max_target: int,
                      cache_dir: Path | None, causal: bool = False):
     """Token ids for sources (and targets), cached on disk by content hash.
@@ -92,17 +110,9 @@ def tokenize_dataset(dataset, tokenizer, tokenizer_id: str, max_source: int, max
             return load_from_disk(str(target))
 
     def encode(batch):
-        if causal:
-            sources = source_ids(tokenizer, batch["source"], max_source)
-            targets = tokenizer(batch["target"], add_special_tokens=False, max_length=max_target,
-                                truncation=True)["input_ids"]
-            examples = [causal_example(s, t, tokenizer.eos_token_id) for s, t in zip(sources, targets)]
-            return {key: [e[key] for e in examples] for key in ("input_ids", "attention_mask", "labels")}
-        encoded = tokenizer(batch["source"], max_length=max_source, truncation=True)
-        if "target" in batch:
-            encoded["labels"] = tokenizer(text_target=batch["target"], max_length=max_target,
-                                          truncation=True)["input_ids"]
-        return encoded
+        if causal or "target" in batch:
+            return encode_pairs(tokenizer, batch["source"], batch["target"], max_source, max_target, causal)
+        return tokenizer(batch["source"], max_length=max_source, truncation=True)
 
     tokenized = dataset.map(encode, batched=True)
     if target is not None:

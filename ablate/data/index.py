@@ -1,6 +1,7 @@
-"""The task index of a task directory: per task, its categories, instance count, file size and
-content hash, or the error its file gives. Selection, validation, planning and the report read the
-index, never the task files, so a 1,600-task SuperNI release costs one pass over its files.
+"""The task index of a task directory: per task, its categories, instance count, file size, content
+hash and answer options (ablate.data.options), or the error its file gives. Selection, validation,
+planning and the report read the index, never the task files, so a 1,600-task SuperNI release
+costs one pass over its files.
 
 The index is built by reading each task file once, in turn (memory bounded by the largest file),
 and saved as `<index_dir>/<fingerprint>.json` where a caller persists it (a sweep and its cells: in
@@ -19,7 +20,7 @@ from pathlib import Path
 
 from ablate.errors import AblateError
 
-INDEX_VERSION = 1
+INDEX_VERSION = 2  # 2: entries hold options and options_given
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,8 @@ class IndexEntry:
     bytes: int = 0
     sha256: str = ""
     error: dict | None = None  # the AblateError of a task file that does not load: message, file, field, fix
+    options: tuple[str, ...] | None = None  # the label set (up to INDEX_OPTIONS_LIMIT values), else None
+    options_given: bool = False  # every instance lists its own options
 
     def check(self) -> None:
         """Raise the task file's error, if it has one (only when the task is used)."""
@@ -60,6 +63,17 @@ def build_index(task_dir: Path, names: list[str]) -> dict[str, IndexEntry]:
     return entries
 
 
+def _options_fields(instances: list) -> dict:
+    """The index's options fields of a checked instance list (see ablate.data.options)."""
+    from ablate.data.options import INDEX_OPTIONS_LIMIT, label_set
+
+    references = (reference for item in instances
+                  for reference in ([item["output"]] if type(item["output"]) is str else item["output"]))
+    found = label_set(references, INDEX_OPTIONS_LIMIT)
+    return {"options": None if found is None else tuple(found),
+            "options_given": bool(instances) and all("options" in item for item in instances)}
+
+
 def _index_entry(path: Path, name: str) -> IndexEntry:
     from ablate.data.tasks import check_instances, parse_task
     from ablate.files import read_json
@@ -69,7 +83,7 @@ def _index_entry(path: Path, name: str) -> IndexEntry:
         raw = read_json(path, "the task file", "repair the task file (UTF-8 JSON in the SuperNI task format).")
         task = parse_task(name, raw, path, only=())
         return IndexEntry(tuple(task.categories), check_instances(raw["Instances"], path, name),
-                          len(content), hashlib.sha256(content).hexdigest())
+                          len(content), hashlib.sha256(content).hexdigest(), **_options_fields(raw["Instances"]))
     except AblateError as exc:
         return _error_entry(exc)
     except OSError:  # a broken link or an unreadable file: read_json names it, with the fix
@@ -88,7 +102,8 @@ def read_index(index_dir: Path | None, fingerprint: str, names: list[str]) -> di
     try:
         saved = json.loads(path.read_text())
         if saved.get("version") == INDEX_VERSION and set(saved["tasks"]) == set(names):
-            return {name: IndexEntry(**{**entry, "categories": tuple(entry["categories"])})
+            return {name: IndexEntry(**{**entry, "categories": tuple(entry["categories"]),
+                                        "options": None if entry["options"] is None else tuple(entry["options"])})
                     for name, entry in saved["tasks"].items()}
     except (OSError, ValueError, KeyError, TypeError):
         pass

@@ -28,10 +28,14 @@ class Example(BaseModel):
 
 
 class Instance(BaseModel):
+    """One test or training instance. `options`: the answer options the task file lists for it
+    (an optional `"options": [...]` key, stripped, repeats dropped), for rank classification."""
+
     model_config = ConfigDict(frozen=True)
     id: str
     input: str
     references: tuple[str, ...]
+    options: tuple[str, ...] | None = None
 
 
 class Task(BaseModel):
@@ -96,10 +100,23 @@ def _check_instance(item: Any, i: int, path: Path) -> list:
         if type(references) is str:
             references = [references]
         if (type(item.get("input")) is str and type(references) is list and references
-                and all(type(reference) is str for reference in references)):
+                and all(type(reference) is str for reference in references)
+                and ("options" not in item or _options_ok(item["options"]))):
             return references
     _raise_instance_error(item, i, path)
     raise AssertionError("unreachable")
+
+
+def _options_ok(options: Any) -> bool:
+    return (type(options) is list and bool(options)
+            and all(type(option) is str and option.strip() for option in options))
+
+
+def instance_options(item: dict) -> tuple[str, ...] | None:
+    """The options an instance object lists (checked), stripped, in file order, repeats dropped."""
+    if "options" not in item:
+        return None
+    return tuple(dict.fromkeys(option.strip() for option in item["options"]))
 
 
 def _raise_instance_error(item: Any, i: int, path: Path) -> None:
@@ -123,6 +140,10 @@ def _raise_instance_error(item: Any, i: int, path: Path) -> None:
     _as_str(item["input"], path, f"{where}.input")
     for reference in references:
         _as_str(reference, path, f"{where}.output")
+    if "options" in item and not _options_ok(item["options"]):
+        raise _fail(path, f"{where}.options", "expected a non-empty list of non-empty option strings.",
+                    'write the answer options as a JSON list of strings, e.g. "options": ["yes", "no"], '
+                    "or drop the key.")
 
 
 def _instance_id(item: dict, task_name: str, i: int) -> str:
@@ -166,7 +187,7 @@ def _parse_instances(raw: Any, path: Path, task_name: str, only: Sequence[int] |
     for i in positions:
         references = _check_instance(raw[i], i, path)
         instances.append(Instance(id=_instance_id(raw[i], task_name, i), input=raw[i]["input"],
-                                  references=tuple(references)))
+                                  references=tuple(references), options=instance_options(raw[i])))
     _check_unique_ids([instance.id for instance in instances], positions, path)
     return tuple(instances)
 
@@ -322,6 +343,22 @@ class TaskLibrary:
         entry = self._entry(name)
         entry.check()
         return entry.instances
+
+    def options(self, name: str, max_options: int) -> list[str] | None:
+        """The task's label set, from the index (ablate.data.options.indexed_options)."""
+        from ablate.data.options import indexed_options
+
+        entry = self._entry(name)
+        entry.check()
+        return indexed_options(entry, max_options)
+
+    def has_options(self, name: str, max_options: int) -> bool:
+        """Whether rank classification can score the task (ablate.data.options.has_options)."""
+        from ablate.data.options import has_options
+
+        entry = self._entry(name)
+        entry.check()
+        return has_options(entry, max_options)
 
     def subset(self, name: str, positions: Sequence[int]) -> Task:
         """The task with only the instances at `positions`, in that order (a cell's sample): the
