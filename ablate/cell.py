@@ -83,14 +83,19 @@ def run_cell(cell: Cell, place: CellPlace, tracker: CellTracker, *, resume_state
     eval_began = time.perf_counter()
     truncation = built.truncation if built is not None else None
     for position, encoding in enumerate(settings.test_encodings):
-        rows = build_test_dataset(data.test_pairs, encoding, truncation, data.cluster_of).to_dict()
+        rows = build_test_dataset(data.test_pairs, encoding, truncation, data.cluster_of,
+                                  data.test_options if settings.eval.options_in_prompt else None).to_dict()
         for config in settings.eval.evaluators:
             evaluator = evaluator_of(config.kind)
             output = evaluator.evaluate(EvalInput(
                 built.model if built else None, built.tokenizer if built else None, settings.model, data.test_pairs,
-                rows, encoding, settings.eval, settings.train, place.device), config)
+                rows, encoding, settings.eval, settings.train, data.test_options, place.device), config)
 
             # 5. Report: metrics per encoding / category / task / cluster, and the per-instance records.
+            if output.unscored:
+                tracker.log_text(json.dumps(output.unscored, indent=1), results.unscored_artifact(encoding, evaluator.kind))
+            if not output.scores:
+                continue
             tracker.log_metrics(results.eval_metrics(encoding, output.scores, evaluator.metric_names))
             names.update(results.names_in(output.scores))
             tracker.log_text("\n".join(json.dumps(r, ensure_ascii=False) for r in output.records),

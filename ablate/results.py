@@ -133,6 +133,11 @@ def predictions_artifact(encoding: str, evaluator: str = "generate") -> str:
     return f"{folder}/{encoding_key(encoding)}.jsonl"
 
 
+def unscored_artifact(encoding: str, evaluator: str) -> str:
+    """The test tasks an evaluator could not score (e.g. tasks without answer options, for rank)."""
+    return f"unscored/{evaluator}/{encoding_key(encoding)}.json"
+
+
 def report_artifact(file_name: str) -> str:
     return f"{REPORT_DIR}/{file_name}"
 

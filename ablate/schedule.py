@@ -33,13 +33,14 @@ class CellOutcome:
     seconds: float | None = None  # its wall time as the driver saw it (retried attempts included)
 
 
-def _progress_callback(total: int, cached: int, concurrency: int, out: TextIO):
+def _progress_callback(total: int, cached: int, concurrency: int, stream: TextIO):
     from ray.tune import Callback
 
     class Progress(Callback):
         """Prints cells done / cached / failed / total, the running cells and an ETA."""
 
-        def __init__(self) -> None:
+        def __init__(self, out: TextIO) -> None:
+            self.out = out
             self.started: dict[str, float] = {}
             self.durations: list[float] = []
             self.done = self.failed = 0
@@ -62,7 +63,12 @@ def _progress_callback(total: int, cached: int, concurrency: int, out: TextIO):
                 eta = f" | ETA {int(seconds // 60)}m{int(seconds % 60):02d}s"
             running = ", ".join(self.names[t] for t in self.started) or "-"
             print(f"[{finished + cached}/{total}] done {self.done}, cached {cached}, failed {self.failed}"
-                  f" | running: {running}{eta} | {event}", file=out, flush=True)
+                  f" | running: {running}{eta} | {event}", file=self.out or sys.stdout, flush=True)
+
+        def __getstate__(self):
+            # Tune pickles its callbacks with the experiment's state: a stream (a test's captured
+            # stdout, a file) does not pickle, and is only ever written here, in the driver.
+            return {**self.__dict__, "out": None}
 
         def on_trial_start(self, iteration, trials, trial, **info):
             self.started[trial.trial_id] = time.time()
@@ -89,7 +95,7 @@ def _progress_callback(total: int, cached: int, concurrency: int, out: TextIO):
             self.failed += 1
             self._line(f"FAILED {self.names.get(trial.trial_id, trial.trial_id)} (worker lost, retries used up)")
 
-    return Progress()
+    return Progress(stream)
 
 
 @dataclass

@@ -13,6 +13,7 @@ import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from ablate.errors import AblateError, did_you_mean
+from ablate.data.options import DEFAULT_MAX_OPTIONS, INDEX_OPTIONS_LIMIT
 from ablate.evaluators import EvaluatorConfig
 from ablate.evaluators.generate import GenerateConfig
 from ablate.stages import StageConfig
@@ -35,6 +36,10 @@ class DataSpec(Frozen):
                                                                  "0: none (the untuned model)")
     instances_per_task: int = Field(ge=0, le=100_000_000, description="nested seeded sample of training instances per task; "
                                                       "0: none (the untuned model)")
+    max_options: int = Field(DEFAULT_MAX_OPTIONS, ge=2, le=INDEX_OPTIONS_LIMIT, json_schema_extra=UNLESS_DEFAULT,
+                             description="answer options of a test instance: its own 'options' list, else its task's "
+                                         "label set when its references take at most this many distinct values "
+                                         "(rank classification; the OPTIONS suffix of options_in_prompt)")
 
     @property
     def trains_nothing(self) -> bool:
@@ -72,6 +77,9 @@ class TrainSpec(Frozen):
                            json_schema_extra=NOT_IDENTITY)
     checkpoint_every: int = Field(200, gt=0, le=100_000_000, description="report a resumable checkpoint every N steps",
                                   json_schema_extra=NOT_IDENTITY)
+    options_in_prompt: bool = Field(False, json_schema_extra=UNLESS_DEFAULT,
+                                    description="FLAN's format: training sources of tasks with answer options end with "
+                                                "OPTIONS: and one '- option' line each")
     save_model: bool = Field(False, description="log the trained model (or LoRA adapter) to the cell's run, "
                                                 "loadable with transformers' from_pretrained",
                              json_schema_extra=NOT_IDENTITY)
@@ -94,6 +102,9 @@ class EvalSpec(Frozen):
     max_new_tokens: int = Field(32, gt=0, le=65_536)
     num_beams: int = Field(1, gt=0, le=64, description="1: greedy decoding")
     batch_size: int = Field(64, gt=0, le=65_536)
+    options_in_prompt: bool = Field(False, json_schema_extra=UNLESS_DEFAULT,
+                                    description="FLAN's format: test sources of tasks with answer options end with "
+                                                "OPTIONS: and one '- option' line each")
     evaluators: list[EvaluatorConfig] = Field(
         default_factory=lambda: [GenerateConfig()], min_length=1, json_schema_extra=UNLESS_DEFAULT,
         description="how the model is scored on each test encoding, in order (the first gives the run's headline): "

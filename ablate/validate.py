@@ -101,6 +101,21 @@ def _test_set_checks(cell: Cell, selection: TaskSelection, library: TaskLibrary,
                     "to give them a cluster.")
 
 
+def _evaluator_checks(cell: Cell, selection: TaskSelection, library: TaskLibrary, checks: Checks) -> list[str]:
+    """Each evaluator's own checks of the cell (errors returned, warnings recorded)."""
+    from ablate.evaluators import evaluator_of
+
+    errors = []
+    for config in cell.settings.eval.evaluators:
+        evaluator = evaluator_of(config.kind)
+        if evaluator.check is not None:
+            found, warnings = evaluator.check(cell, selection, library, config)
+            errors += found
+            for warning in warnings:
+                checks.warn(warning)
+    return errors
+
+
 def _tokenizer_error(model: str) -> str | None:
     """A pretrained model whose tokenizer cannot load (presets build theirs from the task data)."""
     if model in PRESETS or is_baseline(model):
@@ -175,6 +190,7 @@ def check_cells(cells: list[Cell], cache_dir: Path) -> Checks:
         # Grids share sections of settings: the checks run once per distinct input, not per cell.
         selections: dict[tuple, TaskSelection | AblateError] = {}
         test_sets: set[tuple] = set()
+        evaluator_checks: set[tuple] = set()
         fewest: dict = {}
         dumped: dict[int, str] = {}  # by id() of a data section (cells share them; all alive here)
         cluster_checks: dict[str, list[str]] = {}
@@ -222,6 +238,10 @@ def check_cells(cells: list[Cell], cache_dir: Path) -> Checks:
                     except AblateError as exc:
                         checks.error(f"{cell.name}: {exc.as_item()}" if len(cells) > 1 else exc.as_item())
                 errors = _sample_errors(cell, selection, library, fewest)
+                evaluated = (test_set, cell.settings.model, tuple(e.model_dump_json() for e in cell.settings.eval.evaluators))
+                if evaluated not in evaluator_checks:
+                    evaluator_checks.add(evaluated)
+                    errors += _evaluator_checks(cell, selection, library, checks)
             for error in errors:
                 checks.error(f"{cell.name}: {error}" if len(cells) > 1 else error)
     return checks

@@ -15,9 +15,12 @@ from ablate.data.tasks import Instance, Task, TaskLibrary
 
 
 def build_train_dataset(library: TaskLibrary, selection: TaskSelection, instances_per_task: int,
-                        encoding: str, truncation: Truncation | None, seed: int):
-    """Training pairs: Tk-Instruct source and one seeded reference per sampled instance."""
+                        encoding: str, truncation: Truncation | None, seed: int, options_max: int | None = None):
+    """Training pairs: Tk-Instruct source and one seeded reference per sampled instance. With
+    `options_max`, sources of instances with answer options end with FLAN's OPTIONS suffix."""
     from datasets import Dataset
+
+    from ablate.data.options import instance_options, instance_with_options
 
     parsed = parse_encoding(encoding)
     rng = random.Random(f"{seed}:targets")
@@ -25,7 +28,10 @@ def build_train_dataset(library: TaskLibrary, selection: TaskSelection, instance
     for name in selection.train_tasks:
         # Only the sampled instances are read into objects (a release's task holds thousands).
         task = library.subset(name, sample_positions(name, library.instance_count(name), instances_per_task, seed))
+        label_set = library.options(name, options_max) if options_max else None
         for instance in task.instances:
+            if options_max:
+                instance = instance_with_options(instance, instance_options(instance, label_set))
             rows.append({"id": instance.id, "task": name,
                          "source": build_source(task, instance, parsed, truncation),
                          "target": choose_reference(instance, rng)})
@@ -43,16 +49,21 @@ def eval_pairs(library: TaskLibrary, test_tasks: Sequence[str], instances_per_ta
 
 
 def build_test_dataset(pairs: Sequence[tuple[Task, Instance]], encoding: str, truncation: Truncation | None,
-                       cluster_of: Mapping[str, str]):
+                       cluster_of: Mapping[str, str], options: Sequence[Sequence[str] | None] | None = None):
     """Evaluation rows of test pairs, with every reference; tasks outside every cluster are
-    labelled "(no cluster)" and scored like the others."""
+    labelled "(no cluster)" and scored like the others. With `options` (one list or None per
+    pair), sources end with FLAN's OPTIONS suffix where a pair has options."""
     from datasets import Dataset
 
+    from ablate.data.options import instance_with_options
+
     parsed = parse_encoding(encoding)
+    options = options if options is not None else [None] * len(pairs)
     rows = [{"id": instance.id, "task": task.name, "category": task.category,
              "cluster": cluster_label(cluster_of, task.category),
-             "source": build_source(task, instance, parsed, truncation),
-             "references": list(instance.references)} for task, instance in pairs]
+             "source": build_source(task, instance_with_options(instance, row_options) if row_options else instance,
+                                    parsed, truncation),
+             "references": list(instance.references)} for (task, instance), row_options in zip(pairs, options)]
     return Dataset.from_list(rows)
 
 

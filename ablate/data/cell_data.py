@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ablate.data.build import eval_pairs
 from ablate.data.clusters import category_to_cluster
+from ablate.data.options import instance_options
 from ablate.data.select import TaskSelection, select_tasks
 from ablate.data.sources import resolve_task_dir
 from ablate.data.tasks import Instance, Task, TaskLibrary
@@ -25,6 +26,7 @@ class CellData:
     selection: TaskSelection  # the training and test tasks
     test_pairs: list[tuple[Task, Instance]]  # the evaluated instances of the test tasks
     cluster_of: dict[str, str]  # category -> cluster
+    test_options: list[list[str] | None]  # each test pair's answer options (ablate.data.options), or None
 
 
 def open_cell_data(settings, cache_dir: Path) -> CellData:
@@ -33,4 +35,6 @@ def open_cell_data(settings, cache_dir: Path) -> CellData:
     library = open_library(data.source, data.synthetic_seed, cache_dir)
     selection = select_tasks(library, data, settings.seed)
     pairs = eval_pairs(library, selection.test_tasks, settings.eval.instances_per_task)
-    return CellData(library, selection, pairs, category_to_cluster(settings.cluster_map))
+    label_sets = {name: library.options(name, data.max_options) for name in selection.test_tasks}
+    options = [instance_options(instance, label_sets[task.name]) for task, instance in pairs]
+    return CellData(library, selection, pairs, category_to_cluster(settings.cluster_map), options)

@@ -1,6 +1,7 @@
 """Evaluators, found by name (the `kind` of an entry of `eval.evaluators`).
 
     generate   generation scored by the official SuperNI metrics (the default)
+    rank       FLAN's rank classification over each instance's answer options
 
 Each evaluator's module holds its settings, its declared metrics and its `evaluate` function
 (the contract is `ablate/evaluators/base.py`); this registry is the one list of them.
@@ -12,10 +13,11 @@ from typing import Any
 
 from ablate.evaluators.base import Evaluator
 from ablate.evaluators.generate import GENERATE
+from ablate.evaluators.rank import RANK
 from ablate.results import MetricSpec
 from ablate.typed import tagged_union
 
-EVALUATORS: dict[str, Evaluator] = {e.kind: e for e in (GENERATE,)}
+EVALUATORS: dict[str, Evaluator] = {e.kind: e for e in (GENERATE, RANK)}
 
 
 def evaluator_of(kind: str) -> Evaluator:

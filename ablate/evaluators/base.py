@@ -25,6 +25,7 @@ class EvalInput:
     encoding: str
     eval: Any  # the cell's EvalSpec (test set, generation settings, batch size)
     train: Any  # the cell's TrainSpec (the source and target lengths training used)
+    options: Sequence[Any] = ()  # each row's answer options (a list of strings), or None (ablate.data.options)
     device: str = "cpu"
 
 
@@ -33,8 +34,9 @@ class EvalOutput:
     """Scores in the shape `ablate.metrics.evaluate_predictions` gives (overall per metric, and
     per_task / per_category / per_cluster), and one JSON-able record per instance."""
 
-    scores: dict
+    scores: dict  # empty when the evaluator had nothing to score on this encoding
     records: list[dict] = field(default_factory=list)
+    unscored: list[str] = field(default_factory=list)  # test tasks this evaluator could not score
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,8 @@ class Evaluator:
     headline: str  # the metric a report shows by default
     evaluate: Callable[[EvalInput, Any], EvalOutput]
     needs_model: bool = True  # False: also scores heuristic baselines (their predictions are text)
+    # (cell, selection, library, config) -> (errors, warnings), checked by `ablate validate` / before a sweep
+    check: Callable[[Any, Any, Any, Any], tuple[list[str], list[str]]] | None = None
 
     @property
     def metric_names(self) -> tuple[str, ...]:

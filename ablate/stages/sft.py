@@ -24,7 +24,8 @@ def run(given: StageInput, config: SftConfig) -> StageOutput:
     data, train = settings.data, settings.train
     began = time.perf_counter()
     train_rows = build_train_dataset(given.data.library, given.data.selection, data.instances_per_task,
-                                     train.encoding, given.truncation, settings.seed)
+                                     train.encoding, given.truncation, settings.seed,
+                                     options_max=data.max_options if train.options_in_prompt else None)
     train_data = tokenize_dataset(train_rows, given.tokenizer, given.tokenizer_id, train.max_source_length,
                                   train.max_target_length, given.cache_dir, causal=not model.config.is_encoder_decoder)
     data_seconds = time.perf_counter() - began
