@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
 from ablate.data.clusters import DEFAULT_CLUSTERS
-from ablate.spec import DataSpec, EvalSpec, SweepSpec, TrainSpec, cluster_order, expand_axis
+from ablate.spec import DataSpec, EvalSpec, SweepSpec, TrainSpec, axis_patch, cluster_order, expand_axis
 from ablate.stages import StageConfig
 from ablate.stages.sft import SftConfig
 from ablate.typed import UNLESS_DEFAULT, Frozen
@@ -209,7 +209,8 @@ def expand_grid(spec: SweepSpec, data_fingerprint: str) -> list[Cell]:
             tree = copy.deepcopy(base)
             for i in owners[name]:
                 axis, path, _ = crossed[i]
-                _set_path(tree, path, values[axis])
+                for target, value in axis_patch(spec, axis, path, values[axis]).items():
+                    _set_path(tree, target, value)
             try:
                 sections[key] = _section_type(name).validate_python(tree[name])
             except ValidationError:  # raised again by the whole cell, so its fields read "train.steps"

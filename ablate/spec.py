@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, Field, ValidationError, field_validator, model_validator
 
 from ablate.errors import AblateError, did_you_mean
 from ablate.data.options import DEFAULT_MAX_OPTIONS, INDEX_OPTIONS_LIMIT
@@ -22,11 +22,23 @@ from ablate.track.retry import DEFAULT_RETRY_SECONDS
 from ablate.typed import NOT_IDENTITY, UNLESS_DEFAULT, Frozen
 
 
+def _cluster_preset(value: Any) -> Any:
+    """A named cluster map (`clusters: flan`) as the map it names (ablate.data.flan.PRESETS)."""
+    if isinstance(value, str):
+        from ablate.data.flan import preset
+
+        try:
+            return {name: list(categories) for name, categories in preset("clusters", value).items()}
+        except AblateError as exc:
+            raise ValueError(exc.message) from None
+    return value
+
+
 class DataSpec(Frozen):
     source: str = Field(description="'synthetic' (built-in suite), a path to a SuperNI clone, or 'hf:<dataset>'")
     split: str = Field("default", description="splits/<split>/ of the task directory")
     synthetic_seed: int = Field(0, ge=0, le=2**31 - 1, description="seed of the built-in synthetic suite")
-    clusters: dict[str, list[str]] | None = Field(None, min_length=1,
+    clusters: Annotated[dict[str, list[str]] | None, BeforeValidator(_cluster_preset)] = Field(None, min_length=1,
                                                   description="cluster -> categories; null: the default map")
     held_out_clusters: list[str] = Field(default_factory=list,
                                          description="evaluate on these clusters' tasks; empty: the split's test tasks")
@@ -164,6 +176,44 @@ class CumulativeClusters(Frozen):
                              "'number of clusters' is not confounded with which cluster was added")
 
 
+class LeaveOneClusterOut(Frozen):
+    """FLAN's evaluation: one model per held-out cluster, trained on every other cluster except
+    those excluded with it (e.g. paraphrase with NLI)."""
+
+    leave_one_out: list[str] | str = Field(description="the clusters to hold out one at a time, or a preset "
+                                                        "(flan: nli, commonsense, closed_book_qa)")
+    exclude_together: list[list[str]] | str = Field(
+        default_factory=list, description="groups of clusters excluded together, or a preset (flan: FLAN's "
+                                          "nli/paraphrase and reading-comprehension/commonsense groups)")
+
+    def values(self, cluster_map: dict) -> list[tuple[str, list[str]]]:
+        """(held-out cluster, training clusters) per value, in order."""
+        from ablate.data.flan import loo_values, preset
+
+        held_out = preset("held_out", self.leave_one_out) if isinstance(self.leave_one_out, str) else self.leave_one_out
+        groups = preset("exclusions", self.exclude_together) if isinstance(self.exclude_together, str) \
+            else self.exclude_together
+        universe = list(cluster_map)
+        # A preset's groups may name clusters a custom map does not have: those groups do not apply.
+        groups = [g for g in groups if all(c in universe for c in g)] if isinstance(self.exclude_together, str) else groups
+        return loo_values(list(held_out), groups, universe=universe, field="axes.held_out_cluster")
+
+
+def _cluster_map_of(spec: "SweepSpec") -> dict:
+    from ablate.data.clusters import DEFAULT_CLUSTERS
+
+    return dict(spec.data.clusters or DEFAULT_CLUSTERS)
+
+
+def axis_patch(spec: "SweepSpec", key: str, path: str, value: Any) -> dict[str, Any]:
+    """The settings one axis value sets, by dotted path: one path for most axes; a held-out
+    cluster sets both the held-out clusters and the clusters to train on."""
+    if key == "held_out_cluster":
+        train = dict(LeaveOneClusterOut.model_validate(spec.axes[key]).values(_cluster_map_of(spec)))[value]
+        return {"data.held_out_clusters": [value], "data.train_clusters": train}
+    return {path: value}
+
+
 def cluster_order(spec: "SweepSpec", seed: int) -> list[str] | None:
     """The order in which a cumulative train_clusters axis adds clusters for one seed; None when
     the axis is not cumulative with a random order."""
@@ -188,6 +238,7 @@ AXIS_PATHS = {
     "train_encoding": "train.encoding",
     "test_encoding": "eval.encodings",
     "stages": "stages",
+    "held_out_cluster": "data.held_out_clusters",  # leave-one-cluster-out (LeaveOneClusterOut)
 }
 
 
@@ -282,6 +333,15 @@ def expand_axis(spec: SweepSpec, key: str, values: Any) -> tuple[str, list[Any]]
     if key not in AXIS_PATHS and (_field_at(key) is None or "." not in key):
         raise ValueError(f"unknown axis '{key}'. {did_you_mean(key, list(AXIS_PATHS))} "
                          "Or give a dotted path to a setting, e.g. train.learning_rate")
+    if key == "held_out_cluster":
+        if not isinstance(values, dict):
+            raise ValueError("axis 'held_out_cluster' takes {leave_one_out: [clusters] or flan, "
+                             "exclude_together: [[c1, c2], ...] or flan}")
+        try:
+            values = [c for c, _ in LeaveOneClusterOut.model_validate(values).values(_cluster_map_of(spec))]
+        except AblateError as exc:
+            raise ValueError(exc.as_item()) from None
+        return path, values
     if key == "train_clusters" and isinstance(values, dict):
         order = CumulativeClusters.model_validate(values)
         start = 0 if order.from_none else 1

@@ -171,3 +171,28 @@ def test_the_mean_line_can_be_the_official_per_instance_score():
     assert by_clusters["curves"]["mean"]["points"][0]["mean"] == (50 + 5) / 2
     assert overall["curves"]["mean"]["points"][0]["mean"] == pytest.approx(0.8 * 50 + 0.2 * 5)
     assert overall["aggregate"] == "overall" and overall["curves"]["nli"] == by_clusters["curves"]["nli"]
+
+
+def test_leave_one_cluster_out_draws_fig_3_with_each_model_on_its_own_cluster():
+    """Each cell answers only for the cluster it held out; the mean bar averages the clusters' models per seed."""
+    records = []
+    scores = {("nli", 0): 5.0, ("nli", 800): 60.0, ("commonsense", 0): 10.0, ("commonsense", 800): 40.0}
+    for (held_out, steps), score in scores.items():
+        for seed in (0, 1):
+            cell = _cell(f"{held_out} steps={steps} seed={seed}",
+                         {"held_out_cluster": held_out, "train.steps": steps, "seed": seed},
+                         test_encodings=["def", "def+pos2"])
+            cell = Cell(cell.id, cell.name, cell.axis_values, cell.settings.model_copy(
+                update={"train": cell.settings.train.model_copy(update={"steps": steps})}))
+            # Every cell also scores some other cluster: a leave-one-out report must ignore it.
+            metrics = {f"{enc}/cluster/{held_out}/acc": score + seed + (3.0 if enc == "def-pos2" else 0.0)
+                       for enc in ("def", "def-pos2")}
+            metrics.update({f"{enc}/cluster/other/acc": 99.0 for enc in ("def", "def-pos2")})
+            records.append(CellRecord(cell, "done", metrics))
+    report = build_report(_sweep(records), "acc")
+    bars = report["bars"]
+    assert bars["groups"] == ["nli", "commonsense", "mean"]
+    tuned = bars["series"]["instruction-tuned, zero-shot (def)"]
+    assert tuned["nli"]["mean"] == 60.5 and tuned["commonsense"]["mean"] == 40.5
+    assert tuned["mean"]["values"] == [50.0, 51.0] and tuned["mean"]["n"] == 2  # per seed: (60+40)/2, (61+41)/2
+    assert bars["series"]["untuned, few-shot (def+pos2)"]["nli"]["mean"] == 8.5

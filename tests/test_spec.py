@@ -6,6 +6,7 @@ import pytest
 
 from ablate.errors import AblateError
 from ablate.spec import SweepSpec, load_spec
+from tests.conftest import REPO
 
 BASE = """\
 name: test
@@ -100,3 +101,48 @@ def test_bad_axes(tmp_path, axes, says):
     path = write(tmp_path, BASE + "axes:\n  " + axes + "\n")
     with pytest.raises(AblateError, match=says):
         prepare_sweep(str(path), [], workdir=tmp_path)
+
+
+def _loo_spec(tmp_path, axis, clusters=None):
+    import yaml
+
+    raw = yaml.safe_load((REPO / "sweeps" / "smoke.yaml").read_text())
+    raw["axes"] = {"held_out_cluster": axis}
+    if clusters is not None:
+        raw["data"]["clusters"] = clusters
+    path = tmp_path / "loo.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def test_leave_one_cluster_out_trains_each_value_on_every_other_cluster_but_its_exclusions(tmp_path):
+    from ablate.data.flan import FLAN_CLUSTERS
+    from ablate.plan import expand_grid
+
+    spec = load_spec(_loo_spec(tmp_path, {"leave_one_out": "flan", "exclude_together": "flan"}, clusters="flan"))
+    assert spec.data.clusters == {k: list(v) for k, v in FLAN_CLUSTERS.items()}
+    cells = {c.axis_values["held_out_cluster"]: c.settings.data for c in expand_grid(spec, "fp")}
+    assert list(cells) == ["nli", "commonsense", "closed_book_qa"]
+    assert cells["nli"].held_out_clusters == ["nli"]
+    assert "paraphrase" not in cells["nli"].train_clusters and "nli" not in cells["nli"].train_clusters
+    assert "reading_comp_with_commonsense" not in cells["commonsense"].train_clusters
+    assert set(cells["closed_book_qa"].train_clusters) == set(FLAN_CLUSTERS) - {"closed_book_qa"}
+
+
+@pytest.mark.parametrize("axis, says", [
+    (["nli"], "leave_one_out"),
+    ({"leave_one_out": ["nli", "bogus"]}, "cluster 'bogus' is not a cluster of the map"),
+    ({"leave_one_out": ["nli", "nli"]}, "appears twice"),
+    ({"leave_one_out": "flna"}, "unknown held_out preset 'flna'"),
+    ({"leave_one_out": ["nli"], "exclude_together": [["nli"]]}, "fewer than two"),
+])
+def test_bad_leave_one_cluster_out_axes_name_the_axis_and_the_fix(tmp_path, axis, says):
+    with pytest.raises(AblateError) as caught:
+        load_spec(_loo_spec(tmp_path, axis))
+    assert "axes.held_out_cluster" in str(caught.value) and says in str(caught.value)
+
+
+def test_an_unknown_cluster_preset_is_refused(tmp_path):
+    with pytest.raises(AblateError) as caught:
+        load_spec(_loo_spec(tmp_path, {"leave_one_out": ["nli"]}, clusters="flam"))
+    assert "data.clusters" in str(caught.value) and "Did you mean 'flan'" in str(caught.value)

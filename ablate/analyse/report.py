@@ -180,29 +180,51 @@ def build_matrix(sweep: SweepRecords, metric: str, aggregate: str = "clusters") 
             "column_label": "testing encoding" if column_axis is None else column_axis}
 
 
+LEAVE_ONE_OUT = "held_out_cluster"  # the leave-one-cluster-out axis (ablate.spec.LeaveOneClusterOut)
+
+
 def build_bars(sweep: SweepRecords, metric: str, aggregate: str = "clusters") -> dict | None:
     """FLAN Fig. 3: per held-out cluster (and their mean), the untuned model prompted zero-shot and
-    few-shot beside the instruction-tuned model zero-shot. Drawn when the sweep varies only whether
-    cells are tuned (e.g. train.steps: [0, N]) and tests a zero-shot and a few-shot encoding."""
+    few-shot beside the instruction-tuned model zero-shot. Drawn when the sweep varies whether cells
+    are tuned (e.g. train.steps: [0, N]), and optionally which cluster is held out (leave one
+    cluster out: each cell then counts for its own cluster), and tests a zero-shot and a few-shot
+    encoding. With leave-one-cluster-out the mean bar is, per seed, the mean over the held-out
+    clusters' models."""
     cells = sweep.cells
     axes = varying_axes(cells)
     encodings = cells[0].cell.settings.test_encodings
     zero = next((e for e in encodings if "pos" not in e), None)
     few = next((e for e in encodings if "pos" in e), None)
     tuned_states = {r.cell.settings.untuned for r in cells}
-    if len(axes) != 1 or tuned_states != {True, False} or zero is None or few is None:
+    loo = LEAVE_ONE_OUT in axes
+    if len([a for a in axes if a != LEAVE_ONE_OUT]) != 1 or tuned_states != {True, False} or zero is None \
+            or few is None:
         return None
     series = {f"untuned, zero-shot ({zero})": (True, zero), f"untuned, few-shot ({few})": (True, few),
               f"instruction-tuned, zero-shot ({zero})": (False, zero)}
     values: dict[str, dict[str, list[float]]] = {name: defaultdict(list) for name in series}
+    by_seed: dict[str, dict[int, list[float]]] = {name: defaultdict(list) for name in series}
     for record in cells:
         if record.status != CellStatus.DONE:
             continue
         for name, (untuned, encoding) in series.items():
             if record.cell.settings.untuned == untuned:
-                for line, value in line_values(record.metrics, encoding, metric, aggregate).items():
+                lines = line_values(record.metrics, encoding, metric, aggregate)
+                if loo:  # this cell's model answers for its own held-out cluster only
+                    cluster = record.cell.axis_values[LEAVE_ONE_OUT]
+                    if cluster in lines:
+                        values[name][cluster].append(lines[cluster])
+                        by_seed[name][record.cell.settings.seed].append(lines[cluster])
+                    continue
+                for line, value in lines.items():
                     values[name][line].append(value)
-    groups = sorted({g for by_line in values.values() for g in by_line if g != MEAN_LINE}) + [MEAN_LINE]
+    if loo:
+        clusters = len({r.cell.axis_values[LEAVE_ONE_OUT] for r in cells})
+        for name, seeds in by_seed.items():
+            values[name][MEAN_LINE] = [sum(v) / len(v) for v in seeds.values() if len(v) == clusters]
+    groups = list(dict.fromkeys(r.cell.axis_values[LEAVE_ONE_OUT] for r in cells)) if loo else \
+        sorted({g for by_line in values.values() for g in by_line if g != MEAN_LINE})
+    groups = groups + [MEAN_LINE]
     return {"groups": groups, "series": {
         name: {g: point_stats(0, by_line.get(g, [])).__dict__ | {"values": list(by_line.get(g, []))} for g in groups}
         for name, by_line in values.items()}}
