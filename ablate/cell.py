@@ -89,7 +89,8 @@ def run_cell(cell: Cell, place: CellPlace, tracker: CellTracker, *, resume_state
             evaluator = evaluator_of(config.kind)
             output = evaluator.evaluate(EvalInput(
                 built.model if built else None, built.tokenizer if built else None, settings.model, data.test_pairs,
-                rows, encoding, settings.eval, settings.train, data.test_options, place.device), config)
+                rows, encoding, settings.eval, settings.train.max_source_length, settings.train.max_target_length,
+                data.test_options, place.device), config)
 
             # 5. Report: metrics per encoding / category / task / cluster, and the per-instance records.
             if output.unscored:

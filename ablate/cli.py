@@ -200,6 +200,44 @@ def cmd_baseline(args) -> int:
     return 0
 
 
+def cmd_evaluate(args) -> int:
+    from ablate.evaluate_model import evaluate_model
+    from ablate.files import write_text_atomic
+
+    if args.predictions_out:
+        check_output_folder(Path(args.predictions_out).parent, "--predictions-out")
+    result = evaluate_model(args.model, args.tasks, split=args.split, encoding=args.encoding,
+                            evaluator=args.evaluator, instances=args.instances,
+                            max_source_length=args.max_source_length, max_target_length=args.max_target_length,
+                            max_new_tokens=args.max_new_tokens, batch_size=args.batch_size,
+                            max_options=args.max_options, options_in_prompt=args.options_in_prompt, device=args.device)
+    if args.predictions_out:
+        write_text_atomic(Path(args.predictions_out),
+                          "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in result.records))
+    if args.json:
+        print(json.dumps({"scores": result.scores, "unscored_tasks": result.unscored}, indent=2))
+    elif not result.scores:
+        print(f"{args.model}: no test task could be scored by {args.evaluator} "
+              f"({len(result.unscored)} without answer options).")
+    else:
+        from ablate.evaluators import evaluator_of
+
+        names = evaluator_of(args.evaluator).metric_names
+        print(f"{args.model} ({args.evaluator}, {args.encoding}): " + "  ".join(f"{m} {result.scores[m]:.4f}" for m in names))
+        for task, values in result.scores["per_task"].items():
+            print(f"  {task:<60} " + "  ".join(f"{m} {values[m]:.2f}" for m in names))
+        if result.unscored:
+            print(f"  not scored by {args.evaluator}: {', '.join(result.unscored)}")
+    return 0
+
+
+def _evaluator_kinds() -> list[str]:
+    """Evaluators `ablate evaluate` runs on a model alone (those that need no cell of a sweep)."""
+    from ablate.evaluators import EVALUATORS
+
+    return [kind for kind in EVALUATORS if kind in ("generate", "rank")]
+
+
 def cmd_synth(args) -> int:
     from ablate.data.synthetic import write_suite
 
@@ -355,6 +393,25 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "eval":
             sub.add_argument("--predictions", required=True, help='JSONL of {"id", "prediction"}')
         sub.set_defaults(func=func)
+
+    evaluate = commands.add_parser("evaluate", help="score a saved model folder or hf: model with a cell's evaluators")
+    evaluate.add_argument("model", help="a folder written by save_pretrained (e.g. a cell's model/ artifact) or hf:<name>")
+    evaluate.add_argument("--tasks", required=True, help="task directory (tasks/ and splits/)")
+    evaluate.add_argument("--split", default="default")
+    evaluate.add_argument("--encoding", default="def", help="test encoding, e.g. def or def+pos2")
+    evaluate.add_argument("--evaluator", default="generate", choices=sorted(_evaluator_kinds()))
+    evaluate.add_argument("--instances", type=_bounded_int(1), default=100, help="first N instances per test task")
+    evaluate.add_argument("--max-source-length", type=_bounded_int(1, 1_048_576), default=1024)
+    evaluate.add_argument("--max-target-length", type=_bounded_int(1, 1_048_576), default=128)
+    evaluate.add_argument("--max-new-tokens", type=_bounded_int(1, 65_536), default=128)
+    evaluate.add_argument("--batch-size", type=_bounded_int(1, 65_536), default=16)
+    evaluate.add_argument("--max-options", type=_bounded_int(2, 100), default=10,
+                          help="a task with at most N distinct references is ranked over them")
+    evaluate.add_argument("--options-in-prompt", action="store_true", help="FLAN's OPTIONS suffix on the prompts")
+    evaluate.add_argument("--device", default="cpu", help="cpu or cuda")
+    evaluate.add_argument("--predictions-out", help="JSONL: one record per instance (id, choice, option scores)")
+    evaluate.add_argument("--json", action="store_true")
+    evaluate.set_defaults(func=cmd_evaluate)
 
     synth = commands.add_parser("synth", help="write the built-in synthetic task suite")
     synth.add_argument("--out", required=True)

@@ -106,7 +106,12 @@ def check_output_folder(out: str | Path, field: str) -> None:
 
 def write_json(path: Path, payload) -> None:
     """Write JSON atomically (a crash never leaves half a file)."""
+    write_text_atomic(path, json.dumps(payload, indent=2))
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write a text file atomically (a crash never leaves half a file)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     scratch = path.with_suffix(path.suffix + ".tmp")
-    scratch.write_text(json.dumps(payload, indent=2))
+    scratch.write_text(text, encoding="utf-8")
     scratch.replace(path)

@@ -24,7 +24,8 @@ class EvalInput:
     rows: Mapping[str, list]  # the encoded test rows: id, task, category, cluster, source, references
     encoding: str
     eval: Any  # the cell's EvalSpec (test set, generation settings, batch size)
-    train: Any  # the cell's TrainSpec (the source and target lengths training used)
+    max_source_length: int  # model tokens of a source, and of a target, as training cut them
+    max_target_length: int
     options: Sequence[Any] = ()  # each row's answer options (a list of strings), or None (ablate.data.options)
     device: str = "cpu"
 

@@ -30,7 +30,7 @@ def evaluate(given: EvalInput, config: GenerateConfig) -> EvalOutput:
         predictions = baseline_predictions(given.model_name, given.pairs)
     else:
         predictions = generate_predictions(given.model, given.tokenizer, given.rows["source"],
-                                           max_source_length=given.train.max_source_length,
+                                           max_source_length=given.max_source_length,
                                            max_new_tokens=given.eval.max_new_tokens,
                                            num_beams=given.eval.num_beams, batch_size=given.eval.batch_size)
     return EvalOutput(score_rows(given.rows, predictions), prediction_records(given.rows, predictions))

@@ -44,8 +44,8 @@ def evaluate(given: EvalInput, config: RankConfig) -> EvalOutput:
         return EvalOutput({}, [], unscored)
     rows = {column: [values[i] for i in keep] for column, values in given.rows.items()}
     scores, records = rank_rows(given.model, given.tokenizer, rows, [options[i] for i in keep],
-                                max_source_length=given.train.max_source_length,
-                                max_target_length=given.train.max_target_length,
+                                max_source_length=given.max_source_length,
+                                max_target_length=given.max_target_length,
                                 batch_size=config.batch_size or given.eval.batch_size, device=given.device)
     return EvalOutput(scores, records, unscored)
 
