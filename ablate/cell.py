@@ -9,12 +9,12 @@ from __future__ import annotations
 import hashlib
 import json
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 from ablate import results
+from ablate.cell_clock import CellClock
 from ablate.data.build import build_test_dataset
 from ablate.data.cell_data import open_cell_data
 from ablate.data.encoding import tokenizer_truncation
@@ -38,23 +38,24 @@ class CellPlace:
 
 
 def run_cell(cell: Cell, place: CellPlace, tracker: CellTracker, *, resume_state: dict | None = None,
-             save_checkpoint: Callable | None = None) -> dict[str, float]:
+             save_checkpoint: Callable | None = None, clock: CellClock | None = None) -> dict[str, float]:
     """Train and evaluate one cell, logging everything to its MLflow child run; returns the
-    headline metrics (each evaluator's overall scores on the first test encoding)."""
+    headline metrics (each evaluator's overall scores on the first test encoding). `clock`
+    (ablate.cell_clock) holds where the cell's time went, its trial's start-up included."""
     settings = cell.settings
+    clock = clock or CellClock(lambda: tracker.store_seconds)
     tracker.set_tags(runtime_tags(place.device))
     reset_peak_memory(place.device)  # a reused worker has run other cells before this one
 
     # 1. Data: the cell's tasks (seeded, nested) and its test set.
-    data_began = time.perf_counter()
-    data = open_cell_data(settings, place.cache_dir)
-    tracker.log_text(json.dumps({"train_tasks": data.selection.train_tasks, "test_tasks": data.selection.test_tasks},
-                                indent=1), results.TASKS_ARTIFACT)
-    log_datasets(tracker, cell, data.selection, len(data.test_pairs))
-    data_seconds = time.perf_counter() - data_began
+    with clock.part("data"):
+        data = open_cell_data(settings, place.cache_dir)
+        tracker.log_text(json.dumps({"train_tasks": data.selection.train_tasks,
+                                     "test_tasks": data.selection.test_tasks}, indent=1), results.TASKS_ARTIFACT)
+        log_datasets(tracker, cell, data.selection, len(data.test_pairs))
 
     # 2. Model: a heuristic baseline needs none; otherwise a preset from config or a pretrained model.
-    built = None if is_baseline(settings.model) else build_cell_model(settings, data.library.root, place, tracker)
+    built = None if is_baseline(settings.model) else build_cell_model(settings, data.library.root, place, tracker, clock)
 
     # 3. Train: each stage in turn on the model the one before left (an untuned cell trains nothing).
     trained = [TrainResult(steps=0, seconds=0.0, examples_per_second=0.0)]
@@ -62,55 +63,61 @@ def run_cell(cell: Cell, place: CellPlace, tracker: CellTracker, *, resume_state
         tracker.log_metrics({results.NUM_TRAIN_TASKS: 0, results.NUM_TRAIN_EXAMPLES: 0})
     elif built is not None:
         trained = []
+        checkpoints = clock.timed("checkpoints", save_checkpoint) if save_checkpoint is not None else None
         for position, stage in enumerate(settings.stages):
             if resume_state is not None and position < resume_state.get(STAGE_KEY, 0):
                 continue  # finished before the checkpoint: its result is in the resumed weights
-            output = stage_of(stage.kind).run(StageInput(
-                built.model, built.tokenizer, built.tokenizer_id, built.truncation, settings, data, tracker,
-                place.cache_dir, place.device, _stage_state(resume_state, position),
-                _stage_checkpoints(save_checkpoint, position)), stage)
+            with clock.part("train"):
+                output = stage_of(stage.kind).run(StageInput(
+                    built.model, built.tokenizer, built.tokenizer_id, built.truncation, settings, data, tracker,
+                    place.cache_dir, place.device, _stage_state(resume_state, position),
+                    _stage_checkpoints(checkpoints, position)), stage)
+            clock.move("train", "data", output.data_seconds)  # each stage builds its own data first
             trained.append(output.train)
-            data_seconds += output.data_seconds
         if settings.train.save_model:
             log_model(tracker, built.model, built.tokenizer)
-
-    # Reading tasks, sampling, encoding and tokenizing: what a larger task directory could slow down.
-    tracker.log_metrics({results.DATA_SECONDS: data_seconds})
 
     # 4. Evaluate: every evaluator on every test encoding of the held-out tasks (one training serves them all).
     headline: dict[str, float] = {}
     names: dict[str, str] = {}
-    eval_began = time.perf_counter()
     truncation = built.truncation if built is not None else None
-    for position, encoding in enumerate(settings.test_encodings):
-        rows = build_test_dataset(data.test_pairs, encoding, truncation, data.cluster_of,
-                                  data.test_options if settings.eval.options_in_prompt else None).to_dict()
-        for config in settings.eval.evaluators:
-            evaluator = evaluator_of(config.kind)
-            output = evaluator.evaluate(EvalInput(
-                built.model if built else None, built.tokenizer if built else None, settings.model, data.test_pairs,
-                rows, encoding, settings.eval, settings.train.max_source_length, settings.train.max_target_length,
-                data.test_options, place.device), config)
+    with clock.part("eval"):
+        for position, encoding in enumerate(settings.test_encodings):
+            rows = build_test_dataset(data.test_pairs, encoding, truncation, data.cluster_of,
+                                      data.test_options if settings.eval.options_in_prompt else None).to_dict()
+            for config in settings.eval.evaluators:
+                evaluator = evaluator_of(config.kind)
+                output = evaluator.evaluate(EvalInput(
+                    built.model if built else None, built.tokenizer if built else None, settings.model,
+                    data.test_pairs, rows, encoding, settings.eval, settings.train.max_source_length,
+                    settings.train.max_target_length, data.test_options, place.device), config)
 
-            # 5. Report: metrics per encoding / category / task / cluster, and the per-instance records.
-            if output.unscored:
-                tracker.log_text(json.dumps(output.unscored, indent=1), results.unscored_artifact(encoding, evaluator.kind))
-            if not output.scores:
-                continue
-            tracker.log_metrics(results.eval_metrics(encoding, output.scores, evaluator.metric_names))
-            names.update(results.names_in(output.scores))
-            tracker.log_text("\n".join(json.dumps(r, ensure_ascii=False) for r in output.records),
-                             results.predictions_artifact(encoding, evaluator.kind))
-            if position == 0:  # the first test encoding gives the run's headline numbers
-                headline.update({m: output.scores[m] for m in evaluator.metric_names})
-    eval_seconds = time.perf_counter() - eval_began
-    tracker.log_text(json.dumps(names, indent=1, ensure_ascii=False), results.NAMES_ARTIFACT)
-    tracker.log_metrics({**headline, results.TRAIN_SECONDS: sum(t.seconds for t in trained),
-                         results.EVAL_SECONDS: eval_seconds,
+                # 5. Report: metrics per encoding / category / task / cluster, and the per-instance records.
+                if output.unscored:
+                    tracker.log_text(json.dumps(output.unscored, indent=1),
+                                     results.unscored_artifact(encoding, evaluator.kind))
+                if not output.scores:
+                    continue
+                tracker.log_metrics(results.eval_metrics(encoding, output.scores, evaluator.metric_names))
+                names.update(results.names_in(output.scores))
+                tracker.log_text("\n".join(json.dumps(r, ensure_ascii=False) for r in output.records),
+                                 results.predictions_artifact(encoding, evaluator.kind))
+                if position == 0:  # the first test encoding gives the run's headline numbers
+                    headline.update({m: output.scores[m] for m in evaluator.metric_names})
+        tracker.log_text(json.dumps(names, indent=1, ensure_ascii=False), results.NAMES_ARTIFACT)
+    tracker.log_metrics({**headline, **cell_times(clock),
+                         results.DATA_SECONDS: clock.seconds["data"],
+                         results.TRAIN_SECONDS: sum(t.seconds for t in trained),
+                         results.EVAL_SECONDS: clock.seconds["eval"],
                          results.EXAMPLES_PER_SECOND: trained[0].examples_per_second,
                          results.TRAIN_STEPS: sum(t.steps for t in trained),
                          results.PEAK_MEMORY_MB: peak_memory_mb(place.device)})
     return headline
+
+
+def cell_times(clock: CellClock) -> dict[str, float]:
+    """The parts of the cell's wall time as metrics (`time/<part>_seconds`)."""
+    return {results.cell_time_key(part): seconds for part, seconds in clock.seconds.items()}
 
 
 STAGE_KEY = "stage"  # in a checkpoint's training state: the position of the stage it belongs to
@@ -138,15 +145,18 @@ class BuiltModel:
     truncation: Any
 
 
-def build_cell_model(settings, task_dir: Path, place: CellPlace, tracker: CellTracker) -> BuiltModel:
+def build_cell_model(settings, task_dir: Path, place: CellPlace, tracker: CellTracker,
+                     clock: CellClock) -> BuiltModel:
     """The cell's model on its device (LoRA adapters added where the cell trains them), its
     tokenizer and source-truncation rule; its parameter counts logged."""
-    tokenizer, tokenizer_id = _tokenizer_for(settings.model, task_dir, place.cache_dir)
-    truncation = tokenizer_truncation(tokenizer, settings.train.max_source_length)
-    model = build_model(settings.model, len(tokenizer), settings.seed)
-    if settings.train.lora is not None and not settings.untuned:
-        model = add_lora(model, settings.train.lora)
-    model.to(place.device)
+    with clock.part("tokenizer"):
+        tokenizer, tokenizer_id = _tokenizer_for(settings.model, task_dir, place.cache_dir)
+        truncation = tokenizer_truncation(tokenizer, settings.train.max_source_length)
+    with clock.part("model"):
+        model = build_model(settings.model, len(tokenizer), settings.seed)
+        if settings.train.lora is not None and not settings.untuned:
+            model = add_lora(model, settings.train.lora)
+        model.to(place.device)
     tracker.log_metrics({results.NUM_PARAMETERS: sum(p.numel() for p in model.parameters()),
                          results.NUM_TRAINABLE_PARAMETERS: sum(p.numel() for p in model.parameters()
                                                                if p.requires_grad)})

@@ -83,6 +83,16 @@ TRAIN_SECONDS, EVAL_SECONDS, EXAMPLES_PER_SECOND, TRAIN_STEPS = (
 DATA_SECONDS = "data_seconds"  # the cell's time reading tasks, sampling, encoding and tokenizing
 PEAK_MEMORY_MB = "peak_memory_mb"  # GPU memory allocated by torch on a GPU; the process's peak RSS on a CPU
 CELL_WALL_SECONDS = "cell_wall_seconds"  # logged by the driver: trial start to end, worker start-up included
+CELL_UNACCOUNTED = "time/unaccounted_seconds"  # logged by the driver: the wall time no part holds
+
+
+def cell_time_key(part: str) -> str:
+    """A part of a cell's wall time (ablate.cell_clock.PARTS), in seconds."""
+    return f"time/{part}_seconds"
+
+
+def is_cell_time_key(key: str) -> bool:
+    return key.startswith("time/") and key.endswith("_seconds") and key != CELL_UNACCOUNTED
 
 # Where a sweep's wall time went (parent run, logged as the sweep ends): see ablate.timing.SweepTiming.
 TIMING_PHASES = ("setup", "ray_start", "cells", "report")

@@ -15,7 +15,7 @@ from typing import TextIO
 
 from ablate.plan import Cell
 from ablate.errors import SHORT_ERROR_LENGTH, last_line
-from ablate.results import is_metric
+from ablate.results import is_cell_time_key, is_metric
 from ablate.status import CellStatus
 from ablate.spec import ResourcesSpec
 from ablate.trial import CELL_DONE, CELL_FAILED, ERROR, ERROR_ARTIFACT, NODE, RUN_ID, TrialContext, cell_trial
@@ -31,6 +31,7 @@ class CellOutcome:
     node: str | None = None  # "<host> <Ray node id>" the cell ran on
     run_id: str | None = None  # its MLflow child run
     seconds: float | None = None  # its wall time as the driver saw it (retried attempts included)
+    times: dict[str, float] = field(default_factory=dict)  # where the cell's time went (results.cell_time_key)
 
 
 def _progress_callback(total: int, cached: int, concurrency: int, stream: TextIO):
@@ -154,7 +155,7 @@ def _outcome(cell: Cell, result) -> CellOutcome:
     metrics = result.metrics or {}
     if result.error is None and metrics.get(CELL_DONE):
         return CellOutcome(cell, CellStatus.DONE, {k: v for k, v in metrics.items() if is_metric(k)}, node=metrics.get(NODE),
-                           run_id=metrics.get(RUN_ID))
+                           run_id=metrics.get(RUN_ID), times={k: v for k, v in metrics.items() if is_cell_time_key(k)})
     if result.error is None and metrics.get(CELL_FAILED):
         return CellOutcome(cell, CellStatus.FAILED, error=metrics.get(ERROR, "failed"),
                            log_path=f"{ERROR_ARTIFACT} of MLflow run {metrics.get(RUN_ID)}", node=metrics.get(NODE),

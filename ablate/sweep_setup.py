@@ -73,7 +73,10 @@ def log_timing(store, parent_run_id: str, timing: SweepTiming, outcomes) -> None
     MLflow UI shows where the time went."""
     for outcome in outcomes:
         if outcome.run_id and outcome.seconds is not None:
-            store.log_metrics(outcome.run_id, {results.CELL_WALL_SECONDS: outcome.seconds})
+            wall = {results.CELL_WALL_SECONDS: outcome.seconds}
+            if outcome.times:  # the seconds no part of the cell holds (scheduling, Ray's own bookkeeping)
+                wall[results.CELL_UNACCOUNTED] = outcome.seconds - sum(outcome.times.values())
+            store.log_metrics(outcome.run_id, wall)
     store.log_metrics(parent_run_id, timing.metrics())
 
 

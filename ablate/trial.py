@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
 import traceback
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -45,31 +46,41 @@ class TrialContext:
         return asdict(self)
 
 
+_WORKER = {"cells": 0}  # cells this worker process has run: only its first pays the process start and imports
+
+
 def cell_trial(config: dict[str, Any]) -> None:
     """A Ray Tune function trainable: run one cell, resuming from a checkpoint if there is one."""
+    entered = time.perf_counter()
     import torch
     from ray import tune
 
     from ablate import results
-    from ablate.cell import CellPlace, run_cell
+    from ablate.cell import CellPlace, cell_times, run_cell
+    from ablate.cell_clock import CellClock
     from ablate.track import CellTracker, RetryPolicy
     from ablate.train import DivergedError
 
-    cell, context = Cell.from_json(config["cell"]), TrialContext(**config["context"])
-    retry = RetryPolicy(context.retry_seconds)
-    torch.set_num_threads(context.threads)
+    tracker = None
+    clock = CellClock(lambda: tracker.store_seconds if tracker is not None else 0.0)
+    clock.add("startup", _worker_start_seconds(entered) + time.perf_counter() - entered)
+    _WORKER["cells"] += 1
+    with clock.part("setup"):
+        cell, context = Cell.from_json(config["cell"]), TrialContext(**config["context"])
+        retry = RetryPolicy(context.retry_seconds)
+        torch.set_num_threads(context.threads)
 
-    tracker, resume_state = _resume(cell, context, retry)
-    if tracker is None:
-        tracker = CellTracker.start(context.tracking_uri, context.experiment_id, context.parent_run_id,
-                                    cell_id=cell.id, name=cell.name, sweep=context.sweep,
-                                    axis_values=cell.axis_values, settings=cell.settings.model_dump(mode="json"),
-                                    data_fingerprint=cell.settings.data_fingerprint, retry=retry)
-        # A checkpoint holding only the run id: a retry after a lost worker reattaches this run.
-        _report_checkpoint(cell.id, tracker.run_id, 0, None)
+        tracker, resume_state = _resume(cell, context, retry)
+        if tracker is None:
+            tracker = CellTracker.start(context.tracking_uri, context.experiment_id, context.parent_run_id,
+                                        cell_id=cell.id, name=cell.name, sweep=context.sweep,
+                                        axis_values=cell.axis_values, settings=cell.settings.model_dump(mode="json"),
+                                        data_fingerprint=cell.settings.data_fingerprint, retry=retry)
+            # A checkpoint holding only the run id: a retry after a lost worker reattaches this run.
+            _report_checkpoint(cell.id, tracker.run_id, 0, None)
 
-    node = _node()
-    tracker.set_tags({results.NODE_ID: node.split()[-1], results.WORKER_PID: str(os.getpid())})
+        node = _node()
+        tracker.set_tags({results.NODE_ID: node.split()[-1], results.WORKER_PID: str(os.getpid())})
 
     def save_checkpoint(step: int, make_state) -> None:
         _report_checkpoint(cell.id, tracker.run_id, step, make_state())
@@ -77,7 +88,8 @@ def cell_trial(config: dict[str, Any]) -> None:
     try:
         place = CellPlace(cache_dir=_cache_dir(context), device="cuda" if context.use_gpu else "cpu")
         with tracker.system_metrics():
-            metrics = run_cell(cell, place, tracker, resume_state=resume_state, save_checkpoint=save_checkpoint)
+            metrics = run_cell(cell, place, tracker, resume_state=resume_state, save_checkpoint=save_checkpoint,
+                               clock=clock)
     except Exception as exc:  # the cell failed: record it once; Tune must not retry it
         trace = traceback.format_exc()
         tracker.log_text(trace, ERROR_ARTIFACT)
@@ -86,7 +98,17 @@ def cell_trial(config: dict[str, Any]) -> None:
                      RUN_ID: tracker.run_id, NODE: node})
         return
     tracker.finish(RUN_FINISHED)
-    tune.report({**metrics, CELL_DONE: 1, RUN_ID: tracker.run_id, NODE: node})
+    tune.report({**metrics, **cell_times(clock), CELL_DONE: 1, RUN_ID: tracker.run_id, NODE: node})
+
+
+def _worker_start_seconds(entered: float) -> float:
+    """For a worker's first cell, the time from its process start to this trial's start (the
+    worker's imports and Ray's set-up); 0 for a reused worker."""
+    if _WORKER["cells"]:
+        return 0.0
+    import psutil
+
+    return max(0.0, time.time() - (time.perf_counter() - entered) - psutil.Process().create_time())
 
 
 def _cache_dir(context: TrialContext) -> Path:

@@ -8,6 +8,7 @@ import yaml
 
 from ablate import results
 from ablate.cell import CellPlace, run_cell
+from ablate.cell_clock import PARTS
 from ablate.data.sources import source_fingerprint
 from ablate.plan import expand_grid
 from ablate.spec import load_spec
@@ -50,6 +51,11 @@ def test_a_cell_runs_every_listed_evaluator_and_logs_their_declared_metrics(tmp_
     assert {(p.metric, p.group) for p in parsed} >= {("acc", None), ("acc", "task"), ("acc", "cluster"),
                                                      ("ll_correct", "category"), ("rougeL", None)}
     assert 0.0 <= metrics["def/acc"] <= 100.0 and metrics["def/ll_correct"] <= 0.0
+    # Where the time went: every part logged, training and evaluation took time, none is negative.
+    parts = {k: v for k, v in metrics.items() if results.is_cell_time_key(k)}
+    assert set(parts) == {results.cell_time_key(p) for p in PARTS}
+    assert min(parts.values()) >= 0.0 and parts["time/train_seconds"] > 0 and parts["time/eval_seconds"] > 0
+    assert parts["time/logging_seconds"] > 0 and parts["time/startup_seconds"] == 0.0  # no trial: no start-up
     # Rank records hold each option's score; tasks without options are listed as unscored by rank.
     folder = Path(store.client.download_artifacts(run.info.run_id, "", str(tmp_path / "artifacts")))
     records = [json.loads(line) for line in (folder / results.predictions_artifact("def", "rank")).read_text().splitlines()]

@@ -26,9 +26,18 @@ class CellTracker:
     retry: RetryPolicy = RetryPolicy()
     # metric key -> steps already in the run (None: not read yet); None as a whole: not read yet
     _logged: dict[str, set[int] | None] | None = field(default=None, repr=False)
+    store_seconds: float = field(default=0.0, repr=False)  # time spent in store calls so far (ablate.cell_clock)
 
     def __post_init__(self) -> None:
         self._client = mlflow_client(self.uri)
+
+    def _call(self, action):
+        """Every store call of the tracker: through the retry policy, and timed."""
+        began = time.perf_counter()
+        try:
+            return self.retry.call(action)
+        finally:
+            self.store_seconds += time.perf_counter() - began
 
     @classmethod
     def start(cls, uri: str, experiment_id: str, parent_run_id: str, *, cell_id: str, name: str, sweep: str,
@@ -55,13 +64,13 @@ class CellTracker:
     def _already_logged(self, key: str) -> set[int]:
         """Steps of `key` already in the run (read once per key, only for a reattached run)."""
         if self._logged is None:
-            present = self.retry.call(lambda: self._client.get_run(self.run_id)).data.metrics
+            present = self._call(lambda: self._client.get_run(self.run_id)).data.metrics
             self._logged = dict.fromkeys(present)  # their histories are read on demand
         if key not in self._logged:
             return set()
         steps = self._logged[key]
         if steps is None:
-            history = self.retry.call(lambda: self._client.get_metric_history(self.run_id, key))
+            history = self._call(lambda: self._client.get_metric_history(self.run_id, key))
             steps = self._logged[key] = {m.step for m in history}
         return steps
 
@@ -79,13 +88,13 @@ class CellTracker:
             metrics += [Metric(key, float(value), now, step) for step, value in fresh]
             self._logged[key] = done | {step for step, _ in fresh}
         for start in range(0, len(metrics), 1000):
-            self.retry.call(lambda: self._client.log_batch(self.run_id, metrics=metrics[start:start + 1000]))
+            self._call(lambda: self._client.log_batch(self.run_id, metrics=metrics[start:start + 1000]))
 
     def log_text(self, text: str, artifact_file: str) -> None:
-        self.retry.call(lambda: self._client.log_text(self.run_id, text, artifact_file))
+        self._call(lambda: self._client.log_text(self.run_id, text, artifact_file))
 
     def set_tag(self, key: str, value: str) -> None:
-        self.retry.call(lambda: self._client.set_tag(self.run_id, key, value))
+        self._call(lambda: self._client.set_tag(self.run_id, key, value))
 
     def log_dataset(self, name: str, digest: str, source: str, num_rows: int, context: str) -> None:
         """A dataset input of the run (MLflow's Datasets column): name, digest, source and size."""
@@ -99,16 +108,16 @@ class CellTracker:
             self._client.log_inputs(self.run_id, datasets=[DatasetInput(dataset, tags)])
 
         try:
-            self.retry.call(log)
+            self._call(log)
         except Exception as exc:
             if not duplicate_insert(exc):
                 raise
             # Cells running at once register the same dataset in the experiment; the one that lost
             # the race finds it there now and only links it to its run.
-            self.retry.call(log)
+            self._call(log)
 
     def log_folder(self, folder: Path, artifact_path: str) -> None:
-        self.retry.call(lambda: self._client.log_artifacts(self.run_id, str(folder), artifact_path))
+        self._call(lambda: self._client.log_artifacts(self.run_id, str(folder), artifact_path))
 
     def system_metrics(self):
         """MLflow's system-metrics monitor for this run (CPU, memory, disk, network; GPU with pynvml):
@@ -133,14 +142,14 @@ class CellTracker:
         from mlflow.entities import RunTag
 
         batch = [RunTag(k, v) for k, v in tags.items()]
-        self.retry.call(lambda: self._client.log_batch(self.run_id, tags=batch))
+        self._call(lambda: self._client.log_batch(self.run_id, tags=batch))
 
     def status(self) -> str:
-        return self.retry.call(lambda: self._client.get_run(self.run_id).info.status)
+        return self._call(lambda: self._client.get_run(self.run_id).info.status)
 
     def reopen(self) -> None:
         """Mark a run RUNNING again when a resumed cell reattaches it (it was closed as KILLED)."""
-        self.retry.call(lambda: self._client.update_run(self.run_id, status=RUN_RUNNING))
+        self._call(lambda: self._client.update_run(self.run_id, status=RUN_RUNNING))
 
     def fail(self, exc: BaseException, diverged: bool) -> None:
         """Record the error on the run and close it as FAILED."""
@@ -149,4 +158,4 @@ class CellTracker:
         self.finish(RUN_FAILED)
 
     def finish(self, status: str = RUN_FINISHED) -> None:
-        self.retry.call(lambda: self._client.set_terminated(self.run_id, status))
+        self._call(lambda: self._client.set_terminated(self.run_id, status))
