@@ -16,7 +16,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from ablate.errors import AblateError, did_you_mean
+from ablate.errors import AblateError, did_you_mean, first_line
 
 Kind = Literal["seq2seq", "causal"]
 
@@ -85,7 +85,7 @@ def _pretrained_config(name: str):
     try:
         return AutoConfig.from_pretrained(pretrained_path(name))
     except (OSError, ValueError) as exc:
-        raise AblateError(f"cannot load the config of model '{name}' ({str(exc).splitlines()[0][:200]}).",
+        raise AblateError(f"cannot load the config of model '{name}' ({first_line(exc)}).",
                           field="model", fix="give a folder written by save_pretrained, or a hub name on a "
                                              "machine with network access.") from None
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from contextlib import contextmanager
 
-from ablate.errors import AblateError
+from ablate.errors import AblateError, first_line
 from ablate.processes import ProcessRecord
 
 
@@ -73,8 +73,8 @@ def _connect_failure(exc: BaseException) -> str:
     text = "\n".join(str(getattr(e, "message", e)) for e in (exc, exc.__cause__) if e is not None)
     if "InvalidAuthToken" in text or "Authentication token" in text or "Unauthenticated" in text:
         return "the cluster uses token authentication, and this process's token is missing or wrong"
-    lines = [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("Traceback")]
-    return (lines[0] if lines else type(exc).__name__)[:300]
+    kept = "\n".join(line for line in text.splitlines() if not line.startswith("Traceback"))
+    return first_line(kept) or type(exc).__name__
 
 
 def check_cluster_gpus(gpus_per_cell: float) -> None:
@@ -118,7 +118,7 @@ def check_storage(storage: str, timeout: float = 20) -> None:
         raise AblateError(f"the storage at '{storage}' did not answer within {timeout:g} s.",
                           field="resources.storage_path", fix=fix)
     if failure:
-        reason = (str(failure[0]).strip().splitlines() or [type(failure[0]).__name__])[0][:300]
+        reason = first_line(failure[0])
         raise AblateError(f"cannot use the storage '{storage}' ({reason}).", field="resources.storage_path", fix=fix)
 
 

@@ -98,11 +98,19 @@ def describe_sweep(prepared: PreparedSweep) -> str:
 
 def save_task_indexes(cells: list[Cell], cache_dir: Path) -> None:
     """Index each data source of the sweep once, here, before any cell starts: the cells, later
-    sweeps, `validate` and `plan` read it instead of every task file."""
+    sweeps, `validate` and `plan` read it instead of every task file. The word-level tokenizer
+    of the presets is built here too (once per data source), not by the first cell on each node."""
     from ablate.data.cell_data import open_library
+    from ablate.data.tokenizer import task_dir_tokenizer
+    from ablate.model import PRESETS
 
-    for source, seed in sorted({(c.settings.data.source, c.settings.data.synthetic_seed) for c in cells}):
-        open_library(source, seed, cache_dir).index
+    sources = {(c.settings.data.source, c.settings.data.synthetic_seed) for c in cells}
+    with_presets = {(c.settings.data.source, c.settings.data.synthetic_seed) for c in cells if c.settings.model in PRESETS}
+    for source, seed in sorted(sources):
+        library = open_library(source, seed, cache_dir)
+        library.index
+        if (source, seed) in with_presets:
+            task_dir_tokenizer(library.root, cache_dir)
 
 
 def log_baselines(store, parent_run_id: str, cell: Cell, cache_dir: Path) -> None:

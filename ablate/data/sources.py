@@ -13,7 +13,7 @@ import tempfile
 from collections import defaultdict
 from pathlib import Path
 
-from ablate.errors import AblateError
+from ablate.errors import AblateError, first_line
 
 SYNTHETIC = "synthetic"
 HF_PREFIX = "hf:"
@@ -101,7 +101,7 @@ def convert_hf_dataset(name: str, out_dir: Path) -> None:
         else:
             dataset = load_dataset(name)  # a hub dataset or a folder of data files
     except Exception as exc:  # datasets raises many kinds (offline, not found, bad files); all mean "cannot load"
-        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+        reason = first_line(exc)
         raise AblateError(f"cannot load the dataset '{name}' ({type(exc).__name__}: {reason}).", file=f"hf:{name}",
                           field="data.source",
                           fix="give a hub dataset name (downloaded beforehand when HF_HUB_OFFLINE=1), a folder of "
