@@ -19,9 +19,20 @@ NOT_IDENTITY = {"identity": "never"}
 UNLESS_DEFAULT = {"identity": "unless_default"}
 
 
-def tagged_union(configs: tuple[type, ...], by_kind: Callable[[Any], Any]) -> Any:
-    """The spec type of an entry of a list of stages or evaluators: one of `configs`, told apart by
-    its `kind` (a discriminated union); `by_kind` turns a bare name into `{kind: name}` first."""
+def tagged_union(configs: tuple[type, ...], what: str) -> Any:
+    """The spec type of an entry of a list of stages or evaluators (`what`): one of `configs`, told
+    apart by its `kind` (a discriminated union). A bare name is shorthand for `{kind: name}`; an
+    unknown kind is named with the known ones."""
+    kinds = [config.model_fields["kind"].default for config in configs]
+
+    def by_kind(value: Any) -> Any:
+        from ablate.errors import did_you_mean
+
+        entry = {"kind": value} if isinstance(value, str) else value
+        if isinstance(entry, dict) and entry.get("kind") not in kinds:
+            raise ValueError(f"unknown {what} '{entry.get('kind')}'. {did_you_mean(str(entry.get('kind')), kinds)}")
+        return entry
+
     if len(configs) == 1:
         return Annotated[configs[0], BeforeValidator(by_kind)]
     return Annotated[(Union[configs], Field(discriminator="kind"), BeforeValidator(by_kind))]

@@ -34,14 +34,4 @@ def declared_metrics() -> dict[str, MetricSpec]:
     return found
 
 
-def _by_kind(value: Any) -> Any:
-    """`generate` as shorthand for `{kind: generate}`; an unknown kind named with the known ones."""
-    from ablate.errors import did_you_mean
-
-    entry = {"kind": value} if isinstance(value, str) else value
-    if isinstance(entry, dict) and entry.get("kind") not in EVALUATORS:
-        raise ValueError(f"unknown evaluator '{entry.get('kind')}'. {did_you_mean(str(entry.get('kind')), list(EVALUATORS))}")
-    return entry
-
-
-EvaluatorConfig = tagged_union(tuple(e.config for e in EVALUATORS.values()), _by_kind)
+EvaluatorConfig = tagged_union(tuple(e.config for e in EVALUATORS.values()), "evaluator")

@@ -21,14 +21,4 @@ def stage_of(kind: str) -> Stage:
     return STAGES[kind]
 
 
-def _by_kind(value: Any) -> Any:
-    """`sft` as shorthand for `{kind: sft}`; an unknown kind named with the known ones."""
-    from ablate.errors import did_you_mean
-
-    entry = {"kind": value} if isinstance(value, str) else value
-    if isinstance(entry, dict) and entry.get("kind") not in STAGES:
-        raise ValueError(f"unknown stage '{entry.get('kind')}'. {did_you_mean(str(entry.get('kind')), list(STAGES))}")
-    return entry
-
-
-StageConfig = tagged_union(tuple(s.config for s in STAGES.values()), _by_kind)
+StageConfig = tagged_union(tuple(s.config for s in STAGES.values()), "stage")
