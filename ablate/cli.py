@@ -4,6 +4,7 @@
     ablate plan sweeps/clusters.yaml         list its cells, their status and a cost estimate
     ablate validate sweeps/clusters.yaml     check a spec without running anything
     ablate report sweeps/clusters.yaml       curves, saturation fits and figures from MLflow
+    ablate compare SPEC A B                  paired difference of two settings (e.g. train_encoding=def)
     ablate ui                                browse results in the MLflow UI
     ablate dashboard dashboards/instruction_tuning.yaml --out site/   several sweeps on one page
     ablate prompt | eval | baseline | synth  the data layer on its own
@@ -207,19 +208,25 @@ def cmd_synth(args) -> int:
     return 0
 
 
-def cmd_report(args) -> int:
-    from ablate.analyse.publish import print_report, publish_report
-    from ablate.analyse.report import make_report
+def _sweep_target(target_text: str, tracking_uri: str | None) -> tuple[str, str]:
+    """(experiment, tracking URI) of SPEC_OR_EXPERIMENT: a spec YAML names both, else an experiment name."""
     from ablate.spec import load_spec
     from ablate.track import resolve_tracking_uri
 
-    target = Path(args.target)
-    experiment, uri = args.target, args.tracking_uri
+    target = Path(target_text)
+    experiment, uri = target_text, tracking_uri
     if target.suffix in (".yaml", ".yml") or target.is_file():
         spec = load_spec(target)
         experiment = spec.tracking.experiment or spec.name
         uri = uri or spec.tracking.tracking_uri
-    uri = resolve_tracking_uri(uri, Path.cwd())
+    return experiment, resolve_tracking_uri(uri, Path.cwd())
+
+
+def cmd_report(args) -> int:
+    from ablate.analyse.publish import print_report, publish_report
+    from ablate.analyse.report import make_report
+
+    experiment, uri = _sweep_target(args.target, args.tracking_uri)
     report = make_report(uri, experiment, args.metric, args.aggregate)
     folder = Path(args.out) if args.out else Path("ablate_runs") / experiment / "report"
     check_output_folder(folder, "--out")
@@ -229,6 +236,15 @@ def cmd_report(args) -> int:
     else:
         print_report(report)
         print("Figures: " + ", ".join(str(p) for p in written) + " (also in the parent run's report/ artifacts)")
+    return 0
+
+
+def cmd_compare(args) -> int:
+    from ablate.analyse.compare_sweep import compare_text, make_comparison
+
+    experiment, uri = _sweep_target(args.target, args.tracking_uri)
+    result = make_comparison(uri, experiment, args.a, args.b, metric=args.metric, encoding=args.encoding)
+    print(json.dumps(result, indent=2) if args.json else compare_text(result))
     return 0
 
 
@@ -356,6 +372,16 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--tracking-uri", help="default: the spec's, else sqlite:///mlflow.db here")
     report.add_argument("--json", action="store_true", help="print the numbers behind every figure")
     report.set_defaults(func=cmd_report)
+
+    compare = commands.add_parser("compare", help="paired comparison of two cells or settings of a sweep")
+    compare.add_argument("target", help="the sweep's spec YAML or its MLflow experiment name")
+    compare.add_argument("a", metavar="A", help="a cell id or name, or axis=value[,axis=value] (e.g. train_encoding=def)")
+    compare.add_argument("b", metavar="B", help="the setting A is compared with, named the same ways")
+    compare.add_argument("--metric", default="rougeL", choices=["rougeL", "exact_match", "rouge1"])
+    compare.add_argument("--encoding", help="the test encoding (default: the cells' first)")
+    compare.add_argument("--tracking-uri", help="default: the spec's, else sqlite:///mlflow.db here")
+    compare.add_argument("--json", action="store_true", help="print the numbers as JSON")
+    compare.set_defaults(func=cmd_compare)
 
     dashboard = commands.add_parser("dashboard", help="render a static HTML page of several sweeps")
     dashboard.add_argument("page", help="dashboard YAML (see dashboards/)")
