@@ -227,7 +227,7 @@ def cmd_report(args) -> int:
     from ablate.analyse.report import make_report
 
     experiment, uri = _sweep_target(args.target, args.tracking_uri)
-    report = make_report(uri, experiment, args.metric, args.aggregate)
+    report = make_report(uri, experiment, args.metric, args.aggregate, args.correction)
     folder = Path(args.out) if args.out else Path("ablate_runs") / experiment / "report"
     check_output_folder(folder, "--out")
     written = publish_report(report, uri, folder)
@@ -369,6 +369,9 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--aggregate", default="clusters", choices=["clusters", "overall"],
                         help="the mean line: the mean of the held-out clusters (FLAN) or the per-instance "
                              "score over every test task (SuperNI's headline number)")
+    report.add_argument("--correction", default="holm", choices=["holm", "bh"],
+                        help="p-value correction across the sweep's paired comparisons: Holm (family-wise "
+                             "error) or Benjamini-Hochberg (false discovery rate)")
     report.add_argument("--tracking-uri", help="default: the spec's, else sqlite:///mlflow.db here")
     report.add_argument("--json", action="store_true", help="print the numbers behind every figure")
     report.set_defaults(func=cmd_report)

@@ -239,3 +239,25 @@ def test_sweep_comparisons_compare_every_pair_and_report_reliability():
     assert group["reliability"]["winner"] == "def" and group["reliability"]["winner_holds"] > 0.9
     assert set(group["variance"]) == {"def", "pos2"}
     assert math.isfinite(group["signal_to_noise"]["snr"])
+
+
+def test_the_report_gets_comparisons_and_the_heatmap_marks_the_significant_winner():
+    from ablate.analyse.compare_sweep import comparison_lines, report_comparisons, significant_marks
+    from ablate.analyse.plots import matrix_figure
+    from ablate.analyse.publish import report_markdown
+    from ablate.analyse.report import build_report
+
+    rng = np.random.default_rng(12)
+    sweep, read = _sweep_with_predictions(rng)
+    for record in sweep.cells:  # the cell's own aggregate metric, as a finished cell logged it
+        record.metrics["def/cluster/nli/exact_match"] = float(read(record, "def").scores["exact_match"].mean())
+    report = build_report(sweep, "exact_match")
+    report["comparisons"] = report_comparisons(sweep, report, read)
+    assert report["comparisons"]["axis"] == "train_encoding" and len(report["comparisons"]["comparisons"]) == 1
+    assert significant_marks(report) == {("def", "def"): 1}
+    figure = matrix_figure(report)
+    texts = [t.get_text() for t in figure.axes[0].texts]
+    assert sum(t.endswith("*") for t in texts) == 1
+    lines = comparison_lines(report["comparisons"])
+    assert any(line.strip().startswith("* [def] def - pos2: +") for line in lines)
+    assert "Paired comparisons along train_encoding" in report_markdown(report)

@@ -136,6 +136,7 @@ def sweep_comparisons(sweep: SweepRecords, axis: str, encodings: list[str], read
     flat = [e for family in families for e in family]
     _correct(flat, correction)
     return {"axis": axis, "metric": metric, "correction": correction, "comparisons": flat, "groups": found,
+            "scores": "the mean over test instances of each instance's score (from the cells' predictions)",
             "method": flat[0]["method"] if flat else None}
 
 
@@ -171,7 +172,7 @@ def _named(reliability: dict, values: list) -> dict:
 
 def comparison_lines(section: dict) -> list[str]:
     """The comparisons as text lines, for the CLI report and the parent run's description."""
-    lines = [f"Paired comparisons along {section['axis']} ({section['metric']}, p corrected by "
+    lines = [f"Paired comparisons along {section['axis']} ({section['metric']}, per-instance mean; p corrected by "
              f"{'Holm' if section['correction'] == 'holm' else 'Benjamini-Hochberg'} across the sweep):"]
     for e in section["comparisons"]:
         where = " ".join(x for x in (e["group"], f"[{e['encoding']}]") if x)
@@ -198,3 +199,41 @@ def comparison_lines(section: dict) -> list[str]:
     if section.get("method"):
         lines.append(f"  (* significant at 0.05 after correction; {section['method']})")
     return lines
+
+
+def report_comparisons(sweep: SweepRecords, report: dict, read: Reader, correction: str = "holm") -> dict | None:
+    """The report's `comparisons` section: along the matrix's row axis (every pair of rows within
+    each column) or the curve's axis (adjacent points and each against the largest; categorical
+    axes every pair), with per-instance scores from the cells' predictions. None for the bars
+    figure (untuned vs tuned) and sweeps without a varying axis."""
+    from ablate.analyse.report import varying_axes
+
+    axes = varying_axes(sweep.cells)
+    metric = report["metric"]
+    if "matrix" in report:
+        axis = "train_encoding" if "train_encoding" in axes else axes[0]
+        encodings = sweep.cells[0].cell.settings.test_encodings if axis == "train_encoding" else [
+            sweep.cells[0].cell.settings.test_encodings[0]]
+    elif report.get("axis"):
+        axis, encodings = report["axis"], [report["encoding"]]
+    else:
+        return None
+    values = [r.cell.axis_values[axis] for r in sweep.cells]
+    numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values) or all(
+        isinstance(v, list) for v in values)
+    return sweep_comparisons(sweep, axis, encodings, read, metric, numeric=numeric, correction=correction)
+
+
+def significant_marks(report: dict) -> dict[tuple[str, str], int]:
+    """(matrix row, column) -> how many other rows of its column it significantly beats."""
+    section = report.get("comparisons") or {}
+    marks: dict[tuple[str, str], int] = defaultdict(int)
+    if "matrix" not in report or not section:
+        return {}
+    column_axis = report["matrix"]["column_label"]
+    for entry in section["comparisons"]:
+        if not entry["significant"]:
+            continue
+        column = entry["encoding"] if column_axis == "testing encoding" else entry["group"].split("=", 1)[-1]
+        marks[entry["winner"], column] += 1
+    return dict(marks)

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from ablate import results
+from ablate.analyse.compare_sweep import comparison_lines
 from ablate.analyse.plots import report_figures
 from ablate.analyse.stats import knee_text, spearman_text
 from ablate.track import RetryPolicy
@@ -74,7 +75,7 @@ def report_markdown(report: dict) -> str:
     """The report as markdown, for the parent run's description in the MLflow UI."""
     cells = report["cells"]
     name, metric = report["experiment"], report["metric"]
-    lines = [f"### {name}: held-out {metric} (%), mean over seeds [95% t-interval]", "",
+    lines = [f"### {name}: held-out {metric} (%), mean over seeds [95% t-interval, clipped to 0-100]", "",
              f"{cells['done']}/{cells['total']} cells done, {cells['failed']} failed, {cells['missing']} missing.", ""]
     if "bars" in report:
         bars = report["bars"]
@@ -101,6 +102,8 @@ def report_markdown(report: dict) -> str:
         start = report["curves"].get("mean", {}).get("untuned")
         if start:
             lines += ["", f"Untuned model (not in the fits): {_point(start)}."]
+    if report.get("comparisons"):
+        lines += ["", *(line.strip() for line in comparison_lines(report["comparisons"]))]
     if report.get("baselines"):
         lines += ["", "Baselines (mean line): " + ", ".join(
             f"{b} {scores['mean']:.1f}" for b, scores in report["baselines"].items() if "mean" in scores) + "."]
@@ -150,6 +153,8 @@ def print_report(report: dict) -> None:
         print(f"  {cell['status'].upper():<8} {cell['name']}" + (f": {cell['error']}" if cell["error"] else ""))
     for name, scores in report["baselines"].items():
         print(f"  baseline {name}: " + ", ".join(f"{k} {v:.2f}" for k, v in scores.items()))
+    if report.get("comparisons"):
+        print("\n".join(comparison_lines(report["comparisons"])))
     if "bars" in report:
         for name, points in report["bars"]["series"].items():
             print(f"  {name}: " + ", ".join(f"{g} {_point(p)}" for g, p in points.items()))

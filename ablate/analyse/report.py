@@ -206,9 +206,19 @@ def build_bars(sweep: SweepRecords, metric: str, aggregate: str = "clusters") ->
         for name, by_line in values.items()}}
 
 
-def make_report(tracking_uri: str, experiment: str, metric: str, aggregate: str = "clusters") -> dict:
-    """Collect the sweep from MLflow and compute every number behind its figures."""
-    return build_report(collect_sweep(tracking_uri, experiment), metric, aggregate)
+def make_report(tracking_uri: str, experiment: str, metric: str, aggregate: str = "clusters",
+                correction: str = "holm") -> dict:
+    """Collect the sweep from MLflow and compute every number behind its figures, with the paired
+    comparisons of its settings from the cells' per-instance predictions (compare_sweep.py)."""
+    from ablate.analyse.compare_sweep import report_comparisons
+    from ablate.analyse.instances import cell_scores_reader
+
+    sweep = collect_sweep(tracking_uri, experiment)
+    report = build_report(sweep, metric, aggregate)
+    comparisons = report_comparisons(sweep, report, cell_scores_reader(tracking_uri), correction)
+    if comparisons is not None:
+        report["comparisons"] = comparisons
+    return report
 
 
 def build_report(sweep: SweepRecords, metric: str, aggregate: str = "clusters") -> dict:
