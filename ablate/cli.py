@@ -4,7 +4,7 @@
     ablate plan sweeps/clusters.yaml         list its cells, their status and a cost estimate
     ablate validate sweeps/clusters.yaml     check a spec without running anything
     ablate report sweeps/clusters.yaml       curves, saturation fits and figures from MLflow
-    ablate compare SPEC A B                  paired difference of two settings (e.g. train_encoding=def)
+    ablate compare sweeps/encodings.yaml train_encoding=def train_encoding=pos2   a paired difference
     ablate ui                                browse results in the MLflow UI
     ablate dashboard dashboards/instruction_tuning.yaml --out site/   several sweeps on one page
     ablate prompt | eval | baseline | synth  the data layer on its own

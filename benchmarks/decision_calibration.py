@@ -19,7 +19,7 @@ quadrature. It prints, with targets and PASS/FAIL:
 - power at a stated effect (0.15 logits, ~2.5 points): paired test vs the comparison of the two
   points' own t-intervals (non-overlap); the paired test must be higher;
 - decision reliability: predicted P(the winner holds) vs simulated re-run agreement (fresh seeds,
-  same test set), within 5 points in each bin of the prediction with at least 30 sweeps, over
+  same test set), within 5 points in each bin of the prediction with at least 100 sweeps, over
   sweeps whose true spread is drawn from U(0, 0.5) logits; beside the plain seed bootstrap's
   prediction, and (reported, not judged) the figures at three fixed spreads.
 """
@@ -148,6 +148,8 @@ def reliability(reps, rng, spread=None, settings=4):
 
 
 BINS = (0.0, 0.4, 0.6, 0.8, 1.01)
+RELIABILITY_SWEEPS_PER_REP = 10  # cheap (no per-instance tests), and a bin needs ~100 sweeps for a 5-point judgement
+MIN_BIN = 100
 
 
 def binned_gaps(rows):
@@ -188,16 +190,16 @@ def main(argv=None) -> int:
               f"(target >= {TARGETS['coverage']}) {verdict(coverage >= TARGETS['coverage'])}")
         print(f"  {metric:<12} power at +0.15 logits (~2.5 points), alpha 0.05: paired {paired:.3f} vs unpaired "
               f"interval non-overlap {unpaired:.3f} (paired must be higher) {verdict(paired > unpaired)}")
-    rows = reliability(3 * args.reps, rng)
+    rows = reliability(RELIABILITY_SWEEPS_PER_REP * args.reps, rng)
     predicted, naive, agreed = rows.mean(axis=0)
     print(f"  reliability, 4 settings, true spread ~ U(0, 0.5) logits, {len(rows)} sweeps: mean predicted "
           f"{predicted:.3f}, plain seed bootstrap {naive:.3f}, re-run agreement {agreed:.3f}")
     for low, high, count, mean_predicted, share in binned_gaps(rows):
-        judged = count >= 30
+        judged = count >= MIN_BIN
         gap = abs(mean_predicted - share)
         print(f"    predicted in [{low:.1f}, {high:.1f}): {count:4d} sweeps, predicted {mean_predicted:.3f} vs re-run "
               f"agreement {share:.3f} (gap {gap:.3f}, target <= {TARGETS['reliability_gap']}) "
-              + (verdict(gap <= TARGETS["reliability_gap"]) if judged else "(fewer than 30 sweeps: not judged)"))
+              + (verdict(gap <= TARGETS["reliability_gap"]) if judged else f"(fewer than {MIN_BIN} sweeps: not judged)"))
     naive_rows = rows[:, [1, 1, 2]]
     worst = max(abs(p - a) for *_, p, a in binned_gaps(naive_rows))
     print(f"    the plain seed bootstrap's worst bin gap: {worst:.3f} (for comparison; over-confident)")

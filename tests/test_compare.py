@@ -261,3 +261,33 @@ def test_the_report_gets_comparisons_and_the_heatmap_marks_the_significant_winne
     lines = comparison_lines(report["comparisons"])
     assert any(line.strip().startswith("* [def] def - pos2: +") for line in lines)
     assert "Paired comparisons along train_encoding" in report_markdown(report)
+
+
+@pytest.mark.slow
+def test_ablate_compare_on_the_smoke_sweep_rescores_the_logged_predictions(smoke_sweep):
+    import json
+
+    from ablate import results
+    from tests.conftest import REPO, ablate_cli
+
+    workdir, sweep = smoke_sweep
+    assert sweep.returncode == 0, sweep.stdout + sweep.stderr
+    spec = str(REPO / "sweeps" / "smoke.yaml")
+    result = ablate_cli("compare", spec, "instances_per_task=16", "instances_per_task=8", "--json", cwd=workdir)
+    assert result.returncode == 0, result.stdout + result.stderr
+    found = json.loads(result.stdout)
+    assert found["seeds"] == [0, 1] and found["n_instances"] > 0 and found["eval_test"] == "sign-flip"
+    assert found["ci_low"] <= found["diff"] <= found["ci_high"] and 0 <= found["p"] <= 1
+    # The per-instance scores, re-scored from the predictions artifacts, average to the cells' logged score.
+    import mlflow
+
+    client = mlflow.tracking.MlflowClient(f"sqlite:///{workdir / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("smoke").experiment_id],
+                              f"tags.`{results.ROLE}` = '{results.ROLE_CELL}'")
+    logged = [r.data.metrics[results.MetricKey("def+pos2", "rougeL").key()] for r in runs
+              if json.loads(r.data.tags[results.AXIS_PREFIX + "instances_per_task"]) == 16]
+    assert found["mean_a"] == pytest.approx(sum(logged) / len(logged), abs=1e-3)
+    text = ablate_cli("compare", spec, "instances_per_task=16", "instances_per_task=8", cwd=workdir)
+    assert "A - B = " in text.stdout and "method:" in text.stdout
+    bad = ablate_cli("compare", spec, "instances_per_task=3", "instances_per_task=8", cwd=workdir)
+    assert bad.returncode == 2 and "names no cell" in bad.stderr and "Traceback" not in bad.stderr
