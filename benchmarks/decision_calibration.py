@@ -16,8 +16,8 @@ quadrature. It prints, with targets and PASS/FAIL:
 - family-wise false-positive rate over a null 4-setting matrix (6 pairs, Holm) <= 5%;
 - false discovery rate over a matrix with 3 equal and 2 better settings (10 pairs, BH) <= 5%;
 - coverage of the true difference by the paired 95% interval >= 93%;
-- power at a stated effect (0.15 logits, ~2.5 points): paired test vs the comparison of the two
-  points' own t-intervals (non-overlap); the paired test must be higher;
+- power at stated effects (0.15 and 0.4 logits, ~2.5 and ~7 points): the paired test vs the
+  comparison of the two points' own t-intervals (non-overlap); the paired test must be higher;
 - decision reliability: predicted P(the winner holds) vs simulated re-run agreement (fresh seeds,
   same test set), within 5 points in each bin of the prediction with at least 100 sweeps, over
   sweeps whose true spread is drawn from U(0, 0.5) logits; beside the plain seed bootstrap's
@@ -190,6 +190,9 @@ def main(argv=None) -> int:
               f"(target >= {TARGETS['coverage']}) {verdict(coverage >= TARGETS['coverage'])}")
         print(f"  {metric:<12} power at +0.15 logits (~2.5 points), alpha 0.05: paired {paired:.3f} vs unpaired "
               f"interval non-overlap {unpaired:.3f} (paired must be higher) {verdict(paired > unpaired)}")
+        _, paired, unpaired = coverage_and_power(args.reps, rng, metric, effect=0.4)
+        print(f"  {metric:<12} power at +0.4 logits (~7 points): paired {paired:.3f} vs unpaired interval non-overlap "
+              f"{unpaired:.3f} (paired must be higher) {verdict(paired > unpaired)}")
     rows = reliability(RELIABILITY_SWEEPS_PER_REP * args.reps, rng)
     predicted, naive, agreed = rows.mean(axis=0)
     print(f"  reliability, 4 settings, true spread ~ U(0, 0.5) logits, {len(rows)} sweeps: mean predicted "

@@ -261,6 +261,13 @@ def test_the_report_gets_comparisons_and_the_heatmap_marks_the_significant_winne
     lines = comparison_lines(report["comparisons"])
     assert any(line.strip().startswith("* [def] def - pos2: +") for line in lines)
     assert "Paired comparisons along train_encoding" in report_markdown(report)
+    from ablate import results
+    from ablate.analyse.publish import comparison_metrics
+
+    metrics = comparison_metrics(report)
+    entry = report["comparisons"]["comparisons"][0]
+    assert metrics[results.comparison_key("def | def vs pos2", "exact_match", "diff")] == entry["diff"]
+    assert len(metrics) == 5
 
 
 @pytest.mark.slow

@@ -25,6 +25,7 @@ def publish_report(report: dict, tracking_uri: str, out_dir: Path | None) -> lis
     # The curve as the parent run's own metrics, and the report as its description: MLflow's chart
     # of the parent run is the saturation curve, and the numbers are one click away.
     store.log_points(run_id, curve_points(report))
+    store.log_metrics(run_id, comparison_metrics(report))
     store.set_tag(run_id, results.NOTE, report_markdown(report))
     retry.call(lambda: client.log_figure(run_id, figure, results.report_artifact(f"{name}.png")))
     retry.call(lambda: client.log_text(run_id, _page(name, html), results.report_artifact(f"{name}.html")))
@@ -58,6 +59,21 @@ def curve_points(report: dict) -> dict[str, list[tuple[int, float]]]:
                 value = min(100.0, max(0.0, point[statistic] if point[statistic] is not None else point["mean"]))
                 points.setdefault(results.curve_key(line, metric, statistic), []).append((step, value))
     return points
+
+
+def comparison_metrics(report: dict) -> dict[str, float]:
+    """Each paired comparison's difference, interval, corrected p and P(A beats B) as parent-run
+    metrics (keys longer than MLflow allows are left to report.json)."""
+    found = {}
+    section = report.get("comparisons") or {}
+    for entry in section.get("comparisons", []):
+        name = " | ".join(x for x in (entry["group"], entry["encoding"]) if x) + f" | {entry['a']} vs {entry['b']}"
+        for statistic, value in (("diff", entry["diff"]), ("ci_low", entry["ci_low"]), ("ci_high", entry["ci_high"]),
+                                 ("p_adjusted", entry["p_adjusted"]), ("prob_a_beats_b", entry["prob_a_beats_b"])):
+            key = results.comparison_key(name, report["metric"], statistic)
+            if len(key) <= results.MAX_KEY_LENGTH:
+                found[key] = float(value)
+    return found
 
 
 def _point(point: dict, compact: bool = False) -> str:
