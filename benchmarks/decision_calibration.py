@@ -33,7 +33,7 @@ import time
 
 import numpy as np
 
-from ablate.analyse.compare import (adjust, compare_settings, comparison_pairs, decision_reliability,
+from ablate.analyse.compare import (compare_settings, comparison_pairs, decision_reliability,
                                     naive_bootstrap_reliability, paired_compare, unpaired_overlap_significant)
 
 SEEDS, TASKS, PER_TASK = 3, 10, 30

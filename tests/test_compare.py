@@ -298,3 +298,20 @@ def test_ablate_compare_on_the_smoke_sweep_rescores_the_logged_predictions(smoke
     assert "A - B = " in text.stdout and "method:" in text.stdout
     bad = ablate_cli("compare", spec, "instances_per_task=3", "instances_per_task=8", cwd=workdir)
     assert bad.returncode == 2 and "names no cell" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_a_curve_gets_a_bracket_between_adjacent_points_that_differ_significantly():
+    from ablate.analyse.compare_sweep import adjacent_significant
+    from ablate.analyse.plots import curve_figure
+
+    report = {"experiment": "x", "metric": "rougeL", "x_label": "n", "encoding": "def", "log_x": True,
+              "baselines": {}, "curves": {"mean": {"points": [
+                  {"x": x, "n": 2, "mean": m, "ci_low": m - 1, "ci_high": m + 1, "label": str(x)}
+                  for x, m in ((8.0, 10.0), (16.0, 20.0), (32.0, 21.0))]}},
+              "comparisons": {"axis": "instances_per_task", "comparisons": [
+                  {"group": "", "a": "16", "b": "8", "significant": True},
+                  {"group": "", "a": "32", "b": "16", "significant": False},
+                  {"group": "", "a": "32", "b": "8", "significant": True}]}}
+    assert adjacent_significant(report) == [(8.0, 16.0)]  # 32 vs 8 is significant but not adjacent
+    figure = curve_figure(report)
+    assert [t.get_text() for t in figure.axes[0].texts] == ["*"]

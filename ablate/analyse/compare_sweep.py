@@ -11,7 +11,7 @@ from typing import Callable
 import numpy as np
 
 from ablate.analyse.collect import CellRecord, SweepRecords, collect_sweep
-from ablate.analyse.compare import (comparison_pairs, compare_settings, decision_reliability, paired_compare,
+from ablate.analyse.compare import (comparison_pairs, decision_reliability, paired_compare,
                                     signal_to_noise, variance_shares)
 from ablate.analyse.instances import InstanceScores, paired_scores, select_setting, setting_label
 from ablate.errors import AblateError
@@ -237,3 +237,28 @@ def significant_marks(report: dict) -> dict[tuple[str, str], int]:
         column = entry["encoding"] if column_axis == "testing encoding" else entry["group"].split("=", 1)[-1]
         marks[entry["winner"], column] += 1
     return dict(marks)
+
+
+def adjacent_significant(report: dict) -> list[tuple[float, float]]:
+    """(x, next x) of the curve's adjacent points whose comparison is significant (no other axes)."""
+    section = report.get("comparisons") or {}
+    if "curves" not in report or not section:
+        return []
+    xs = sorted({p["x"] for c in report["curves"].values() for p in c["points"] if p["n"]})
+    found = []
+    for entry in section["comparisons"]:
+        if entry["group"] or not entry["significant"]:
+            continue
+        pair = sorted(_label_x(section["axis"], label) for label in (entry["a"], entry["b"]))
+        if None not in pair and all(x in xs for x in pair) and xs.index(pair[1]) - xs.index(pair[0]) == 1:
+            found.append((pair[0], pair[1]))
+    return found
+
+
+def _label_x(axis: str, label: str) -> float | None:
+    if axis == "train_clusters":
+        return float(len(label.split("+"))) if label else 0.0
+    try:
+        return float(label)
+    except ValueError:
+        return None

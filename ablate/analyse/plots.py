@@ -49,6 +49,7 @@ def curve_figure(report: dict):
         for p in curve["points"]:
             if p["n"] == 0 or p.get("failed") or p.get("missing"):
                 ax.plot([p["x"]], [means[0] if not p["n"] else p["mean"]], marker="x", color="red", ms=9, zorder=4)
+    _brackets(ax, report)
     for name, scores in report.get("baselines", {}).items():
         if MEAN_LINE in scores:
             ax.axhline(scores[MEAN_LINE], ls=BASELINE_STYLES.get(name, "--"), color="gray", lw=1.2,
@@ -74,6 +75,20 @@ def curve_figure(report: dict):
     ax.legend(fontsize=7, frameon=False, loc="best")
     fig.tight_layout()
     return fig
+
+
+def _brackets(ax, report: dict) -> None:
+    """A bracket with a star over each pair of adjacent points of the mean line whose paired
+    difference is significant after correction (the report's comparisons, ungrouped sweeps)."""
+    from ablate.analyse.compare_sweep import adjacent_significant
+
+    points = {p["x"]: p for p in _present(report["curves"].get(MEAN_LINE, {}).get("points", []))}
+    for low, high in adjacent_significant(report):
+        if low in points and high in points:
+            top = max(points[low]["mean"], points[high]["mean"]) + 3
+            ax.plot([low, low, high, high], [top - 1, top, top, top - 1], color="black", lw=0.8)
+            ax.text(math.sqrt(low * high) if report.get("log_x") and low > 0 else (low + high) / 2, top, "*",
+                    ha="center", va="bottom", fontsize=9)
 
 
 def matrix_figure(report: dict):
