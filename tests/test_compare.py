@@ -315,3 +315,27 @@ def test_a_curve_gets_a_bracket_between_adjacent_points_that_differ_significantl
     assert adjacent_significant(report) == [(8.0, 16.0)]  # 32 vs 8 is significant but not adjacent
     figure = curve_figure(report)
     assert [t.get_text() for t in figure.axes[0].texts] == ["*"]
+
+
+def test_a_clusters_curve_compares_adjacent_counts_and_each_against_the_largest():
+    from ablate.analyse.compare_sweep import report_comparisons
+    from ablate.analyse.instances import InstanceScores
+
+    rng = np.random.default_rng(13)
+    orders = [["a"], ["a", "b"], ["a", "b", "c"]]
+    records, scores = [], {}
+    for clusters in orders:
+        for seed in (0, 1, 2):
+            cell = _cell("def", seed)
+            cell = Cell(f"{len(clusters)}-{seed}", f"n={len(clusters)} seed={seed}",
+                        {"train_clusters": clusters, "seed": seed}, cell.settings)
+            records.append(CellRecord(cell, "done", {}, run_id=cell.id))
+            values = np.clip(20 + 10 * len(clusters) + rng.normal(0, 5, 90), 0, 100)
+            scores[cell.id] = InstanceScores(tuple(f"i{i}" for i in range(90)), tuple(f"t{i % 3}" for i in range(90)),
+                                             {"rougeL": values})
+    sweep = SweepRecords("clusters", "1", "parent", "u", records, {})
+    report = {"metric": "rougeL", "axis": "train_clusters", "encoding": "def", "curves": {}}
+    section = report_comparisons(sweep, report, lambda record, encoding: scores[record.run_id])
+    assert [(e["a"], e["b"]) for e in section["comparisons"]] == [("a+b", "a"), ("a+b+c", "a+b"), ("a+b+c", "a")]
+    assert all(e["significant"] and e["winner"] == e["a"] for e in section["comparisons"])
+    assert section["groups"][0]["reliability"]["winner"] == "a+b+c"

@@ -86,12 +86,8 @@ def _groups(sweep: SweepRecords, axis: str) -> dict[str, dict]:
             continue
         others = ", ".join(f"{k}={format_value(v)}" for k, v in record.cell.axis_values.items()
                            if k not in (axis, "seed"))
-        groups[others][record.cell.axis_values[axis]].append(record)
+        groups[others][format_value(record.cell.axis_values[axis])].append(record)
     return groups
-
-
-def _x(axis: str, value):
-    return float(len(value)) if axis == "train_clusters" else value
 
 
 def sweep_comparisons(sweep: SweepRecords, axis: str, encodings: list[str], read: Reader, metric: str,
@@ -100,14 +96,12 @@ def sweep_comparisons(sweep: SweepRecords, axis: str, encodings: list[str], read
     """Paired comparisons along `axis` within each group of the other axes and each test encoding,
     corrected together (one family per sweep); variance shares of each setting; the axis's
     signal-to-noise and decision reliability per group."""
-    from ablate.plan import format_value
-
     found, families = [], []
     for group, by_value in _groups(sweep, axis).items():
-        values = sorted(by_value, key=lambda v: _x(axis, v)) if numeric else list(by_value)
-        labels = {format_value(v): v for v in values}
-        keys = [_x(axis, v) for v in values] if numeric else list(labels)
-        pairs = comparison_pairs(keys, numeric=numeric, reference=reference if reference in labels else None)
+        # by_value is keyed by the value's label ("16", "def+pos2", a clusters list "a+b+c").
+        values = sorted(by_value, key=lambda v: _label_x(axis, v)) if numeric else list(by_value)
+        keys = [_label_x(axis, v) for v in values] if numeric else values
+        pairs = comparison_pairs(keys, numeric=numeric, reference=reference if reference in values else None)
         by_key = dict(zip(keys, values))
         for encoding in encodings:
             settings, shares, skipped = {}, {}, []
@@ -122,9 +116,9 @@ def sweep_comparisons(sweep: SweepRecords, axis: str, encodings: list[str], read
                 result = paired_compare(paired["a"], paired["b"], paired["tasks"], bounds=BOUNDS, rounds=rounds,
                                         permutations=permutations)
                 entries.append({"group": group, "encoding": encoding,
-                                "a": format_value(by_key[a]), "b": format_value(by_key[b]), **result.to_json()})
+                                "a": by_key[a], "b": by_key[b], **result.to_json()})
                 for key, side in ((a, "a"), (b, "b")):
-                    label = format_value(by_key[key])
+                    label = by_key[key]
                     if label not in shares:
                         shares[label] = variance_shares(paired[side], paired["tasks"])
             families.append(entries)

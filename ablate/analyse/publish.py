@@ -171,6 +171,8 @@ def print_report(report: dict) -> None:
         print(f"  baseline {name}: " + ", ".join(f"{k} {v:.2f}" for k, v in scores.items()))
     if report.get("comparisons"):
         print("\n".join(comparison_lines(report["comparisons"])))
+    if report.get("comparisons_error"):
+        print(f"  no paired comparisons: {report['comparisons_error']}")
     if "bars" in report:
         for name, points in report["bars"]["series"].items():
             print(f"  {name}: " + ", ".join(f"{g} {_point(p)}" for g, p in points.items()))

@@ -14,6 +14,7 @@ from ablate import results
 from ablate.analyse.collect import CellRecord, SweepRecords, collect_sweep
 from ablate.analyse.stats import curve_summary, point_stats
 from ablate.baselines import BaselineScores
+from ablate.errors import AblateError
 
 MEAN_LINE = "mean"
 X_LABELS = {
@@ -215,7 +216,11 @@ def make_report(tracking_uri: str, experiment: str, metric: str, aggregate: str 
 
     sweep = collect_sweep(tracking_uri, experiment)
     report = build_report(sweep, metric, aggregate)
-    comparisons = report_comparisons(sweep, report, cell_scores_reader(tracking_uri), correction)
+    try:
+        comparisons = report_comparisons(sweep, report, cell_scores_reader(tracking_uri), correction)
+    except AblateError as exc:  # a damaged predictions artifact: the report stands, and says why it has no comparisons
+        report["comparisons_error"] = exc.render()
+        return report
     if comparisons is not None:
         report["comparisons"] = comparisons
     return report
