@@ -17,15 +17,16 @@ Methods (each result names its own):
   seed variance by a third). The 95% interval is diff +- q se with Cochran and Cox's critical value
   q = (v_seeds t(n_seeds - 1) + v_instances t(df_instances)) / (v_seeds + v_instances), clipped to
   the difference's range [-(hi - lo), hi - lo]. (Welch-Satterthwaite degrees of freedom are
-  liberal when the seed term, with 2 df from 3 seeds, dominates: 91% coverage in the calibration;
-  Cochran-Cox covers 95-97%.)
+  liberal when the seed term, with 2 df from 3 seeds, dominates: 91% coverage of simulated ROUGE
+  differences; Cochran-Cox's interval covers 96-98%, conservative.)
 - p: the larger of two p-values, so a comparison is significant only if both agree:
   * p_eval, exact over test instances with the trained models as they are: exact McNemar
     (two-sided `scipy.stats.binomtest` on the discordant (seed, instance) pairs) for 0/1 metrics
     such as exact match; a paired sign-flip permutation test (PERMUTATIONS random flips of the
     instance differences, averaged over seeds) for continuous metrics such as ROUGE;
-  * p_rerun, the test of diff / se against the same critical values: it counts the seed variance a re-run would bring,
-    which the exact tests cannot see (an instance-level test alone calls a seed's luck an effect).
+  * p_rerun, the test of diff / se against the same critical values: it counts the seed
+    variance a re-run would bring, which the exact tests cannot see (an instance-level test
+    alone calls a seed's luck an effect).
   With one seed p_rerun does not exist and p is p_eval (stated as such).
 - P(A beats B): the share of PAIRED_BOOTSTRAP rounds (seeds resampled, and instances within
   tasks, the same draws for A and B) in which A is ahead (ties count half), the resamples'
@@ -41,9 +42,10 @@ the same winner (and ranking), from the seed-level point means: the seed noise o
 is the residual of the setting x seed table (seeds shared by all settings, so a seed's common
 luck does not count) or the pooled within-setting variance; in a normal hierarchical model the
 noise, the spread of the true means (uniform prior on its sd) and the true means are drawn from
-their posterior, and a re-run is drawn around them. A plain bootstrap over seeds is centred on the observed means and so is
-over-confident: with no true difference it predicts ~75% agreement where a re-run agrees 50%
-(benchmarks/decision_calibration.py measures both).
+their posterior, and a re-run is drawn around them. A plain bootstrap over seeds is centred on
+the observed means and so over-confident: with no true difference between 4 settings it
+predicts ~70% agreement where a re-run agrees ~29% (benchmarks/decision_calibration.py
+measures both).
 """
 
 from __future__ import annotations
