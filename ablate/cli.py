@@ -4,6 +4,7 @@
     ablate plan sweeps/clusters.yaml         list its cells, their status and a cost estimate
     ablate validate sweeps/clusters.yaml     check a spec without running anything
     ablate report sweeps/clusters.yaml       curves, saturation fits and figures from MLflow
+    ablate compare sweeps/encodings.yaml train_encoding=def train_encoding=pos2   a paired difference
     ablate ui                                browse results in the MLflow UI
     ablate dashboard dashboards/instruction_tuning.yaml --out site/   several sweeps on one page
     ablate prompt | eval | baseline | synth  the data layer on its own
@@ -15,6 +16,7 @@ import argparse
 import json
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from ablate.errors import AblateError
@@ -251,38 +253,70 @@ def cmd_synth(args) -> int:
     return 0
 
 
-def cmd_report(args) -> int:
-    from ablate.results import metric_spec
-    from ablate.analyse.publish import print_report, publish_report
-    from ablate.analyse.report import make_report
-    from ablate.prepare import REPORT_FOLDER, output_dir_of
+@dataclass(frozen=True)
+class SweepTarget:
+    """What SPEC_OR_EXPERIMENT names: the experiment and its store, the spec when a spec was given
+    (its output folder and retry window), else the defaults."""
+
+    experiment: str
+    tracking_uri: str
+    spec: object | None
+    retry_seconds: float
+
+
+def _sweep_target(target_text: str, tracking_uri: str | None) -> SweepTarget:
     from ablate.spec import load_spec
     from ablate.track.retry import DEFAULT_RETRY_SECONDS
     from ablate.track.uri import resolve_tracking_uri
 
-    target = Path(args.target)
-    experiment, uri, spec, retry_seconds = args.target, args.tracking_uri, None, DEFAULT_RETRY_SECONDS
+    target = Path(target_text)
+    experiment, uri, spec, retry_seconds = target_text, tracking_uri, None, DEFAULT_RETRY_SECONDS
     if target.suffix in (".yaml", ".yml") or target.is_file():
         spec = load_spec(target)
         experiment = spec.tracking.experiment or spec.name
         uri = uri or spec.tracking.tracking_uri
         retry_seconds = spec.tracking.retry_seconds
-    uri = resolve_tracking_uri(uri, Path.cwd())
+    return SweepTarget(experiment, resolve_tracking_uri(uri, Path.cwd()), spec, retry_seconds)
+
+
+def cmd_report(args) -> int:
+    from ablate.analyse.publish import print_report, publish_report
+    from ablate.analyse.report import make_report
+    from ablate.prepare import REPORT_FOLDER, output_dir_of
+    from ablate.results import metric_spec
+
+    target = _sweep_target(args.target, args.tracking_uri)
     if args.out:
         check_output_folder(args.out, "--out")
     if args.metric is not None:
         metric_spec(args.metric)  # an unknown metric: the known ones named
-    report = make_report(uri, experiment, args.metric, args.aggregate, retry_seconds)
+    report = make_report(target.tracking_uri, target.experiment, args.metric, args.aggregate, target.retry_seconds,
+                         args.correction)
     # The folder `ablate sweep` writes the report to: the sweep's own, whatever its experiment is called.
-    folder = Path(args.out) if args.out else output_dir_of(spec, Path.cwd()) / REPORT_FOLDER if spec is not None \
-        else Path.cwd() / "ablate_runs" / report["sweep"] / REPORT_FOLDER
+    folder = Path(args.out) if args.out else output_dir_of(target.spec, Path.cwd()) / REPORT_FOLDER \
+        if target.spec is not None else Path.cwd() / "ablate_runs" / report["sweep"] / REPORT_FOLDER
     check_output_folder(folder, "--out")
-    written = publish_report(report, uri, folder, retry_seconds)
+    written = publish_report(report, target.tracking_uri, folder, target.retry_seconds)
     if args.json:
         print(json.dumps(report, indent=2))
     else:
         print_report(report)
         print("Figures: " + ", ".join(str(p) for p in written) + " (also in the parent run's report/ artifacts)")
+    return 0
+
+
+def cmd_compare(args) -> int:
+    from ablate.analyse.compare_sweep import compare_text, make_comparison
+
+    from ablate.results import headline_metric, metric_spec
+
+    target = _sweep_target(args.target, args.tracking_uri)
+    if args.metric is not None:
+        metric_spec(args.metric)  # an unknown metric: the known ones named
+    result = make_comparison(target.tracking_uri, target.experiment, args.a, args.b,
+                             metric=args.metric or headline_metric(), encoding=args.encoding,
+                             retry_seconds=target.retry_seconds)
+    print(json.dumps(result, indent=2) if args.json else compare_text(result))
     return 0
 
 
@@ -427,9 +461,23 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--aggregate", default="clusters", choices=["clusters", "overall"],
                         help="the mean line: the mean of the held-out clusters (FLAN) or the per-instance "
                              "score over every test task (SuperNI's headline number)")
+    report.add_argument("--correction", default="holm", choices=["holm", "bh"],
+                        help="p-value correction across the sweep's paired comparisons: Holm (family-wise "
+                             "error) or Benjamini-Hochberg (false discovery rate)")
     report.add_argument("--tracking-uri", help="default: the spec's, else sqlite:///mlflow.db here")
     report.add_argument("--json", action="store_true", help="print the numbers behind every figure")
     report.set_defaults(func=cmd_report)
+
+    compare = commands.add_parser("compare", help="paired comparison of two cells or settings of a sweep")
+    compare.add_argument("target", help="the sweep's spec YAML or its MLflow experiment name")
+    compare.add_argument("a", metavar="A", help="a cell id or name, or axis=value[,axis=value] (e.g. train_encoding=def)")
+    compare.add_argument("b", metavar="B", help="the setting A is compared with, named the same ways")
+    compare.add_argument("--metric", default=None, help="a declared metric (default: rougeL); rank's acc, acc_norm, "
+                                                        "ll_correct compare too")
+    compare.add_argument("--encoding", help="the test encoding (default: the cells' first)")
+    compare.add_argument("--tracking-uri", help="default: the spec's, else sqlite:///mlflow.db here")
+    compare.add_argument("--json", action="store_true", help="print the numbers as JSON")
+    compare.set_defaults(func=cmd_compare)
 
     dashboard = commands.add_parser("dashboard", help="render a static HTML page of several sweeps")
     dashboard.add_argument("page", help="dashboard YAML (see dashboards/)")

@@ -191,6 +191,7 @@ def rank_rows(model, tokenizer, rows: Mapping[str, Sequence], options: Sequence[
         verdict = judge(options[i], by_text, rows["references"][i])
         per_instance.append(verdict)
         records.append({"id": rows["id"][i], "task": rows["task"][i], "choice": verdict["choice"],
+                        **{metric: verdict[metric] for metric in RANK_METRICS},
                         "choice_norm": verdict["choice_norm"], "options": list(options[i]),
                         "scores": [by_text[o].logprob for o in options[i]],
                         "tokens": [by_text[o].tokens for o in options[i]],

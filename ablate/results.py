@@ -250,6 +250,12 @@ def curve_key(line: str, metric: str, statistic: str = "mean") -> str:
     return f"curve/{name_key(line)}/{metric}{suffix}"
 
 
+def comparison_key(comparison: str, metric: str, statistic: str = "diff") -> str:
+    """A paired comparison of the report ("def+pos2 | def vs pos2"), as a parent-run metric:
+    its difference, interval ends, corrected p, or P(A beats B)."""
+    return f"compare/{name_key(comparison)}/{metric}_{statistic}"
+
+
 def axis_metric_key(axis: str) -> str:
     """A numeric axis value of a cell (the number of clusters for train_clusters), for scatter charts."""
     return f"axis/{name_key(axis)}"

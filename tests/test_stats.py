@@ -13,11 +13,23 @@ INSTANCES = [1, 2, 4, 8, 16, 32, 64, 128, 256]
 
 
 def test_mean_and_t_confidence_interval_by_hand():
-    mean, low, high = mean_ci([1.0, 2.0, 3.0])
+    mean, low, high = mean_ci([11.0, 12.0, 13.0])
     # sd = 1, t(0.975, 2) = 4.302653, half width = 4.302653 / sqrt(3) = 2.484138
-    assert mean == 2.0 and low == pytest.approx(2 - 2.484138, abs=1e-5) and high == pytest.approx(2 + 2.484138, abs=1e-5)
+    assert mean == 12.0 and low == pytest.approx(12 - 2.484138, abs=1e-5) and high == pytest.approx(12 + 2.484138, abs=1e-5)
     assert mean_ci([5.0]) == (5.0, None, None), "one seed: no interval, not a zero-width one"
     assert mean_ci([]) == (None, None, None)
+
+
+def test_intervals_are_clipped_to_the_metric_range():
+    # Two seeds 0 and 40: t(0.975, 1) = 12.706, half width = 12.706 * 28.28 / sqrt(2) = 254: far past both ends.
+    mean, low, high = mean_ci([0.0, 40.0])
+    assert mean == 20.0 and (low, high) == (0.0, 100.0)
+    mean, low, high = mean_ci([0.5, 0.9], bounds=(0.0, 1.0))
+    assert (low, high) == (0.0, 1.0)
+    _, low, high = mean_ci([0.0, 40.0], bounds=(-math.inf, math.inf))
+    assert low == pytest.approx(20 - 254.12, abs=0.01) and high == pytest.approx(20 + 254.12, abs=0.01)
+    point = point_stats(8.0, [2.0, 3.0, 60.0])
+    assert point.ci_low == 0.0 and 0.0 <= point.ci_high <= 100.0
 
 
 def test_spearman_gives_rho_n_and_an_exact_permutation_p():

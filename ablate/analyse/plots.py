@@ -49,6 +49,7 @@ def curve_figure(report: dict):
         for p in curve["points"]:
             if p["n"] == 0 or p.get("failed") or p.get("missing"):
                 ax.plot([p["x"]], [means[0] if not p["n"] else p["mean"]], marker="x", color="red", ms=9, zorder=4)
+    _brackets(ax, report)
     for name, scores in report.get("baselines", {}).items():
         if MEAN_LINE in scores:
             ax.axhline(scores[MEAN_LINE], ls=BASELINE_STYLES.get(name, "--"), color="gray", lw=1.2,
@@ -76,6 +77,20 @@ def curve_figure(report: dict):
     return fig
 
 
+def _brackets(ax, report: dict) -> None:
+    """A bracket with a star over each pair of adjacent points of the mean line whose paired
+    difference is significant after correction (the report's comparisons, ungrouped sweeps)."""
+    from ablate.analyse.compare_sweep import adjacent_significant
+
+    points = {p["x"]: p for p in _present(report["curves"].get(MEAN_LINE, {}).get("points", []))}
+    for low, high in adjacent_significant(report):
+        if low in points and high in points:
+            top = max(points[low]["mean"], points[high]["mean"]) + 3
+            ax.plot([low, low, high, high], [top - 1, top, top, top - 1], color="black", lw=0.8)
+            ax.text(math.sqrt(low * high) if report.get("log_x") and low > 0 else (low + high) / 2, top, "*",
+                    ha="center", va="bottom", fontsize=9)
+
+
 def matrix_figure(report: dict):
     import matplotlib
 
@@ -87,6 +102,9 @@ def matrix_figure(report: dict):
     rows, columns = matrix["rows"], matrix["columns"]
     values = np.array([[matrix["cells"][r][c]["mean"] if matrix["cells"][r][c]["n"] else np.nan for c in columns]
                        for r in rows], dtype=float)
+    from ablate.analyse.compare_sweep import significant_marks
+
+    marks = significant_marks(report)
     fig, ax = plt.subplots(figsize=(1.1 * len(columns) + 2.5, 0.6 * len(rows) + 2), dpi=150)
     image = ax.imshow(values, cmap="viridis", aspect="auto")
     for i, row in enumerate(rows):
@@ -94,13 +112,17 @@ def matrix_figure(report: dict):
             cell = matrix["cells"][row][column]
             text = ("missing" if not cell["n"] else f"{cell['mean']:.1f}\n(n=1)" if cell["n"] == 1
                     else f"{cell['mean']:.1f}\n±{(cell['ci_high'] - cell['mean']):.1f}")
+            text += "*" * marks.get((row, column), 0)  # one star per row of its column it significantly beats
             ax.text(j, i, text, ha="center", va="center", fontsize=7,
                     color="white" if not cell["n"] or cell["mean"] < np.nanmean(values) else "black")
     ax.set_xticks(range(len(columns)), columns, rotation=35, ha="right", fontsize=8)
     ax.set_yticks(range(len(rows)), rows, fontsize=8)
     ax.set_xlabel(matrix["column_label"])
     ax.set_ylabel(matrix["row_label"])
-    ax.set_title(f"{report['experiment']}: held-out {report['metric']} (%), mean over seeds", fontsize=10)
+    title = f"{report['experiment']}: held-out {report['metric']} (%), mean over seeds"
+    if report.get("comparisons"):
+        title += "\n* per row of its column it beats (paired, Holm-corrected p < 0.05)"
+    ax.set_title(title, fontsize=10)
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
     fig.tight_layout()
     return fig

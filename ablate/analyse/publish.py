@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from ablate import results
+from ablate.analyse.compare_sweep import comparison_lines
 from ablate.analyse.plots import report_figures
 from ablate.analyse.stats import knee_text, spearman_text
 from ablate.track.retry import DEFAULT_RETRY_SECONDS, RetryPolicy
@@ -26,6 +27,7 @@ def publish_report(report: dict, tracking_uri: str, out_dir: Path | None,
     # The curve as the parent run's own metrics, and the report as its description: MLflow's chart
     # of the parent run is the saturation curve, and the numbers are one click away.
     store.log_points(run_id, curve_points(report))
+    store.log_metrics(run_id, comparison_metrics(report))
     store.set_tag(run_id, results.NOTE, report_markdown(report))
     retry.call(lambda: client.log_figure(run_id, figure, results.report_artifact(f"{name}.png")))
     retry.call(lambda: client.log_text(run_id, _page(name, html), results.report_artifact(f"{name}.html")))
@@ -61,6 +63,21 @@ def curve_points(report: dict) -> dict[str, list[tuple[int, float]]]:
     return points
 
 
+def comparison_metrics(report: dict) -> dict[str, float]:
+    """Each paired comparison's difference, interval, corrected p and P(A beats B) as parent-run
+    metrics (keys longer than MLflow allows are left to report.json)."""
+    found = {}
+    section = report.get("comparisons") or {}
+    for entry in section.get("comparisons", []):
+        name = " | ".join(x for x in (entry["group"], entry["encoding"]) if x) + f" | {entry['a']} vs {entry['b']}"
+        for statistic, value in (("diff", entry["diff"]), ("ci_low", entry["ci_low"]), ("ci_high", entry["ci_high"]),
+                                 ("p_adjusted", entry["p_adjusted"]), ("prob_a_beats_b", entry["prob_a_beats_b"])):
+            key = results.comparison_key(name, report["metric"], statistic)
+            if len(key) <= results.MAX_KEY_LENGTH:
+                found[key] = float(value)
+    return found
+
+
 def _point(point: dict, compact: bool = False) -> str:
     """A point's mean with its 95% interval: "41.2 [33.0, 49.4]", or compact "41.2±8.2(n=3)"."""
     if not point["n"]:
@@ -76,7 +93,7 @@ def report_markdown(report: dict) -> str:
     """The report as markdown, for the parent run's description in the MLflow UI."""
     cells = report["cells"]
     name, metric = report["experiment"], report["metric"]
-    lines = [f"### {name}: held-out {metric} (%), mean over seeds [95% t-interval]", "",
+    lines = [f"### {name}: held-out {metric} (%), mean over seeds [95% t-interval, clipped to 0-100]", "",
              f"{cells['done']}/{cells['total']} cells done, {cells['failed']} failed, {cells['missing']} missing.", ""]
     if "bars" in report:
         bars = report["bars"]
@@ -103,6 +120,8 @@ def report_markdown(report: dict) -> str:
         start = report["curves"].get("mean", {}).get("untuned")
         if start:
             lines += ["", f"Untuned model (not in the fits): {_point(start)}."]
+    if report.get("comparisons"):
+        lines += ["", *(line.strip() for line in comparison_lines(report["comparisons"]))]
     if report.get("baselines"):
         lines += ["", "Baselines (mean line): " + ", ".join(
             f"{b} {scores['mean']:.1f}" for b, scores in report["baselines"].items() if "mean" in scores) + "."]
@@ -152,6 +171,10 @@ def print_report(report: dict) -> None:
         print(f"  {cell['status'].upper():<8} {cell['name']}" + (f": {cell['error']}" if cell["error"] else ""))
     for name, scores in report["baselines"].items():
         print(f"  baseline {name}: " + ", ".join(f"{k} {v:.2f}" for k, v in scores.items()))
+    if report.get("comparisons"):
+        print("\n".join(comparison_lines(report["comparisons"])))
+    if report.get("comparisons_error"):
+        print(f"  no paired comparisons: {report['comparisons_error']}")
     if "bars" in report:
         for name, points in report["bars"]["series"].items():
             print(f"  {name}: " + ", ".join(f"{g} {_point(p)}" for g, p in points.items()))

@@ -14,6 +14,7 @@ from ablate import results
 from ablate.analyse.collect import CellRecord, SweepRecords, collect_sweep
 from ablate.analyse.stats import curve_summary, point_stats
 from ablate.baselines import BaselineScores
+from ablate.errors import AblateError
 from ablate.status import CellStatus
 from ablate.track.retry import DEFAULT_RETRY_SECONDS
 
@@ -231,11 +232,25 @@ def build_bars(sweep: SweepRecords, metric: str, aggregate: str = "clusters") ->
 
 
 def make_report(tracking_uri: str, experiment: str, metric: str | None = None, aggregate: str = "clusters",
-                retry_seconds: float = DEFAULT_RETRY_SECONDS) -> dict:
+                retry_seconds: float = DEFAULT_RETRY_SECONDS, correction: str = "holm") -> dict:
     """Collect the sweep from MLflow and compute every number behind its figures (`metric`: the
-    headline metric of the sweep's first evaluator unless given)."""
+    headline metric of the sweep's first evaluator unless given), with the paired comparisons of
+    its settings from the cells' per-instance records (compare_sweep.py)."""
+    from ablate.analyse.compare_sweep import report_comparisons
+    from ablate.analyse.instances import cell_scores_reader
+
     sweep = collect_sweep(tracking_uri, experiment, retry_seconds)
-    return build_report(sweep, metric or results.headline_metric([r.cell for r in sweep.cells]), aggregate)
+    metric = metric or results.headline_metric([r.cell for r in sweep.cells])
+    report = build_report(sweep, metric, aggregate)
+    try:
+        comparisons = report_comparisons(sweep, report, cell_scores_reader(tracking_uri, metric, retry_seconds),
+                                         correction)
+    except AblateError as exc:  # a damaged predictions artifact: the report stands, and says why it has no comparisons
+        report["comparisons_error"] = exc.render()
+        return report
+    if comparisons is not None:
+        report["comparisons"] = comparisons
+    return report
 
 
 def _status_word(status: CellStatus) -> str:

@@ -1,6 +1,9 @@
 """Curve statistics: mean and 95% CI over seeds, Spearman with an exact permutation p, saturation
 fits on the scale a curve is drawn on, the knee with an interval and its support.
 
+Point intervals are Student-t over seeds, clipped to the metric's range (`bounds`, [0, 100] for
+the SuperNI metrics): the method is stated in the report's title ("95% t-interval, clipped").
+
 Every count axis is fitted in u = log(x) when it is drawn on a log axis (tasks, instances,
 parameter counts) and in u = x otherwise (clusters). Three models of y(u), u0 the smallest u:
 - flat          y = c                                     (the axis makes no difference)
@@ -56,8 +59,12 @@ class PointStats:
     values: tuple[float, ...]
 
 
-def mean_ci(values: Sequence[float], confidence: float = 0.95) -> tuple[float | None, float | None, float | None]:
-    """Mean and a Student-t confidence interval; with one value there is no interval (None, None)."""
+def mean_ci(values: Sequence[float], confidence: float = 0.95,
+            bounds: tuple[float, float] = METRIC_RANGE) -> tuple[float | None, float | None, float | None]:
+    """Mean and a Student-t confidence interval over seeds, clipped to the metric's range `bounds`
+    (a t-interval over two or three seeds can reach past either end: ROUGE-L below 0). Clipping
+    keeps the interval's coverage (the true mean lies in the range) and only removes impossible
+    values. With one value there is no interval (None, None)."""
     if not values:
         return None, None, None
     n = len(values)
@@ -68,11 +75,12 @@ def mean_ci(values: Sequence[float], confidence: float = 0.95) -> tuple[float | 
 
     sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
     half = stats.t.ppf(0.5 + confidence / 2, n - 1) * sd / math.sqrt(n)
-    return mean, mean - half, mean + half
+    low, high = bounds
+    return mean, max(low, mean - half), min(high, mean + half)
 
 
-def point_stats(x: float, values: Sequence[float]) -> PointStats:
-    mean, low, high = mean_ci(values)
+def point_stats(x: float, values: Sequence[float], bounds: tuple[float, float] = METRIC_RANGE) -> PointStats:
+    mean, low, high = mean_ci(values, bounds=bounds)
     return PointStats(x=x, n=len(values), mean=mean, ci_low=low, ci_high=high, values=tuple(values))
 
 

@@ -24,6 +24,11 @@ def evaluator_of(kind: str) -> Evaluator:
     return EVALUATORS[kind]
 
 
+def evaluator_of_metric(metric: str) -> Evaluator:
+    """The evaluator that declares `metric`."""
+    return next(e for e in EVALUATORS.values() if metric in e.metric_names)
+
+
 def declared_metrics() -> dict[str, MetricSpec]:
     """Every evaluator's metrics by name (names are unique across evaluators)."""
     found: dict[str, MetricSpec] = {}

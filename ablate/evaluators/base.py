@@ -50,6 +50,9 @@ class Evaluator:
     needs_model: bool = True  # False: also scores heuristic baselines (their predictions are text)
     # (cell, selection, library, config) -> (errors, warnings), checked by `ablate validate` / before a sweep
     check: Callable[[Any, Any, Any, Any], tuple[list[str], list[str]]] | None = None
+    # its per-instance records -> metric -> each instance's score (on the report's scale), for paired comparisons
+    instance_scores: Callable[[Sequence[dict]], dict[str, list[float]]] | None = None
+    record_fields: frozenset[str] = frozenset()  # fields every record of its artifact has, besides id, task, references
 
     @property
     def metric_names(self) -> tuple[str, ...]:

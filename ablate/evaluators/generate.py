@@ -36,5 +36,13 @@ def evaluate(given: EvalInput, config: GenerateConfig) -> EvalOutput:
     return EvalOutput(score_rows(given.rows, predictions), prediction_records(given.rows, predictions))
 
 
+def instance_scores(records) -> dict[str, list[float]]:
+    """Each prediction scored again with the official metrics (so sweeps of any version compare)."""
+    from ablate.metrics import score_one
+
+    scored = [score_one(r["prediction"], r["references"]) for r in records]
+    return {m.name: [m.scale * one[m.name] for one in scored] for m in METRICS}
+
+
 GENERATE = Evaluator(kind="generate", config=GenerateConfig, metrics=METRICS, headline="rougeL", evaluate=evaluate,
-                     needs_model=False)
+                     needs_model=False, instance_scores=instance_scores, record_fields=frozenset({"prediction"}))

@@ -70,4 +70,10 @@ def check(cell, selection, library, config: RankConfig) -> tuple[list[str], list
     return [], []
 
 
-RANK = Evaluator(kind="rank", config=RankConfig, metrics=METRICS, headline="acc", evaluate=evaluate, check=check)
+def instance_scores(records) -> dict[str, list[float]]:
+    """Each instance's rank metrics, as its record holds them."""
+    return {m.name: [m.scale * r[m.name] for r in records] for m in METRICS}
+
+
+RANK = Evaluator(kind="rank", config=RankConfig, metrics=METRICS, headline="acc", evaluate=evaluate, check=check,
+                 instance_scores=instance_scores, record_fields=frozenset(m.name for m in METRICS))
