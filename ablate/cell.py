@@ -51,6 +51,7 @@ def run_cell(cell: Cell, place: CellPlace, tracker: CellTracker, *, resume_state
                           index_dir=place.cache_dir / "index", persist_index=True)
     cluster_of = category_to_cluster(settings.cluster_map)
     selection = select_tasks(library, data, settings.seed)
+    tracker.log_metrics({f"{results.TASKS_REMOVED_PREFIX}{rule}": count for rule, count in selection.removed})
     tracker.log_text(json.dumps({"train_tasks": selection.train_tasks, "test_tasks": selection.test_tasks}, indent=1),
                      results.TASKS_ARTIFACT)
     pairs = eval_pairs(library, selection.test_tasks, settings.eval.instances_per_task)

@@ -37,6 +37,7 @@ TRAIN_SECONDS, EVAL_SECONDS, EXAMPLES_PER_SECOND, TRAIN_STEPS = (
 DATA_SECONDS = "data_seconds"  # the cell's time reading tasks, sampling, encoding and tokenizing
 PEAK_MEMORY_MB = "peak_memory_mb"  # GPU memory allocated by torch on a GPU; the process's peak RSS on a CPU
 CELL_WALL_SECONDS = "cell_wall_seconds"  # logged by the driver: trial start to end, worker start-up included
+TASKS_REMOVED_PREFIX = "tasks_removed/"  # + a rule of ablate.data.select.RULES: how many tasks it removed
 
 # Where a sweep's wall time went (parent run, logged as the sweep ends): see ablate.sweep.SweepTiming.
 TIMING_PHASES = ("setup", "ray_start", "cells", "report")
@@ -59,6 +60,7 @@ AXIS_PREFIX = "ablate.axis."
 ERROR = "ablate.error"
 DIVERGED = "ablate.diverged"
 RESUMED_FROM_STEP = "ablate.resumed_from_step"
+SUPERSEDED = "ablate.superseded"  # on a cell run of data that changed since: the id of the cell now planned
 DEVICE, GPU_NAME, HOST = "ablate.device", "ablate.gpu_name", "ablate.host"
 NODE_ID = "ablate.node_id"  # the Ray node the cell (last) ran on
 WORKER_PID = "ablate.worker_pid"  # the worker process: one worker runs several cells in turn

@@ -34,6 +34,7 @@ class PreparedSweep:
     experiment: str
     output_dir: Path
     warnings: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()  # what the task selection removed (ablate.validate.selection_note)
 
     @property
     def storage_path(self) -> str:
@@ -74,7 +75,7 @@ def prepare_sweep(spec_file: str, overrides: list[str], *, tracking_uri: str | N
         raise _problems(spec_file, checks.errors)
     uri = resolve_tracking_uri(tracking_uri or spec.tracking.tracking_uri, workdir)
     return PreparedSweep(spec, spec_file, cells, uri, spec.tracking.experiment or spec.name, out,
-                         tuple(checks.warnings))
+                         tuple(checks.warnings), tuple(checks.notes))
 
 
 def _problems(spec_file: str, errors: list[str]) -> AblateError:
@@ -185,7 +186,7 @@ def plan_report(prepared: PreparedSweep, prefetch: StatusPrefetch | None = None)
     counts = {status: sum(c["status"] == status for c in cells) for status in ("done", "failed", "to run")}
     return {"sweep": prepared.spec.name, "experiment": prepared.experiment, "tracking_uri": prepared.tracking_uri,
             "total": len(cells), "done": counts["done"], "failed": counts["failed"], "to_run": counts["to run"],
-            "cells": cells, "warnings": list(prepared.warnings),
+            "cells": cells, "warnings": list(prepared.warnings), "notes": list(prepared.notes),
             "estimate": {"cell_seconds": round(cell_seconds, 1), "wall_seconds": round(wall_seconds, 1)}}
 
 
@@ -195,6 +196,8 @@ def print_plan(report: dict, out: TextIO) -> None:
           file=out)
     for warning in report["warnings"]:
         print(f"Warning: {warning}", file=out)
+    for note in report["notes"]:
+        print(f"Tasks: {note}", file=out)
     for cell in report["cells"]:
         print(f"  {cell['id']}  {cell['status']:<7} {cell['name']}  (~{cell['estimated_seconds']:.0f}s)", file=out)
     minutes = report["estimate"]["wall_seconds"] / 60

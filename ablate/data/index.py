@@ -19,7 +19,7 @@ from pathlib import Path
 
 from ablate.errors import AblateError
 
-INDEX_VERSION = 1
+INDEX_VERSION = 2  # 2: positive and negative example counts
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,8 @@ class IndexEntry:
     instances: int = 0
     bytes: int = 0
     sha256: str = ""
+    positives: int = 0  # positive / negative examples (demonstrations) of the task
+    negatives: int = 0
     error: dict | None = None  # the AblateError of a task file that does not load: message, file, field, fix
 
     def check(self) -> None:
@@ -69,7 +71,8 @@ def _index_entry(path: Path, name: str) -> IndexEntry:
         raw = read_json(path, "the task file", "repair the task file (UTF-8 JSON in the SuperNI task format).")
         task = parse_task(name, raw, path, only=())
         return IndexEntry(tuple(task.categories), check_instances(raw["Instances"], path, name),
-                          len(content), hashlib.sha256(content).hexdigest())
+                          len(content), hashlib.sha256(content).hexdigest(),
+                          len(task.positive_examples), len(task.negative_examples))
     except AblateError as exc:
         return _error_entry(exc)
     except OSError:  # a broken link or an unreadable file: read_json names it, with the fix
