@@ -61,6 +61,7 @@ ERROR = "ablate.error"
 DIVERGED = "ablate.diverged"
 RESUMED_FROM_STEP = "ablate.resumed_from_step"
 SUPERSEDED = "ablate.superseded"  # on a cell run of data that changed since: the id of the cell now planned
+RUN_NAME = "mlflow.runName"  # MLflow's own tag: a run's name (a superseded run's gets " (superseded)")
 DEVICE, GPU_NAME, HOST = "ablate.device", "ablate.gpu_name", "ablate.host"
 NODE_ID = "ablate.node_id"  # the Ray node the cell (last) ran on
 WORKER_PID = "ablate.worker_pid"  # the worker process: one worker runs several cells in turn

@@ -17,9 +17,11 @@ from ablate import results
 from ablate.data.sources import check_source, source_fingerprint
 from ablate.errors import AblateError
 from ablate.files import check_output_folder
-from ablate.model import PRESETS, is_baseline
+from ablate.cost import seconds_per_step
+from ablate.model import is_baseline
 from ablate.plan import Cell, checked_grid
 from ablate.spec import SweepSpec, load_spec, spec_to_yaml
+from ablate.superseded import mark_superseded
 from ablate.track import RetryPolicy
 from ablate.train import total_steps
 from ablate.validate import check_cells, device_errors, local_gpu_count
@@ -85,12 +87,11 @@ def _problems(spec_file: str, errors: list[str]) -> AblateError:
 
 
 def estimate_seconds(cell: Cell) -> float:
-    """A rough CPU estimate from the preset's measured step time on a 2-core machine."""
+    """A rough CPU estimate from the model's step time on a 2-core machine (ablate/cost.py)."""
     settings = cell.settings
     if is_baseline(settings.model):
         return 2.0
-    preset = PRESETS.get(settings.model)
-    per_step = (preset.cpu_seconds_per_step if preset else 5.0) * settings.train.batch_size / 16
+    per_step = seconds_per_step(settings.model) * settings.train.batch_size / 16
     examples = settings.data.instances_per_task * (settings.data.num_train_tasks or 40)
     evaluations = len(settings.test_encodings) * 20 * min(settings.eval.instances_per_task, 100)
     return 8 + per_step * total_steps(settings.train, examples) + evaluations * per_step / 16
@@ -401,16 +402,21 @@ def run_sweep(prepared: PreparedSweep, *, address: str | None = None, force: boo
             {c.id for c in prepared.cells if c.id not in ran} | {o.cell.id for o in outcomes if o.status == "done"}))
         print_summary(prepared, counts, outcomes, time.perf_counter() - timing.began, out)
 
+        report_failed = []
+
         def report():
             with timing.phase("report"):
                 if outcomes or not store.has_artifact(parent_run_id, results.report_artifact("report.json")):
-                    write_report(prepared, out)
+                    if not write_report(prepared, out):
+                        report_failed.append(True)
                 else:  # nothing ran: the report the last sweep wrote still holds
                     print(f"Nothing ran, so the report is unchanged: {prepared.output_dir / 'report'} and the "
                           f"parent run's report/ (redraw it with: ablate report {prepared.spec_file}).", file=out)
 
         overlapped(ray_scope.close, report)  # Ray stops (on this thread, where it started) while the report is drawn
         timing.stop(outcomes)
+        if report_failed:  # no report was made: its time is not a report time
+            timing.phases.pop("report", None)
         log_timing(store, parent_run_id, timing, outcomes)
         print(timing.summary(), file=out)
         return 1 if failed else 0
@@ -443,6 +449,7 @@ def prepare_tracking(prepared: PreparedSweep, store, force: bool, out: TextIO) -
     spec = prepared.spec
     runs = store.cell_runs(store.find_experiment(prepared.experiment))
     statuses = {cid: cell_status(r) for cid, r in runs.items()}
+    mark_superseded(store, runs, prepared.cells, out)
     experiment_id = store.ensure_experiment(prepared.experiment, describe_sweep(prepared))
     closed = store.close_stale_runs(runs)
     if closed:
@@ -563,8 +570,9 @@ def _close_unfinished_runs(store, experiment_id: str, cells: list[Cell], outcome
         store.close_stale_runs({c.id: runs.get(c.id, []) for c in cells if c.id not in errors}, status="KILLED")
 
 
-def write_report(prepared: PreparedSweep, out: TextIO) -> None:
-    """The sweep's report (figures in MLflow and ablate_runs/NAME/report); a failure here loses no result."""
+def write_report(prepared: PreparedSweep, out: TextIO) -> bool:
+    """The sweep's report (figures in MLflow and ablate_runs/NAME/report); a failure here loses no
+    result. Whether the report was written."""
     from ablate.analyse.publish import print_report, publish_report
     from ablate.analyse.report import make_report
 
@@ -574,10 +582,11 @@ def write_report(prepared: PreparedSweep, out: TextIO) -> None:
     except Exception as exc:  # the cells are safe in MLflow; say how to retry the report alone
         print(f"Report not written ({type(exc).__name__}: {exc}); retry with: ablate report {prepared.spec_file}",
               file=out)
-        return
+        return False
     sys.stdout.flush()
     print_report(report)
     print("Figures: " + ", ".join(str(p) for p in written), file=out)
+    return True
 
 
 def write_json(path: Path, payload) -> None:

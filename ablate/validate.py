@@ -106,6 +106,14 @@ def _test_set_checks(cell: Cell, selection: TaskSelection, library: TaskLibrary,
                     "to give them a cluster.")
 
 
+def for_cells(error: str, names: list[str], checked: int) -> str:
+    """A problem as listed once: alone when every checked cell has it, else with the cells named."""
+    if len(names) >= checked:
+        return error
+    shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+    return f"{shown}: {error}"
+
+
 def selection_note(data, selection: TaskSelection) -> str:
     """What a plan says about a cell's tasks: how many are tested, and what the split's rules removed."""
     removed = selection.removed_text(data.split, (UNLISTED, SPLIT_TEST, HELD_OUT))
@@ -224,6 +232,8 @@ def check_cells(cells: list[Cell], cache_dir: Path) -> Checks:
         dumped: dict[int, str] = {}  # by id() of a data section (cells share them; all alive here)
         cluster_checks: dict[str, list[str]] = {}
         demonstrations = Demonstrations()
+        cell_errors: dict[str, list[str]] = {}  # a problem -> the cells that have it (said once, not per cell)
+        checked = 0
         for cell in cells:
             data, seed = cell.settings.data, cell.settings.seed
             if id(data) not in dumped:
@@ -232,6 +242,7 @@ def check_cells(cells: list[Cell], cache_dir: Path) -> Checks:
             if key in seen:
                 continue
             seen.add(key)
+            checked += 1
             if dumped[id(data)] not in cluster_checks:
                 cluster_checks[dumped[id(data)]] = _cluster_errors(cell)
             cluster_errors = cluster_checks[dumped[id(data)]]
@@ -267,7 +278,7 @@ def check_cells(cells: list[Cell], cache_dir: Path) -> Checks:
                     try:
                         _test_set_checks(cell, selection, library, checks)
                     except AblateError as exc:
-                        checks.error(f"{cell.name}: {exc.as_item()}" if len(cells) > 1 else exc.as_item())
+                        cell_errors.setdefault(exc.as_item(), []).append(cell.name)
                 errors = _sample_errors(cell, selection, library, fewest)
                 try:
                     checks.note(selection_note(data, selection))
@@ -278,7 +289,9 @@ def check_cells(cells: list[Cell], cache_dir: Path) -> Checks:
                 except AblateError as exc:
                     errors.append(exc.as_item())
             for error in errors:
-                checks.error(f"{cell.name}: {error}" if len(cells) > 1 else error)
+                cell_errors.setdefault(error, []).append(cell.name)
+        for error, names in cell_errors.items():
+            checks.error(for_cells(error, names, checked))
         for warning in demonstrations.warnings(any(c.settings.data.source.startswith(HF_PREFIX) for c in cells)):
             checks.warn(warning)
     return checks
