@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import TextIO
 
 from ablate import results
+from ablate.cost import seconds_per_step
 from ablate.data.sources import check_source, source_fingerprint
 from ablate.errors import AblateError
 from ablate.files import check_output_folder
-from ablate.cost import seconds_per_step
 from ablate.model import is_baseline
 from ablate.plan import Cell, checked_grid
 from ablate.spec import SweepSpec, load_spec, spec_to_yaml

@@ -3,7 +3,8 @@
 A spec that passes does not fail later for a reason knowable in advance: the clusters exist, every
 cell's tasks and instances are there, every name from the data makes a valid MLflow key, and
 every pretrained model's tokenizer loads. Test tasks outside every cluster are a warning: they
-are scored under "(no cluster)".
+are scored under "(no cluster)"; so are encodings asking for demonstrations the tasks lack. The
+notes say what the task selection removed. A problem several cells share is listed once.
 """
 
 from __future__ import annotations
