@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 from functools import lru_cache
+from itertools import pairwise
 from pathlib import Path
 
 from ablate.model import PRESETS, Preset
@@ -56,7 +57,7 @@ def seconds_per_step_at(parameters: float) -> float:
         return points[0][1] * parameters / points[0][0]
     if parameters >= points[-1][0]:
         return points[-1][1] * parameters / points[-1][0]
-    for (low_x, low_y), (high_x, high_y) in zip(points, points[1:]):
+    for (low_x, low_y), (high_x, high_y) in pairwise(points):
         if low_x <= parameters <= high_x:
             share = math.log(parameters / low_x) / math.log(high_x / low_x) if high_x > low_x else 0.0
             return math.exp(math.log(low_y) + share * (math.log(high_y) - math.log(low_y)))

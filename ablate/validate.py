@@ -17,7 +17,8 @@ from pathlib import Path
 from ablate import results
 from ablate.data.clusters import category_to_cluster
 from ablate.data.encoding import parse_encoding
-from ablate.data.select import HELD_OUT, SPLIT_TEST, UNLISTED, TaskSelection, check_sample_size, select_tasks
+from ablate.data.select import (HELD_OUT, SPLIT_TEST, UNLISTED, TaskSelection, check_sample_size,
+                                select_tasks)
 from ablate.data.sources import HF_PREFIX, cached_task_dir, resolve_task_dir
 from ablate.data.tasks import TaskLibrary
 from ablate.errors import AblateError, did_you_mean
@@ -150,7 +151,7 @@ class Demonstrations:
                 where = (" The hf: conversion keeps them from the rows' `positive_examples` / `negative_examples` "
                          "columns; this dataset has none." if hf_source else "")
                 texts.append(f"encoding '{encoding}' asks for {kind} examples, but {len(lacking)} of the {len(used)} "
-                             f"{role} task(s) have none (e.g. {sorted(lacking)[0]}): their prompts hold no {kind} "
+                             f"{role} task(s) have none (e.g. {min(lacking)}): their prompts hold no {kind} "
                              f"examples.{where} Use data that has them, or an encoding without them.")
         return texts
 

@@ -90,7 +90,7 @@ def test_training_by_testing_encoding(capsys):
 
 
 def test_test_encodings_alone(capsys):
-    report, printed, _ = _made(_spec({"test_encoding": ["def", "def+pos2"]}), capsys)
+    report, _, _ = _made(_spec({"test_encoding": ["def", "def+pos2"]}), capsys)
     matrix = report["matrix"]
     assert matrix["rows"] == ["def"] and matrix["columns"] == ["def", "def+pos2"]
     assert matrix["cells"]["def"]["def+pos2"]["mean"] == matrix["cells"]["def"]["def"]["mean"] + 5
@@ -129,7 +129,7 @@ def test_untuned_against_tuned_zero_and_few_shot(capsys):
 
 
 def test_no_axis_is_one_point_and_says_so(capsys):
-    report, printed, points = _made(_spec({}, seeds=(0,)), capsys)
+    _, printed, points = _made(_spec({}, seeds=(0,)), capsys)
     line = next(text for text in printed.splitlines() if text.strip().startswith("mean"))
     assert line.split() == ["mean", "20.0", "(n=1,", "no", "interval)"], line
     assert "|" not in line and "0.0:" not in line

@@ -15,7 +15,6 @@ from ablate.data.tasks import Instance, Task, TaskLibrary
 from ablate.errors import AblateError
 from ablate.spec import DataSpec
 
-
 # The selection rules that remove tasks, in the order they apply; `TaskSelection.removed` counts
 # each (a plan prints them, a cell logs them as `tasks_removed/<rule>` metrics).
 UNLISTED = "unlisted"  # task files in neither list of the split (e.g. excluded_tasks.txt): never used
