@@ -125,6 +125,22 @@ def selection_note(data, selection: TaskSelection) -> str:
             + (f"; removed: {removed}" if removed else "") + ".")
 
 
+def empty_train_clusters(library: TaskLibrary, data, cluster_map: dict, counts: dict[tuple, int]) -> list[str]:
+    """The cell's training clusters that hold no task of the split's training list (on the
+    release's default split, a cluster whose categories are all test categories). `counts`
+    memoizes the number of training tasks per (split, cluster)."""
+    from ablate.data.select import tasks_in_clusters
+
+    empty = []
+    for cluster in data.train_clusters or []:
+        key = (str(library.root), data.split, cluster, json.dumps(cluster_map.get(cluster), sort_keys=True))
+        if key not in counts:
+            counts[key] = len(tasks_in_clusters(library, library.split(data.split).train_tasks, [cluster], cluster_map))
+        if not counts[key]:
+            empty.append(cluster)
+    return empty
+
+
 class Demonstrations:
     """Encodings that ask for positive or negative examples of tasks that have none: gathered over
     the cells, then one warning per (encoding, kind, role), since such prompts silently lack them."""
@@ -234,6 +250,7 @@ def check_cells(cells: list[Cell], cache_dir: Path) -> Checks:
         dumped: dict[int, str] = {}  # by id() of a data section (cells share them; all alive here)
         cluster_checks: dict[str, list[str]] = {}
         demonstrations = Demonstrations()
+        trained_clusters: dict[tuple, int] = {}
         cell_errors: dict[str, list[str]] = {}  # a problem -> the cells that have it (said once, not per cell)
         checked = 0
         for cell in cells:
@@ -284,6 +301,11 @@ def check_cells(cells: list[Cell], cache_dir: Path) -> Checks:
                 errors = _sample_errors(cell, selection, library, fewest)
                 try:
                     checks.note(selection_note(data, selection))
+                    empty = empty_train_clusters(library, data, cell.settings.cluster_map, trained_clusters)
+                    if empty:
+                        checks.warn(f"training cluster(s) {', '.join(empty)} have no task in the training list of "
+                                    f"split '{data.split}' (their tasks, if any, are test tasks of the split), so "
+                                    "adding them adds no training task. Leave them out of data.train_clusters.")
                     for encoding in cell.settings.test_encodings:
                         demonstrations.add(library, selection.test_tasks, encoding, "test")
                     if not cell.settings.untuned and not is_baseline(cell.settings.model):

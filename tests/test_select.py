@@ -103,3 +103,21 @@ def test_the_split_mode_never_uses_an_unlisted_task_and_counts_each_rule():
     assert every.train_tasks and "task1009_fr_review_sentiment_excluded" not in every.test_tasks, \
         "an excluded task of a held-out cluster is not tested either"
     assert every.test_tasks == ("task1007_review_sentiment",)
+
+
+def test_a_training_cluster_with_no_task_in_the_training_list_is_a_warning(tmp_path):
+    """nli's only task is a test task of the split: training on it adds nothing (before issue 24
+    the test task itself was trained on)."""
+    import yaml
+
+    from ablate.sweep import prepare_sweep
+
+    spec = {"name": "w", "data": {"source": str(SHAPED), "instances_per_task": 2, "held_out_clusters": ["closed_book_qa"]},
+            "model": "t5-nano", "train": {"steps": 1, "batch_size": 2, "learning_rate": 1e-3, "max_source_length": 32,
+                                          "max_target_length": 4, "encoding": "def"},
+            "seeds": [0], "axes": {"train_clusters": {"cumulative": ["sentiment", "nli"]}}}
+    (tmp_path / "w.yaml").write_text(yaml.safe_dump(spec))
+    prepared = prepare_sweep(str(tmp_path / "w.yaml"), [], output_dir=str(tmp_path / "out"))
+    warned = [w for w in prepared.warnings if w.startswith("training cluster(s) nli have no task")]
+    assert len(warned) == 1, prepared.warnings
+    assert not any("sentiment" in w for w in prepared.warnings)
