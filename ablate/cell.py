@@ -50,6 +50,7 @@ def run_cell(cell: Cell, place: CellPlace, tracker: CellTracker, *, resume_state
     # 1. Data: the cell's tasks (seeded, nested) and its test set.
     with clock.part("data"):
         data = open_cell_data(settings, place.cache_dir)
+        tracker.log_metrics({f"{results.TASKS_REMOVED_PREFIX}{rule}": count for rule, count in data.selection.removed})
         tracker.log_text(json.dumps({"train_tasks": data.selection.train_tasks,
                                      "test_tasks": data.selection.test_tasks}, indent=1), results.TASKS_ARTIFACT)
         log_datasets(tracker, cell, data.selection, len(data.test_pairs))

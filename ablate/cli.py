@@ -77,6 +77,8 @@ def cmd_validate(args) -> int:
 
     prepared = prepare_sweep(args.spec, args.overrides, tracking_uri=args.tracking_uri, output_dir=args.out)
     prepared.print_warnings(sys.stdout)
+    for note in prepared.notes:
+        print(f"Tasks: {note}")
     print(f"{args.spec}: OK ({len(prepared.cells)} cells)")
     return 0
 

@@ -15,8 +15,11 @@ class AblateError(Exception):
         super().__init__(self.render())
 
     def render(self) -> str:
+        """One paragraph; a list of problems (a message of several lines, each item with its own
+        "To fix: ...") gets its closing "Fix:" on a line of its own, not after the last item's."""
         text = self._located()
-        return f"{text} Fix: {self.fix}" if self.fix else text
+        separator = "\n" if "\n" in text else " "
+        return f"{text}{separator}Fix: {self.fix}" if self.fix else text
 
     def as_item(self) -> str:
         """One line of a list of problems that ends with one "Fix:" of its own: this problem's fix

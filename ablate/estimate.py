@@ -6,19 +6,19 @@ import sys
 from typing import TextIO
 
 from ablate.errors import AblateError
-from ablate.model import PRESETS, is_baseline
+from ablate.cost import seconds_per_step
+from ablate.model import is_baseline
 from ablate.plan import Cell
 from ablate.prepare import PreparedSweep
 from ablate.train import total_steps
 
 
 def estimate_seconds(cell: Cell) -> float:
-    """A rough CPU estimate from the preset's measured step time on a 2-core machine."""
+    """A rough CPU estimate from the model's step time on a 2-core machine (ablate/cost.py)."""
     settings = cell.settings
     if is_baseline(settings.model):
         return 2.0
-    preset = PRESETS.get(settings.model)
-    per_step = (preset.cpu_seconds_per_step if preset else 5.0) * settings.train.batch_size / 16
+    per_step = seconds_per_step(settings.model) * settings.train.batch_size / 16
     examples = settings.data.instances_per_task * (settings.data.num_train_tasks or 40)
     evaluations = len(settings.test_encodings) * 20 * min(settings.eval.instances_per_task, 100)
     return 8 + per_step * total_steps(settings.train, examples) + evaluations * per_step / 16

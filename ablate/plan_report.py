@@ -20,7 +20,7 @@ def plan_report(prepared: PreparedSweep, prefetch: StatusPrefetch | None = None)
     return {"sweep": prepared.spec.name, "experiment": prepared.experiment, "tracking_uri": prepared.tracking_uri,
             "total": len(cells), "done": counts[CellStatus.DONE], "failed": counts[CellStatus.FAILED],
             "to_run": counts[CellStatus.TO_RUN],
-            "cells": cells, "warnings": list(prepared.warnings),
+            "cells": cells, "warnings": list(prepared.warnings), "notes": list(prepared.notes),
             "estimate": {"cell_seconds": round(cell_seconds, 1), "wall_seconds": round(wall_seconds, 1)}}
 
 
@@ -30,6 +30,8 @@ def print_plan(report: dict, out: TextIO) -> None:
           file=out)
     for warning in report["warnings"]:
         print(f"Warning: {warning}", file=out)
+    for note in report["notes"]:
+        print(f"Tasks: {note}", file=out)
     for cell in report["cells"]:
         print(f"  {cell['id']}  {cell['status']:<7} {cell['name']}  (~{cell['estimated_seconds']:.0f}s)", file=out)
     minutes = report["estimate"]["wall_seconds"] / 60

@@ -26,6 +26,7 @@ class PreparedSweep:
     experiment: str
     output_dir: Path
     warnings: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()  # what the task selection removed (ablate.validate.selection_note)
 
     @property
     def storage_path(self) -> str:
@@ -66,7 +67,7 @@ def prepare_sweep(spec_file: str, overrides: list[str], *, tracking_uri: str | N
         raise _problems(spec_file, checks.errors)
     uri = resolve_tracking_uri(tracking_uri or spec.tracking.tracking_uri, workdir)
     return PreparedSweep(spec, spec_file, cells, uri, spec.tracking.experiment or spec.name, out,
-                         tuple(checks.warnings))
+                         tuple(checks.warnings), tuple(checks.notes))
 
 
 def _problems(spec_file: str, errors: list[str]) -> AblateError:

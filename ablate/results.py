@@ -84,6 +84,7 @@ DATA_SECONDS = "data_seconds"  # the cell's time reading tasks, sampling, encodi
 PEAK_MEMORY_MB = "peak_memory_mb"  # GPU memory allocated by torch on a GPU; the process's peak RSS on a CPU
 CELL_WALL_SECONDS = "cell_wall_seconds"  # logged by the driver: trial start to end, worker start-up included
 CELL_UNACCOUNTED = "time/unaccounted_seconds"  # logged by the driver: the wall time no part holds
+TASKS_REMOVED_PREFIX = "tasks_removed/"  # + a rule of ablate.data.select.RULES: how many tasks it removed
 
 
 def cell_time_key(part: str) -> str:
@@ -115,6 +116,8 @@ AXIS_PREFIX = "ablate.axis."
 ERROR = "ablate.error"
 DIVERGED = "ablate.diverged"
 RESUMED_FROM_STEP = "ablate.resumed_from_step"
+SUPERSEDED = "ablate.superseded"  # on a cell run of data that changed since: the id of the cell now planned
+RUN_NAME = "mlflow.runName"  # MLflow's own tag: a run's name (a superseded run's gets " (superseded)")
 DEVICE, GPU_NAME, HOST = "ablate.device", "ablate.gpu_name", "ablate.host"
 NODE_ID = "ablate.node_id"  # the Ray node the cell (last) ran on
 WORKER_PID = "ablate.worker_pid"  # the worker process: one worker runs several cells in turn

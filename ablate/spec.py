@@ -41,7 +41,8 @@ class DataSpec(Frozen):
     clusters: Annotated[dict[str, list[str]] | None, BeforeValidator(_cluster_preset)] = Field(None, min_length=1,
                                                   description="cluster -> categories; null: the default map")
     held_out_clusters: list[str] = Field(default_factory=list,
-                                         description="evaluate on these clusters' tasks; empty: the split's test tasks")
+                                         description="test on every task of these clusters the split lists (train or "
+                                                     "test list), train on none of them; empty: the split's test tasks")
     train_clusters: list[str] | None = Field(None, description="train on these clusters; null: all but held-out; "
                                                                 "[]: none (the untuned model)")
     num_train_tasks: int | None = Field(None, ge=0, le=1_000_000, description="nested seeded subset of training tasks; null: all; "

@@ -13,6 +13,7 @@ from ablate.files import write_json
 from ablate.plan import Cell, SweepPlan
 from ablate.prepare import PreparedSweep
 from ablate.spec import spec_to_yaml
+from ablate.superseded import mark_superseded
 from ablate.status import RUN_FAILED, RUN_KILLED, CellStatus, cell_status, cells_to_run
 from ablate.timing import SweepTiming
 
@@ -43,6 +44,7 @@ def prepare_tracking(prepared: PreparedSweep, store, force: bool, out: TextIO) -
     spec = prepared.spec
     runs = store.cell_runs(store.find_experiment(prepared.experiment))
     statuses = {cid: cell_status(r) for cid, r in runs.items()}
+    mark_superseded(store, runs, prepared.cells, out)
     experiment_id = store.ensure_experiment(prepared.experiment, describe_sweep(prepared))
     closed = store.close_stale_runs(runs)
     if closed:

@@ -3,7 +3,8 @@
 A spec that passes does not fail later for a reason knowable in advance: the clusters exist, every
 cell's tasks and instances are there, every name from the data makes a valid MLflow key, and
 every pretrained model's tokenizer loads. Test tasks outside every cluster are a warning: they
-are scored under "(no cluster)".
+are scored under "(no cluster)"; so are encodings asking for demonstrations the tasks lack. The
+notes say what the task selection removed. A problem several cells share is listed once.
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ from pathlib import Path
 
 from ablate import results
 from ablate.data.clusters import category_to_cluster
-from ablate.data.select import TaskSelection, check_sample_size, select_tasks
-from ablate.data.sources import SYNTHETIC, resolve_task_dir
-from ablate.data.synthetic import SUITE_VERSION
+from ablate.data.encoding import parse_encoding
+from ablate.data.select import (HELD_OUT, SPLIT_TEST, UNLISTED, TaskSelection, check_sample_size,
+                                select_tasks)
+from ablate.data.sources import HF_PREFIX, cached_task_dir, resolve_task_dir
 from ablate.data.tasks import TaskLibrary
 from ablate.errors import AblateError, did_you_mean
 from ablate.model import PRESETS, is_baseline
@@ -28,6 +30,11 @@ from ablate.plan import Cell
 class Checks:
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # facts worth showing (what the task selection removed)
+
+    def note(self, text: str) -> None:
+        if text not in self.notes:
+            self.notes.append(text)
 
     def error(self, text: str) -> None:
         if text not in self.errors:
@@ -116,6 +123,70 @@ def _evaluator_checks(cell: Cell, selection: TaskSelection, library: TaskLibrary
     return errors
 
 
+def for_cells(error: str, names: list[str], checked: int) -> str:
+    """A problem as listed once: alone when every checked cell has it, else with the cells named."""
+    if len(names) >= checked:
+        return error
+    shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+    return f"{shown}: {error}"
+
+
+def selection_note(data, selection: TaskSelection) -> str:
+    """What a plan says about a cell's tasks: how many are tested, and what the split's rules removed."""
+    removed = selection.removed_text(data.split, (UNLISTED, SPLIT_TEST, HELD_OUT))
+    held_out = f"the held-out clusters ({', '.join(data.held_out_clusters)})" if data.held_out_clusters else \
+        f"split '{data.split}'"
+    return (f"{len(selection.test_tasks)} test task(s) from {held_out}"
+            + (f"; removed: {removed}" if removed else "") + ".")
+
+
+def empty_train_clusters(library: TaskLibrary, data, cluster_map: dict, counts: dict[tuple, int]) -> list[str]:
+    """The cell's training clusters that hold no task of the split's training list (on the
+    release's default split, a cluster whose categories are all test categories). `counts`
+    memoizes the number of training tasks per (split, cluster)."""
+    from ablate.data.select import tasks_in_clusters
+
+    empty = []
+    for cluster in data.train_clusters or []:
+        key = (str(library.root), data.split, cluster, json.dumps(cluster_map.get(cluster), sort_keys=True))
+        if key not in counts:
+            counts[key] = len(tasks_in_clusters(library, library.split(data.split).train_tasks, [cluster], cluster_map))
+        if not counts[key]:
+            empty.append(cluster)
+    return empty
+
+
+class Demonstrations:
+    """Encodings that ask for positive or negative examples of tasks that have none: gathered over
+    the cells, then one warning per (encoding, kind, role), since such prompts silently lack them."""
+
+    def __init__(self) -> None:
+        self._seen: set[tuple] = set()
+        self._lacking: dict[tuple[str, str, str], tuple[set[str], set[str]]] = {}
+
+    def add(self, library: TaskLibrary, tasks: tuple[str, ...], encoding: str, role: str) -> None:
+        if (tasks, encoding, role) in self._seen:
+            return
+        self._seen.add((tasks, encoding, role))
+        parsed = parse_encoding(encoding)
+        for kind, wanted, position in (("positive", parsed.num_pos, 0), ("negative", parsed.num_neg, 1)):
+            if wanted:
+                used, lacking = self._lacking.setdefault((encoding, kind, role), (set(), set()))
+                used.update(tasks)
+                lacking.update(n for n in tasks if not library.example_counts(n)[position])
+
+    def warnings(self, hf_source: bool) -> list[str]:
+        texts = []
+        for (encoding, kind, role), (used, lacking) in self._lacking.items():
+            if lacking:
+                where = (" The hf: conversion keeps them from the rows' `positive_examples` / `negative_examples` "
+                         "columns; this dataset has none." if hf_source else "")
+                texts.append(f"encoding '{encoding}' asks for {kind} examples, but {len(lacking)} of the {len(used)} "
+                             f"{role} task(s) have none (e.g. {min(lacking)}): their prompts hold no {kind} "
+                             f"examples.{where} Use data that has them, or an encoding without them.")
+        return texts
+
+
 def _tokenizer_error(model: str) -> str | None:
     """A pretrained model whose tokenizer cannot load (presets build theirs from the task data)."""
     if model in PRESETS or is_baseline(model):
@@ -194,6 +265,10 @@ def check_cells(cells: list[Cell], cache_dir: Path) -> Checks:
         fewest: dict = {}
         dumped: dict[int, str] = {}  # by id() of a data section (cells share them; all alive here)
         cluster_checks: dict[str, list[str]] = {}
+        demonstrations = Demonstrations()
+        trained_clusters: dict[tuple, int] = {}
+        cell_errors: dict[str, list[str]] = {}  # a problem -> the cells that have it (said once, not per cell)
+        checked = 0
         for cell in cells:
             data, seed = cell.settings.data, cell.settings.seed
             if id(data) not in dumped:
@@ -202,6 +277,7 @@ def check_cells(cells: list[Cell], cache_dir: Path) -> Checks:
             if key in seen:
                 continue
             seen.add(key)
+            checked += 1
             if dumped[id(data)] not in cluster_checks:
                 cluster_checks[dumped[id(data)]] = _cluster_errors(cell)
             cluster_errors = cluster_checks[dumped[id(data)]]
@@ -211,8 +287,9 @@ def check_cells(cells: list[Cell], cache_dir: Path) -> Checks:
                 continue
             source = (data.source, data.synthetic_seed)
             if source not in libraries:
-                cached = cache_dir / f"synthetic-v{SUITE_VERSION}-seed{data.synthetic_seed}"
-                base = Path(scratch) if data.source == SYNTHETIC and not cached.is_dir() else cache_dir
+                # A generated or converted source not cached yet is made in the scratch folder.
+                cached = cached_task_dir(data.source, data.synthetic_seed, cache_dir)
+                base = cache_dir if cached is None or cached.is_dir() else Path(scratch)
                 # The index an earlier sweep saved is read; none is written here (validate writes nothing).
                 libraries[source] = TaskLibrary(resolve_task_dir(data.source, data.synthetic_seed, base),
                                                 index_dir=base / "index")
@@ -236,12 +313,29 @@ def check_cells(cells: list[Cell], cache_dir: Path) -> Checks:
                     try:
                         _test_set_checks(cell, selection, library, checks)
                     except AblateError as exc:
-                        checks.error(f"{cell.name}: {exc.as_item()}" if len(cells) > 1 else exc.as_item())
+                        cell_errors.setdefault(exc.as_item(), []).append(cell.name)
                 errors = _sample_errors(cell, selection, library, fewest)
+                try:
+                    checks.note(selection_note(data, selection))
+                    empty = empty_train_clusters(library, data, cell.settings.cluster_map, trained_clusters)
+                    if empty:
+                        checks.warn(f"training cluster(s) {', '.join(empty)} have no task in the training list of "
+                                    f"split '{data.split}' (their tasks, if any, are test tasks of the split), so "
+                                    "adding them adds no training task. Leave them out of data.train_clusters.")
+                    for encoding in cell.settings.test_encodings:
+                        demonstrations.add(library, selection.test_tasks, encoding, "test")
+                    if not cell.settings.untuned and not is_baseline(cell.settings.model):
+                        demonstrations.add(library, selection.train_tasks, cell.settings.train.encoding, "training")
+                except AblateError as exc:
+                    errors.append(exc.as_item())
                 evaluated = (test_set, cell.settings.model, tuple(e.model_dump_json() for e in cell.settings.eval.evaluators))
                 if evaluated not in evaluator_checks:
                     evaluator_checks.add(evaluated)
                     errors += _evaluator_checks(cell, selection, library, checks)
             for error in errors:
-                checks.error(f"{cell.name}: {error}" if len(cells) > 1 else error)
+                cell_errors.setdefault(error, []).append(cell.name)
+        for error, names in cell_errors.items():
+            checks.error(for_cells(error, names, checked))
+        for warning in demonstrations.warnings(any(c.settings.data.source.startswith(HF_PREFIX) for c in cells)):
+            checks.warn(warning)
     return checks

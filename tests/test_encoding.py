@@ -1,5 +1,8 @@
 """Tk-Instruct prompt text, checked against strings written out by hand from the official rules."""
 
+import json
+from pathlib import Path
+
 import pytest
 
 from ablate.data.encoding import (Encoding, Truncation, build_source, choose_reference, parse_encoding,
@@ -121,3 +124,52 @@ def test_training_target_is_a_seeded_choice_among_references(summary):
     picks = [choose_reference(instance, random.Random(seed)) for seed in range(30)]
     assert set(picks) <= set(instance.references) and len(set(picks)) > 1
     assert picks == [choose_reference(instance, random.Random(seed)) for seed in range(30)]
+
+
+TRUNCATION = Path(__file__).parent / "fixtures" / "truncation"
+PINNED_TOKENIZERS = ("t5_like", "gpt2_like", "llama_like")
+
+
+def _pinned_tokenizer(name):
+    from transformers import PreTrainedTokenizerFast
+
+    specials = {"t5_like": {"eos_token": "</s>", "pad_token": "<pad>", "unk_token": "<unk>"},
+                "gpt2_like": {"eos_token": "<|endoftext|>", "bos_token": "<|endoftext|>"},
+                "llama_like": {"bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>"}}[name]
+    return PreTrainedTokenizerFast(tokenizer_file=str(TRUNCATION / name / "tokenizer.json"), **specials)
+
+
+@pytest.mark.parametrize("name", PINNED_TOKENIZERS)
+def test_truncated_prompts_are_cut_as_transformers_4_cut_them(name):
+    """tests/fixtures/truncation/expected.json holds what Tk-Instruct's stack (transformers 4.26,
+    which decodes as the pinned 4.17 does) made of SuperNI-shaped prompts cut to 8-48 tokens by a
+    T5-like (unigram), a GPT-2-like (byte-level BPE) and a Llama-like (BPE, byte fallback)
+    tokenizer: ablate's cut, on transformers 5, gives the same text, including the prompts where
+    the 4.x clean-up of spaces before punctuation changed the text."""
+    from ablate.data.encoding import tokenizer_truncation
+
+    prompts = json.loads((TRUNCATION / "prompts.json").read_text(encoding="utf-8"))
+    expected = json.loads((TRUNCATION / "expected.json").read_text(encoding="utf-8"))
+    assert expected["transformers"].startswith("4.")
+    tokenizer = _pinned_tokenizer(name)
+    cleaned = 0
+    for cut in expected["cuts"][name]:
+        source = prompts[cut["prompt"]]["source"]
+        truncation = tokenizer_truncation(tokenizer, cut["limit"])
+        assert truncation.cut(source, cut["limit"]) == cut["text"], (cut["prompt"], cut["limit"])
+        plain = tokenizer.decode(tokenizer(source)["input_ids"][:cut["limit"]], skip_special_tokens=True,
+                                 clean_up_tokenization_spaces=False)
+        cleaned += plain != cut["text"]
+        if prompts[cut["prompt"]]["encoding"] == "def":  # no demonstrations to fit: the prompt is the cut
+            task = load_task(next(TRUNCATION.parent.glob(f"*/**/{prompts[cut['prompt']]['task']}.json")))
+            instance = next(i for i in task.instances if i.id == prompts[cut["prompt"]]["id"])
+            assert build_source(task, instance, parse_encoding("def"), truncation) == cut["text"]
+    assert len(expected["cuts"][name]) > 100 and cleaned >= 10, "the fixture holds prompts the clean-up changes"
+
+
+def test_the_pinned_clean_up_removes_spaces_before_punctuation_and_contractions():
+    from ablate.data.encoding import clean_up_spaces
+
+    assert clean_up_spaces("C : ? yes . no , wow ! it 's , they 're , I 'm , we 've , is n't , a ' b") == \
+        "C :? yes. no, wow! it's, they're, I'm, we've, isn't, a'b"
+    assert clean_up_spaces(" .") == "." and clean_up_spaces("a  .") == "a ." and clean_up_spaces("x 'd") == "x 'd"

@@ -57,8 +57,10 @@ def curve_points(report: dict) -> dict[str, list[tuple[int, float]]]:
                 continue
             step = round(point["x"]) if report.get("x_is_count") else position
             for statistic in ("mean", "ci_low", "ci_high"):
+                if point[statistic] is None:  # one seed: no interval, so no bound (report.json has null)
+                    continue
                 # Scores lie in [0, 100]; a t-interval over few seeds can reach past either end.
-                value = min(100.0, max(0.0, point[statistic] if point[statistic] is not None else point["mean"]))
+                value = min(100.0, max(0.0, point[statistic]))
                 points.setdefault(results.curve_key(line, metric, statistic), []).append((step, value))
     return points
 
@@ -188,7 +190,8 @@ def print_report(report: dict) -> None:
             print(f"  {row:<16} " + " ".join(f"{_point(p, compact=True):>16}" for p in points))
         return
     for line, curve in report["curves"].items():
-        points = " ".join(f"{p['label']}:{_point(p, compact=True)}" for p in curve["points"])
+        points = " ".join(f"{p['label']}:{_point(p, compact=True)}" if report.get("axis") else _point(p)
+                          for p in curve["points"])
         if curve.get("untuned"):
             points = f"untuned:{_point(curve['untuned'], compact=True)} " + points
         extra = []
@@ -198,4 +201,4 @@ def print_report(report: dict) -> None:
             extra.append(f"knee {knee_text(curve)}")
         if spearman_text(curve.get("spearman")):
             extra.append(spearman_text(curve["spearman"]))
-        print(f"  {line:<16} {points}  | {', '.join(extra)}")
+        print(f"  {line:<16} {points}" + (f"  | {', '.join(extra)}" if extra else ""))

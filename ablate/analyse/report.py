@@ -63,12 +63,33 @@ def baseline_lines(baselines: dict[str, BaselineScores], metric: str, aggregate:
             for name, scores in baselines.items()}
 
 
-def _x_of(axis: str, value: Any, parameters: dict[str, float]) -> float:
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _x_of(axis: str, value: Any, parameters: dict[str, float], positions: dict[str, int]) -> float:
+    """Where a point sits on the x axis: the number of clusters, the model's parameter count, the
+    value of a numeric axis, or else (a block such as train.lora, a name, null) its position
+    among the axis's values in plan order (`positions`, by repr)."""
     if axis == "train_clusters":
         return float(len(value))
     if axis == "model":
         return parameters.get(value, math.nan)
+    if repr(value) in positions:
+        return float(positions[repr(value)])
     return float(value)
+
+
+def axis_positions(axis: str, cells: list[CellRecord]) -> dict[str, int]:
+    """Positions of an axis's values in plan order, when they are not all numbers (else empty:
+    numbers are their own x)."""
+    if axis in ("train_clusters", "model"):
+        return {}
+    values = list({repr(r.cell.axis_values[axis]): r.cell.axis_values[axis] for r in cells
+                   if axis in r.cell.axis_values}.items())
+    if all(_is_number(value) for _, value in values):
+        return {}
+    return {key: position for position, (key, _) in enumerate(values)}
 
 
 def build_curves(sweep: SweepRecords, metric: str, aggregate: str = "clusters") -> dict:
@@ -83,6 +104,7 @@ def build_curves(sweep: SweepRecords, metric: str, aggregate: str = "clusters") 
         if record.status == CellStatus.DONE and results.NUM_PARAMETERS in record.metrics:
             parameters[record.cell.settings.model].append(record.metrics[results.NUM_PARAMETERS])
     mean_parameters = {k: sum(v) / len(v) for k, v in parameters.items()}
+    positions = axis_positions(axis, cells) if axis is not None else {}
 
     values: dict[str, dict[float, list[float]]] = defaultdict(lambda: defaultdict(list))
     untuned: dict[str, list[float]] = defaultdict(list)
@@ -97,10 +119,11 @@ def build_curves(sweep: SweepRecords, metric: str, aggregate: str = "clusters") 
                 if not group or line == MEAN_LINE:
                     untuned[f"{line} {group}".strip() if group else line].append(value)
             continue
-        if axis is None:
+        if axis is None:  # no axis: the sweep is one point
             x = 0.0
+            labels[x] = "one point"
         else:
-            x = _x_of(axis, axis_values[axis], mean_parameters)
+            x = _x_of(axis, axis_values[axis], mean_parameters, positions)
             label = _label(axis, axis_values[axis], mean_parameters)
             # Clusters added in a random order per seed: the point is named by its count only.
             labels[x] = label if labels.get(x, label) == label else f"{x:g}"
@@ -134,7 +157,7 @@ def _label(axis: str, value: Any, mean_parameters: dict[str, float]) -> str:
         return f"{len(value)} (+{value[-1]})" if value else "0 (untuned)"
     if axis == "model" and str(value) in mean_parameters:
         return f"{value} ({mean_parameters[str(value)] / 1e6:.2g}M)"
-    return str(value)
+    return _value_label(value)
 
 
 def _value_label(value: Any) -> str:
@@ -150,7 +173,7 @@ def build_matrix(sweep: SweepRecords, metric: str, aggregate: str = "clusters") 
     cells = sweep.cells
     axes = varying_axes(cells)
     test_encodings = cells[0].cell.settings.test_encodings
-    if "train_encoding" in axes:
+    if "train_encoding" in axes or (not axes and len(test_encodings) > 1):  # test encodings alone: one row
         row_axis, column_axis = "train_encoding", None
         columns = test_encodings
     else:
@@ -159,12 +182,15 @@ def build_matrix(sweep: SweepRecords, metric: str, aggregate: str = "clusters") 
             return None
         row_axis, column_axis = axes[0], axes[1]
         columns = list(dict.fromkeys(_value_label(r.cell.axis_values[column_axis]) for r in cells))
-    rows = list(dict.fromkeys(_value_label(r.cell.axis_values[row_axis]) for r in cells))
+    def row_of(record: CellRecord) -> str:
+        return _value_label(record.cell.axis_values.get(row_axis, record.cell.settings.train.encoding))
+
+    rows = list(dict.fromkeys(row_of(r) for r in cells))
     grid: dict[str, dict[str, list[float]]] = {r: {c: [] for c in columns} for r in rows}
     for record in cells:
         if record.status != CellStatus.DONE:
             continue
-        row = _value_label(record.cell.axis_values[row_axis])
+        row = row_of(record)
         if column_axis is None:  # every test encoding of one training
             for column in columns:
                 line = line_values(record.metrics, column, metric, aggregate)

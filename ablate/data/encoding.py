@@ -145,14 +145,36 @@ def build_source(task: Task, instance: Instance, encoding: Encoding,
     return source
 
 
+# What `clean_up_tokenization` of transformers 4.x removed from decoded text, in its order: the
+# space before punctuation and before English contractions.
+PINNED_CLEAN_UP = ((" .", "."), (" ?", "?"), (" !", "!"), (" ,", ","), (" ' ", "'"), (" n't", "n't"),
+                   (" 'm", "'m"), (" 's", "'s"), (" 've", "'ve"), (" 're", "'re"))
+
+
+def clean_up_spaces(text: str) -> str:
+    """Decoded text as transformers 4.x's `decode` returned it by default (Tk-Instruct pins 4.17,
+    where `clean_up_tokenization_spaces` defaulted to True for every tokenizer): each pair of
+    PINNED_CLEAN_UP replaced in turn, left to right, over the whole text (" ." -> ".", " n't" ->
+    "n't", ...). transformers 5 no longer does this by default (and skips it for BPE
+    tokenizers), so ablate applies it itself."""
+    for spaced, joined in PINNED_CLEAN_UP:
+        text = text.replace(spaced, joined)
+    return text
+
+
 def tokenizer_truncation(tokenizer, max_source_length: int) -> Truncation:
-    """Truncation measured with a HF tokenizer, special tokens included, as the official collator does."""
+    """Truncation measured with a HF tokenizer, special tokens included, as the official collator
+    does: a source longer than the limit is cut to its first `max_source_length` token ids and
+    decoded, special tokens skipped and tokenization spaces cleaned up as on the transformers
+    version Tk-Instruct pins (`clean_up_spaces`)."""
 
     def count_tokens(text: str) -> int:
         return len(tokenizer(text)["input_ids"])
 
     def cut(text: str, limit: int) -> str:
-        return tokenizer.decode(tokenizer(text)["input_ids"][:limit], skip_special_tokens=True)
+        decoded = tokenizer.decode(tokenizer(text)["input_ids"][:limit], skip_special_tokens=True,
+                                   clean_up_tokenization_spaces=False)
+        return clean_up_spaces(decoded)
 
     return Truncation(max_source_length, count_tokens, cut)
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from ablate.errors import AblateError
 
-INDEX_VERSION = 2  # 2: entries hold options and options_given
+INDEX_VERSION = 3  # 2: answer options (options, options_given); 3: example counts too
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,8 @@ class IndexEntry:
     instances: int = 0
     bytes: int = 0
     sha256: str = ""
+    positives: int = 0  # positive / negative examples (demonstrations) of the task
+    negatives: int = 0
     error: dict | None = None  # the AblateError of a task file that does not load: message, file, field, fix
     options: tuple[str, ...] | None = None  # the label set (up to INDEX_OPTIONS_LIMIT values), else None
     options_given: bool = False  # every instance lists its own options
@@ -83,7 +85,8 @@ def _index_entry(path: Path, name: str) -> IndexEntry:
         raw = read_json(path, "the task file", "repair the task file (UTF-8 JSON in the SuperNI task format).")
         task = parse_task(name, raw, path, only=())
         return IndexEntry(tuple(task.categories), check_instances(raw["Instances"], path, name),
-                          len(content), hashlib.sha256(content).hexdigest(), **_options_fields(raw["Instances"]))
+                          len(content), hashlib.sha256(content).hexdigest(),
+                          len(task.positive_examples), len(task.negative_examples), **_options_fields(raw["Instances"]))
     except AblateError as exc:
         return _error_entry(exc)
     except OSError:  # a broken link or an unreadable file: read_json names it, with the fix

@@ -15,11 +15,31 @@ from ablate.data.tasks import Instance, Task, TaskLibrary
 from ablate.errors import AblateError
 from ablate.spec import DataSpec
 
+# The selection rules that remove tasks, in the order they apply; `TaskSelection.removed` counts
+# each (a plan prints them, a cell logs them as `tasks_removed/<rule>` metrics).
+UNLISTED = "unlisted"  # task files in neither list of the split (e.g. excluded_tasks.txt): never used
+SPLIT_TEST = "split_test"  # held-out mode: the split's test tasks outside the held-out clusters
+HELD_OUT = "held_out"  # held-out mode: the split's training tasks of held-out clusters (tested instead)
+OTHER_CLUSTERS = "other_clusters"  # training tasks outside data.train_clusters
+SUBSET = "subset"  # training tasks left out by data.num_train_tasks
+RULES = (UNLISTED, SPLIT_TEST, HELD_OUT, OTHER_CLUSTERS, SUBSET)
+RULE_TEXT = {UNLISTED: "task(s) not in split '{split}' (never used)",
+             SPLIT_TEST: "test task(s) of split '{split}' outside the held-out clusters (not used)",
+             HELD_OUT: "training task(s) of split '{split}' in the held-out clusters (tested, not trained on)",
+             OTHER_CLUSTERS: "training task(s) outside data.train_clusters",
+             SUBSET: "training task(s) beyond data.num_train_tasks"}
+
 
 @dataclass(frozen=True)
 class TaskSelection:
     train_tasks: tuple[str, ...]
     test_tasks: tuple[str, ...]
+    removed: tuple[tuple[str, int], ...] = ()  # (rule, number of tasks it removed), rules in RULES order
+
+    def removed_text(self, split: str, rules: Sequence[str] = RULES) -> str:
+        """"1 task(s) not in split 'default' (never used); 2 test task(s) ..." for the rules given."""
+        counts = dict(self.removed)
+        return "; ".join(f"{counts[r]} {RULE_TEXT[r].format(split=split)}" for r in rules if counts.get(r))
 
 
 def seeded_order(names: Sequence[str], seed: int, salt: str = "") -> list[str]:
@@ -37,41 +57,51 @@ def tasks_in_clusters(library: TaskLibrary, names: Sequence[str], clusters: Sequ
 
 
 def select_tasks(library: TaskLibrary, data: DataSpec, seed: int) -> TaskSelection:
-    """Training and test tasks of a cell.
+    """Training and test tasks of a cell; only tasks the split lists are ever used.
 
-    With held-out clusters (FLAN's setting) the test tasks are every task of those clusters and
-    training draws from the other tasks; without, the split's train/test lists are used.
+    Without held-out clusters, the split's test tasks are tested and training draws from its
+    training tasks. With held-out clusters (FLAN's setting), every task of those clusters that
+    the split lists (training or test list) is tested: no task of a held-out cluster is trained
+    on, so each is unseen; training draws from the split's training tasks of the other
+    clusters, and the split's other test tasks are not used at all. `removed` counts the tasks
+    each rule took out.
     """
     split, held_out_clusters, train_clusters = data.split, data.held_out_clusters, data.train_clusters
     num_train_tasks, cluster_map = data.num_train_tasks, data.clusters or {}
+    task_split = library.split(split)
+    listed = set(task_split.train_tasks) | set(task_split.test_tasks)
+    removed = {UNLISTED: sum(1 for n in library.names() if n not in listed)}
     if held_out_clusters:
-        every_task = library.names()
-        test = tasks_in_clusters(library, every_task, held_out_clusters, cluster_map)
-        pool = [n for n in every_task if n not in set(test)]
+        test = tasks_in_clusters(library, [*task_split.train_tasks, *task_split.test_tasks], held_out_clusters,
+                                 cluster_map)
+        pool = [n for n in task_split.train_tasks if n not in set(test)]
+        removed[SPLIT_TEST] = len(task_split.test_tasks) - len(set(test) & set(task_split.test_tasks))
+        removed[HELD_OUT] = len(task_split.train_tasks) - len(pool)
     else:
-        task_split = library.split(split)
         test, pool = list(task_split.test_tasks), list(task_split.train_tasks)
     if data.trains_nothing:
         pool = []
     elif train_clusters is not None:
-        pool = tasks_in_clusters(library, pool, train_clusters, cluster_map)
-    elif held_out_clusters:
-        owner = category_to_cluster(cluster_map)
-        pool = [n for n in pool if owner.get(library.category(n)) not in set(held_out_clusters)]
+        kept = tasks_in_clusters(library, pool, train_clusters, cluster_map)
+        removed[OTHER_CLUSTERS] = len(pool) - len(kept)
+        pool = kept
     train = seeded_order(pool, seed, "tasks")
     if num_train_tasks is not None and not data.trains_nothing:
         if num_train_tasks > len(train):
             raise AblateError(f"asks for {num_train_tasks} training tasks, but only {len(train)} match "
                               "the split and clusters.", field="data.num_train_tasks",
                               fix=f"use at most {len(train)}, or train on more clusters.")
+        removed[SUBSET] = len(train) - num_train_tasks
         train = train[:num_train_tasks]
     if not train and not data.trains_nothing:
         raise AblateError("no training tasks match the split and clusters.", field="data.train_clusters",
                           fix="choose clusters whose categories have tasks in the training split.")
     if not test:
         raise AblateError("no test tasks match the split and held-out clusters.", field="data.held_out_clusters",
-                          fix="choose held-out clusters whose categories have tasks, or use the split's test tasks.")
-    return TaskSelection(train_tasks=tuple(train), test_tasks=tuple(sorted(test)))
+                          fix="choose held-out clusters whose categories have tasks the split lists, or use the "
+                              "split's test tasks.")
+    return TaskSelection(train_tasks=tuple(train), test_tasks=tuple(sorted(test)),
+                         removed=tuple((rule, removed[rule]) for rule in RULES if rule in removed))
 
 
 def check_sample_size(task_name: str, available: int, count: int) -> None:

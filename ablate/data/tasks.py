@@ -360,6 +360,12 @@ class TaskLibrary:
         entry.check()
         return has_options(entry, max_options)
 
+    def example_counts(self, name: str) -> tuple[int, int]:
+        """How many positive and negative examples (demonstrations) the task has."""
+        entry = self._entry(name)
+        entry.check()
+        return entry.positives, entry.negatives
+
     def subset(self, name: str, positions: Sequence[int]) -> Task:
         """The task with only the instances at `positions`, in that order (a cell's sample): the
         rest of the file is never turned into objects."""
