@@ -25,7 +25,7 @@ def _spec(folder, **data):
 
 
 def test_a_split_error_is_listed_once_not_once_per_cell(tmp_path):
-    from ablate.sweep import prepare_sweep
+    from ablate.prepare import prepare_sweep
 
     with pytest.raises(AblateError) as caught:
         prepare_sweep(str(_spec(tmp_path, split="nosuch")), [], output_dir=str(tmp_path / "out"))
@@ -35,7 +35,7 @@ def test_a_split_error_is_listed_once_not_once_per_cell(tmp_path):
 
 
 def test_a_problem_of_some_cells_names_them_once(tmp_path):
-    from ablate.sweep import prepare_sweep
+    from ablate.prepare import prepare_sweep
 
     with pytest.raises(AblateError) as caught:
         prepare_sweep(str(_spec(tmp_path)), ["axes.instances_per_task=[4,99]"], output_dir=str(tmp_path / "out"))
@@ -57,7 +57,8 @@ def test_the_cost_of_a_local_model_folder_follows_its_parameter_count(tmp_path):
     5 s a step of an unknown model (issue 24: ~83 s estimated against 5-54 s measured)."""
     from ablate.cost import UNKNOWN_SECONDS_PER_STEP, seconds_per_step
     from ablate.model import PRESETS, build_model
-    from ablate.sweep import estimate_seconds, prepare_sweep
+    from ablate.estimate import estimate_seconds
+    from ablate.prepare import prepare_sweep
 
     for preset in ("t5-nano", "t5-mini", "llama-tiny"):
         folder = tmp_path / preset
@@ -78,7 +79,7 @@ def test_runs_of_changed_data_are_marked_superseded_and_the_current_ones_kept(tm
     import shutil
 
     from ablate.superseded import SUFFIX, mark_superseded
-    from ablate.sweep import prepare_sweep
+    from ablate.prepare import prepare_sweep
     from ablate.track import Store
 
     data = tmp_path / "data"

@@ -110,7 +110,7 @@ def test_a_training_cluster_with_no_task_in_the_training_list_is_a_warning(tmp_p
     the test task itself was trained on)."""
     import yaml
 
-    from ablate.sweep import prepare_sweep
+    from ablate.prepare import prepare_sweep
 
     spec = {"name": "w", "data": {"source": str(SHAPED), "instances_per_task": 2, "held_out_clusters": ["closed_book_qa"]},
             "model": "t5-nano", "train": {"steps": 1, "batch_size": 2, "learning_rate": 1e-3, "max_source_length": 32,
