@@ -65,3 +65,24 @@ def test_a_sweep_runs_its_proposers_rounds_and_a_rerun_trains_nothing(tmp_path, 
     assert "round 2: 1 cells, 1 cached, 0 to run" in out and "0 trained, 2 cached" in out
     # The same finished cells with the same scores, so the same proposals (timings differ, not scores).
     assert {c: m["rougeL"] for c, m in again.seen[1].items()} == {c: m["rougeL"] for c, m in proposer.seen[2].items()}
+
+
+def test_sweep_and_report_write_the_report_to_the_sweeps_own_folder(tmp_path, monkeypatch, capsys):
+    """With tracking.experiment set, `ablate report` (given the spec or the experiment's name)
+    writes where `ablate sweep` did: ablate_runs/<sweep name>/report, not .../<experiment>/report."""
+    from ablate.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    spec = {**SPEC, "name": "folders", "tracking": {"experiment": "an experiment of another name"}, "axes": {}}
+    (tmp_path / "folders.yaml").write_text(yaml.safe_dump(spec))
+    assert run_sweep(prepare_sweep("folders.yaml", [], workdir=tmp_path), yes=True) == 0
+    report_dir = tmp_path / "ablate_runs" / "folders" / "report"
+    written = report_dir / "report.json"
+    assert written.is_file()
+    written.unlink()
+    assert main(["report", "folders.yaml"]) == 0
+    assert written.is_file()
+    written.unlink()
+    assert main(["report", "an experiment of another name"]) == 0
+    assert written.is_file()
+    assert not (tmp_path / "ablate_runs" / "an experiment of another name").exists()
