@@ -22,6 +22,7 @@ from urllib.parse import urlparse
 
 from ablate import __version__, results
 from ablate.errors import AblateError
+from ablate.files import cannot_write_in
 
 T = TypeVar("T")
 
@@ -46,7 +47,7 @@ def check_tracking_uri(uri: str, timeout: float = 3.0) -> None:
         if path.is_dir():
             raise AblateError(f"the SQLite store '{path}' is a folder, not a database file.",
                               field="tracking.tracking_uri", fix="name a file, e.g. sqlite:///mlflow.db.")
-        if not path.parent.is_dir() or not os.access(path.parent, os.W_OK):
+        if not path.parent.is_dir() or cannot_write_in(path.parent):  # tried: /proc passes os.access as root
             raise AblateError(f"the folder of the SQLite store '{path}' does not exist or is not writable.",
                               field="tracking.tracking_uri", fix="point --tracking-uri at a writable place.")
         if path.is_file() and path.stat().st_size and path.read_bytes()[:16] != b"SQLite format 3\x00":
@@ -56,6 +57,9 @@ def check_tracking_uri(uri: str, timeout: float = 3.0) -> None:
             _check_sqlite_schema(path)
         return
     if uri.startswith(("postgresql", "mysql", "mssql")):
+        from ablate.netcheck import check_database_reachable
+
+        check_database_reachable(uri, timeout)  # seconds, not MLflow's silent minutes of retries
         _check_driver(uri)
     parsed = urlparse(uri)
     if parsed.scheme in ("http", "https"):
@@ -172,10 +176,24 @@ class RetryPolicy:
             try:
                 return action()
             except Exception as exc:
-                if not is_transient(exc) or time.monotonic() + delay > deadline:
+                if not is_transient(exc):
                     raise
+                if time.monotonic() + delay > deadline:
+                    raise store_unavailable(exc, self.window_seconds) from exc
                 time.sleep(delay)
                 delay = min(delay * 2, self.max_delay)
+
+
+class StoreUnavailable(AblateError):
+    """The store stayed unavailable for the whole retry window: a message and its fix, no traceback."""
+
+
+def store_unavailable(exc: BaseException, window_seconds: float) -> StoreUnavailable:
+    last = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+    return StoreUnavailable(f"the tracking store did not answer for the whole retry window ({window_seconds:g} s); "
+                            f"the last error: {type(exc).__name__}: {last}", field="tracking.retry_seconds",
+                            fix="bring the store back (the MLflow server, the database or the disk), then run the "
+                                "same command again: finished cells are kept. tracking.retry_seconds sets the window.")
 
 
 def is_transient(exc: BaseException) -> bool:

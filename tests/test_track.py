@@ -6,7 +6,7 @@ import sqlalchemy.exc
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE, TEMPORARILY_UNAVAILABLE
 
-from ablate.track import CellTracker, RetryPolicy, Store, is_transient
+from ablate.track import CellTracker, RetryPolicy, Store, StoreUnavailable, is_transient
 
 
 def test_transient_errors_are_told_by_type():
@@ -94,9 +94,11 @@ def test_the_policy_retries_transient_errors_within_its_window_and_raises_others
     assert RetryPolicy(window_seconds=5, first_delay=0.01).call(flaky) == "ok" and len(calls) == 3
     with pytest.raises(ValueError):
         RetryPolicy(window_seconds=5).call(lambda: (_ for _ in ()).throw(ValueError("a bug")))
-    with pytest.raises(requests.exceptions.ConnectionError):
+    with pytest.raises(StoreUnavailable, match=r"retry window \(0.05 s\).*ConnectionError: down") as raised:
         RetryPolicy(window_seconds=0.05, first_delay=0.01).call(
             lambda: (_ for _ in ()).throw(requests.exceptions.ConnectionError("down")))
+    assert isinstance(raised.value.__cause__, requests.exceptions.ConnectionError)
+    assert raised.value.field == "tracking.retry_seconds" and "run the same command again" in raised.value.fix
 
 
 def test_a_reattached_run_logs_no_step_twice(tmp_path):
