@@ -142,3 +142,17 @@ def test_validate_and_plan_save_the_index_so_the_next_one_reads_no_task_file(tmp
     monkeypatch.setattr(index_module, "_index_entry", no_task_file_read)
     for again in ("validate", "plan"):
         assert main([again, "many.yaml"]) == 0, capsys.readouterr().err
+
+
+def test_a_task_file_that_is_a_fifo_is_an_entry_error_not_a_hang(tmp_path):
+    import os
+
+    many = many_tasks(tmp_path, 1)
+    fifo = sorted((many / "tasks").glob("*.json"))[0]
+    fifo.unlink()
+    os.mkfifo(fifo)  # no writer: a plain open() would block forever
+    library = TaskLibrary(many, index_dir=tmp_path / "index", persist_index=True)
+    with pytest.raises(AblateError, match=r"named pipe \(FIFO\)") as raised:
+        library.instance_count(fifo.stem)
+    assert raised.value.file == str(fifo)
+    assert len(library.index) == len(library.names()), "every other task indexed"

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import random
+import shutil
+import uuid
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -115,11 +118,12 @@ def tokenize_dataset(dataset, tokenizer, tokenizer_id: str, max_source: int, max
 
     tokenized = dataset.map(encode, batched=True)
     if target is not None:
-        scratch = target.with_name(target.name + f".tmp{random.randrange(1 << 30)}")
+        # A name of this process's own (not the global `random`, whose state is the cells' business).
+        scratch = target.with_name(f"{target.name}.tmp{os.getpid()}-{uuid.uuid4().hex[:8]}")
         tokenized.save_to_disk(str(scratch))
         try:
             scratch.rename(target)
-        except OSError:
-            pass  # another cell saved the same content first
+        except OSError:  # another cell saved the same content first: keep theirs, drop ours
+            shutil.rmtree(scratch, ignore_errors=True)
         return load_from_disk(str(target)) if target.is_dir() else tokenized
     return tokenized
