@@ -378,6 +378,11 @@ COMMAND_CASES = [
     ("prompt-tokenizer-folder-without-one", [*PROMPT, "--tokenizer", "not_a_model"],
      ["cannot load a tokenizer", "--tokenizer"]),
     ("synth-out-under-proc", ["synth", "--out", "/proc/ablate-suite"], ["not writable", "--out"]),
+    ("report-postgresql-not-answering", ["report", "nosuch", "--tracking-uri", "postgresql://127.0.0.1:{port}/mlflow"],
+     ["unreachable at 127.0.0.1:"]),
+    ("ui-postgresql-not-answering", ["ui", "--tracking-uri", "mysql://127.0.0.1:{port}/mlflow"],
+     ["unreachable at 127.0.0.1:"]),
+    ("ui-http-not-answering", ["ui", "--tracking-uri", "http://127.0.0.1:{port}"], ["unreachable"]),
     ("dashboard-out-under-proc", ["dashboard", "good.yaml", "--out", "/proc/ablate-site"], ["not writable", "--out"]),
 ]
 
