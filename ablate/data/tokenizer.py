@@ -9,7 +9,7 @@ Special ids follow T5: pad=0, eos=1, unk=2.
 from __future__ import annotations
 
 import hashlib
-import json
+import os
 import time
 from pathlib import Path
 from typing import Iterable
@@ -94,7 +94,7 @@ def task_dir_tokenizer(task_dir: Path, cache_dir: Path):
             fix = "repair the task file (UTF-8 JSON in the SuperNI task format)."
             raw_tasks = ((p.stem, read_json(p, "the task file", fix))
                          for p in sorted((task_dir / "tasks").glob("*.json")))
-            scratch = tokenizer_file.with_suffix(f".tmp{time.time_ns()}")
+            scratch = tokenizer_file.with_suffix(f".tmp{os.getpid()}-{time.time_ns()}")  # one per builder
             build_word_tokenizer(suite_texts(raw_tasks)).save(str(scratch))
             scratch.replace(tokenizer_file)  # atomic: concurrent cells never read half a file
     tokenizer = as_hf_tokenizer(str(tokenizer_file))
