@@ -269,7 +269,12 @@ def cmd_dashboard(args) -> int:
 def cmd_ui(args) -> int:
     import socket
 
-    from ablate.track import Store, check_tracking_uri, resolve_tracking_uri, store_exists
+    from ablate.track import (
+        Store,
+        check_tracking_uri,
+        resolve_tracking_uri,
+        store_exists,
+    )
 
     uri = resolve_tracking_uri(args.tracking_uri, Path.cwd())
     check_tracking_uri(uri)  # seconds, for a server or database that does not answer

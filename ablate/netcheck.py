@@ -43,7 +43,7 @@ def check_database_reachable(uri: str, timeout: float = 3.0) -> None:
     try:
         socket.create_connection(address, timeout=timeout).close()
     except OSError as exc:
-        reason = "no answer within %g s" % timeout if isinstance(exc, TimeoutError) else (exc.strerror or str(exc))
+        reason = f"no answer within {timeout:g} s" if isinstance(exc, TimeoutError) else (exc.strerror or str(exc))
         raise AblateError(f"the database of the tracking store '{_redacted(uri)}' is unreachable at {host}:{port} "
                           f"({reason}).", field="tracking.tracking_uri",
                           fix="start the database server (or open its port to this machine), or fix --tracking-uri.") \

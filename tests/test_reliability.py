@@ -192,7 +192,8 @@ def test_killed_5_times_at_points_of_its_progress_ends_with_the_uninterrupted_re
         before_processes = set(recorded_processes(crashed_dir, "rel").items())
         sweep = start_cli("sweep", str(spec), cwd=crashed_dir)
 
-        def reached():
+        def reached(sweep=sweep, checkpoints=checkpoints, before_markers=before_markers,
+                    before_processes=before_processes):
             if sweep.poll() is not None:
                 return "ended"
             if checkpoints is None:

@@ -148,7 +148,7 @@ def test_a_task_file_that_is_a_fifo_is_an_entry_error_not_a_hang(tmp_path):
     import os
 
     many = many_tasks(tmp_path, 1)
-    fifo = sorted((many / "tasks").glob("*.json"))[0]
+    fifo = min((many / "tasks").glob("*.json"))
     fifo.unlink()
     os.mkfifo(fifo)  # no writer: a plain open() would block forever
     library = TaskLibrary(many, index_dir=tmp_path / "index", persist_index=True)
