@@ -291,7 +291,11 @@ def _start_mlflow_server(folder: Path, port: int):
         except OSError:
             return False
 
-    wait_for(healthy, timeout=90)
+    try:
+        wait_for(healthy, timeout=180)  # its workers start slowly on a loaded machine
+    except BaseException:
+        kill_tree(server)  # a server that never answered is not left running
+        raise
     return server
 
 
