@@ -69,18 +69,35 @@ def cmd_plan(args) -> int:
 
     prefetch = start_status_prefetch(args.spec, args.overrides, args.tracking_uri)
     prepared = prepare_sweep(args.spec, args.overrides, tracking_uri=args.tracking_uri, output_dir=args.out)
-    return _show_plan(plan_report(prepared, prefetch), args.json)
+    report = plan_report(prepared, prefetch)
+    _save_task_index(prepared)
+    return _show_plan(report, args.json)
 
 
 def cmd_validate(args) -> int:
     from ablate.prepare import prepare_sweep
 
     prepared = prepare_sweep(args.spec, args.overrides, tracking_uri=args.tracking_uri, output_dir=args.out)
+    _save_task_index(prepared)
     prepared.print_warnings(sys.stdout)
     for note in prepared.notes:
         print(f"Tasks: {note}")
     print(f"{args.spec}: OK ({len(prepared.cells)} cells)")
     return 0
+
+
+def _save_task_index(prepared) -> None:
+    """Once a spec checks out, `validate` and `plan` save the index of its task directories (the
+    file a sweep writes, ablate_runs/NAME/cache/index/), so the next validate, plan or sweep reads
+    it instead of every task file. Not for the synthetic suite or an hf: dataset: those exist only
+    once a sweep generates or converts them."""
+    from ablate.data.sources import HF_PREFIX, SYNTHETIC
+    from ablate.sweep import save_task_indexes
+
+    cells = [c for c in prepared.cells
+             if c.settings.data.source != SYNTHETIC and not c.settings.data.source.startswith(HF_PREFIX)]
+    if cells:
+        save_task_indexes(cells, prepared.output_dir / "cache")
 
 
 def cmd_prompt(args) -> int:
@@ -109,13 +126,21 @@ def cmd_prompt(args) -> int:
 
 
 def _load_tokenizer(path: str):
-    if path.endswith(".json"):
-        from ablate.data.tokenizer import as_hf_tokenizer
+    from ablate.data.tokenizer import TOKENIZER_FIX, as_hf_tokenizer
 
-        return as_hf_tokenizer(path)
-    from ablate.model import load_pretrained_tokenizer
+    # A tokenizer.json, or any other file named: it is checked as one (a FIFO, a model's weights...).
+    if path.endswith(".json") or os.path.lexists(path) and not Path(path).is_dir():
+        return as_hf_tokenizer(path, field="--tokenizer")
+    from transformers import AutoTokenizer
 
-    return load_pretrained_tokenizer(path)
+    from ablate.model import pretrained_path
+
+    try:
+        return AutoTokenizer.from_pretrained(pretrained_path(path))
+    except Exception as exc:  # noqa: BLE001 - transformers raises OSError, ValueError or KeyError here
+        reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        raise AblateError(f"cannot load a tokenizer from it ({reason}).", file=path, field="--tokenizer",
+                          fix=TOKENIZER_FIX) from None
 
 
 def _test_rows(task_dir: str, split: str, instances: int):
@@ -334,9 +359,15 @@ def cmd_dashboard(args) -> int:
 def cmd_ui(args) -> int:
     import socket
 
-    from ablate.track import Store, resolve_tracking_uri, store_exists
+    from ablate.track import (
+        Store,
+        check_tracking_uri,
+        resolve_tracking_uri,
+        store_exists,
+    )
 
     uri = resolve_tracking_uri(args.tracking_uri, Path.cwd())
+    check_tracking_uri(uri)  # seconds, for a server or database that does not answer
     if not store_exists(uri):
         raise AblateError(f"no MLflow store at {uri}.", field="--tracking-uri",
                           fix="run a sweep here first (ablate sweep sweeps/smoke.yaml), or point --tracking-uri at its store.")

@@ -117,12 +117,16 @@ def _preset_config(preset: Preset, vocab_size: int):
 
 
 def build_model(name: str, vocab_size: int, seed: int):
-    """A preset built from its config (seeded init) or a pretrained model of either kind."""
+    """A preset built from its config (seeded init) or a pretrained model of either kind.
+
+    The global torch generator is seeded here for every model, not only presets: what draws from it
+    next (a LoRA adapter's init, a pretrained model's dropout masks in training) must not depend on
+    which cells a reused worker ran before this one."""
     import torch
     from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM
 
+    torch.manual_seed(seed)  # every device's generator
     if name in PRESETS:
-        torch.manual_seed(seed)
         config = _preset_config(PRESETS[name], vocab_size)
         auto = AutoModelForSeq2SeqLM if PRESETS[name].kind == "seq2seq" else AutoModelForCausalLM
         return auto.from_config(config)

@@ -40,6 +40,7 @@ def ray_runtime(address: str | None, record: ProcessRecord | None = None):
     """
     if not address:
         os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+        _local_token_auth()
     import ray
 
     from ray.exceptions import AuthenticationError
@@ -66,6 +67,26 @@ def ray_runtime(address: str | None, record: ProcessRecord | None = None):
         finally:
             if record is not None and not address:
                 record.close()
+
+
+def _local_token_auth() -> None:
+    """A new local Ray runtime turns on token authentication by itself (a token in
+    ~/.ray/auth_token) and warns on every start that it did so, unless RAY_AUTH_MODE is set: ask
+    for that same mode explicitly, so the sweep starts quietly and just as protected. A mode the
+    user set is kept. Ray reads the variable at import; a process that imported Ray already
+    re-reads its configuration, as Ray does when it turns the mode on itself."""
+    if "RAY_AUTH_MODE" in os.environ:
+        return
+    os.environ["RAY_AUTH_MODE"] = "token"
+    import sys
+
+    if "ray._raylet" in sys.modules:
+        try:
+            from ray._raylet import Config
+
+            Config.initialize("")
+        except (ImportError, AttributeError):
+            pass
 
 
 def _connect_failure(exc: BaseException) -> str:

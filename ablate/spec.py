@@ -363,9 +363,35 @@ def expand_axis(spec: SweepSpec, key: str, values: Any) -> tuple[str, list[Any]]
     elif key not in ("train_clusters", "test_encoding"):
         if any(isinstance(v, (list, dict)) for v in values):
             raise ValueError(f"axis '{key}' takes scalar values, got a list or mapping")
-    if len({repr(v) for v in values}) != len(values):
-        raise ValueError(f"axis '{key}' repeats a value")
+    repeat = _repeated_setting(path, values)
+    if repeat is not None:
+        first, again = repeat
+        same = "twice" if repr(first) == repr(again) else f"as {first!r} and as {again!r}, the same setting once read"
+        raise ValueError(f"axis '{key}' repeats a value ({again!r}, {same}), so two of its cells would be one")
     return path, values
+
+
+def _repeated_setting(path: str, values: list[Any]) -> tuple[Any, Any] | None:
+    """The first two values of an axis that are the same setting once validated as the field they
+    set (8 and 8.0 for an integer field, 0.001 and 1.0e-3, two spellings of one LoRA block), or
+    None. A value the field refuses is compared as written; its own error comes with the cells."""
+    from pydantic import TypeAdapter
+
+    target = _field_at(path)
+    adapter = None
+    if target is not None:
+        info = target[0].model_fields[target[1]]
+        adapter = TypeAdapter(Annotated[(info.annotation, *info.metadata)] if info.metadata else info.annotation)
+    seen: dict[str, Any] = {}
+    for value in values:
+        try:
+            canonical = adapter.dump_json(adapter.validate_python(value)).decode() if adapter else repr(value)
+        except (ValidationError, TypeError, ValueError):
+            canonical = repr(value)
+        if canonical in seen:
+            return seen[canonical], value
+        seen[canonical] = value
+    return None
 
 
 def format_validation_error(exc: ValidationError, file: str) -> AblateError:

@@ -79,6 +79,25 @@ def _fused_adamw(parameters, device_type: str) -> bool | None:
     return True if device_ok and all(p.dtype.is_floating_point for p in parameters) else None
 
 
+def _rng_state() -> dict[str, Any]:
+    """The generators dropout draws from (CPU, and every CUDA device when there is one): saved with
+    a checkpoint, so a resumed cell draws the masks the uninterrupted one would have."""
+    import torch
+
+    state = {"cpu": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    import torch
+
+    torch.set_rng_state(state["cpu"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
 def train_model(model, tokenizer, dataset, train: TrainSpec, seed: int, *, device: str = "cpu",
                 resume_state: dict | None = None,
                 save_checkpoint: Callable[[int, Callable[[], dict]], None] | None = None) -> TrainResult:
@@ -116,10 +135,13 @@ def train_model(model, tokenizer, dataset, train: TrainSpec, seed: int, *, devic
         scaler.load_state_dict(resume_state["scaler"])
         start, history = resume_state["step"], list(resume_state["loss_history"])
         running = list(resume_state["running_losses"])
+        if "rng" in resume_state:  # checkpoints written before the generators were saved have none
+            _set_rng_state(resume_state["rng"])
 
     def make_state() -> dict[str, Any]:
         return {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                "scaler": scaler.state_dict(), "step": step + 1, "loss_history": history, "running_losses": running}
+                "scaler": scaler.state_dict(), "step": step + 1, "loss_history": history, "running_losses": running,
+                "rng": _rng_state()}
 
     model.train()
     began, examples = time.perf_counter(), 0

@@ -83,6 +83,9 @@ def _sample_errors(cell: Cell, selection: TaskSelection, library: TaskLibrary, f
 def _test_set_checks(cell: Cell, selection: TaskSelection, library: TaskLibrary, checks: Checks) -> None:
     """Keys the cell's evaluation will write, and test tasks no cluster holds."""
     cluster_of = category_to_cluster(cell.settings.cluster_map)
+    if not selection.test_tasks:
+        checks.error("the cell has no test tasks, so there is nothing to score; list test tasks in the split's "
+                     "test_tasks.txt or name data.held_out_clusters that hold tasks.")
     for name in selection.test_tasks:
         if not library.instance_count(name):
             checks.error(f"test task '{name}' has no instances, so it cannot be scored; give it instances "

@@ -2,6 +2,7 @@
 the fix, without a traceback, and starts nothing (no MLflow store or run, no Ray, no file written)."""
 
 import contextlib
+import os
 import shutil
 import socket
 from pathlib import Path
@@ -45,6 +46,10 @@ def replace(old, new):
 def append(extra):
     return lambda text: text + extra
 
+
+# Nine levels of anchors, each a list of ten references to the one before: 10^9 values once expanded.
+NESTED_ANCHORS = "a0: &a0 [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]\n" + "".join(
+    f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]\n" for i in range(1, 10))
 
 # (case id, spec edit, extra CLI args, fragments the message must hold)
 CASES = [
@@ -191,6 +196,34 @@ CASES = [
     ("storage-unknown-scheme", lambda t: t, ["--storage-path", "nosuch://bucket/x"],
      ["resources.storage_path", "cannot use the storage"]),
     ("storage-under-a-file", lambda t: t, ["--storage-path", "bad.yaml/ray"], ["resources.storage_path", "is a file"]),
+    # Round four (issue 28): special files, nested anchors, unwritable places, silent databases,
+    # empty test sets, values that collapse.
+    ("task-file-is-a-fifo", replace("source: synthetic", "source: ./fifotask"), [],
+     ["task903_edge_punctuated_outputs.json", "named pipe (FIFO)"]),
+    ("split-file-is-a-fifo", replace("source: synthetic", "source: ./fifosplit"), [], ["test_tasks.txt", "named pipe"]),
+    ("task-file-is-a-device", replace("source: synthetic", "source: ./devtask"), [], ["character device"]),
+    ("yaml-nested-anchors", append(NESTED_ANCHORS + "axes:\n  num_train_tasks: *a9\n"), [],
+     ["anchors and aliases expand to more than 100,000 values"]),
+    ("yaml-anchor-refers-to-itself", append("loop: &me [*me]\n"), [], ["refers to itself"]),
+    ("out-under-proc", lambda t: t, ["--out", "/proc/ablate-out"], ["'/proc' is not writable", "--out"]),
+    ("out-under-sys", lambda t: t, ["--out", "/sys/ablate-out"], ["'/sys' is not writable", "--out"]),
+    ("sqlite-store-under-proc", lambda t: t, ["--tracking-uri", "sqlite:////proc/ablate.db"],
+     ["/proc/ablate.db", "not writable"]),
+    ("storage-under-proc", lambda t: t, ["--storage-path", "/proc/ablate-ray"], ["resources.storage_path", "not writable"]),
+    ("postgresql-not-answering", lambda t: t, ["--tracking-uri", "postgresql://ablate:secret@127.0.0.1:{port}/mlflow"],
+     ["unreachable at 127.0.0.1:", "ablate:***@", "tracking.tracking_uri"]),
+    ("postgresql-not-answering-with-dry-run", lambda t: t,
+     ["--dry-run", "--tracking-uri", "postgresql+psycopg://127.0.0.1:{port}/mlflow"], ["unreachable at 127.0.0.1:"]),
+    ("mysql-not-answering", lambda t: t, ["--tracking-uri", "mysql+pymysql://root@127.0.0.1:{port}/mlflow"],
+     ["unreachable at 127.0.0.1:"]),
+    ("database-port-not-a-number", lambda t: t, ["--tracking-uri", "postgresql://127.0.0.1:99999/mlflow"],
+     ["port that is not a number"]),
+    ("split-without-test-tasks", replace("source: synthetic", "source: ./notest"), [], ["no test tasks"]),
+    ("axis-int-and-float-collapse", append("axes:\n  instances_per_task: [8, 8.0]\n"), [],
+     ["axes.instances_per_task", "repeats a value (8.0, as 8 and as 8.0"]),
+    ("axis-lora-blocks-collapse", append("axes:\n  train.lora: [{r: 4}, {r: 4, dropout: 0.0}]\n"), [],
+     ["axes.train.lora", "repeats a value"]),
+    ("axis-same-value-twice", append("axes:\n  num_train_tasks: [2, 2]\n"), [], ["axes.num_train_tasks", "(2, twice)"]),
 ]
 
 
@@ -245,6 +278,16 @@ def _task_dirs(folder: Path) -> None:
     edit_task("dupids", lambda t: t["Instances"].append(dict(t["Instances"][0])))
     edit_task("noinput", lambda t: t["Instances"][1].pop("input"))
     edit_task("outputint", lambda t: t["Instances"][0].update(output=5))
+    fifo = variant("fifotask") / train_task
+    fifo.unlink()
+    os.mkfifo(fifo)
+    fifo_split = variant("fifosplit") / "splits" / "default" / "test_tasks.txt"
+    fifo_split.unlink()
+    os.mkfifo(fifo_split)
+    device = variant("devtask") / train_task
+    device.unlink()
+    device.symlink_to("/dev/zero")  # a read that never ends
+    (variant("notest") / "splits" / "default" / "test_tasks.txt").write_text("")
     empty = variant("emptytest") / "tasks/task901_edge_no_final_punct.json"
     task = json.loads(empty.read_text())
     task["Instances"] = []
@@ -278,6 +321,9 @@ def test_bad_input_exits_2_with_a_clear_message_and_starts_nothing(tmp_path, mon
     assert not ray.is_initialized()
 
 
+PROMPT = ["prompt", "corrupt/tasks/task901_edge_no_final_punct.json", "--encoding", "def", "--index", "0",
+          "--max-source-length", "8"]
+
 # Commands other than `sweep`, and their flags: (case id, argv, fragments the message must hold).
 COMMAND_CASES = [
     ("unknown-command", ["swep", "bad.yaml"], ["invalid choice: 'swep'", "choose from 'sweep'"]),
@@ -288,9 +334,9 @@ COMMAND_CASES = [
     ("eval-zero-instances", ["eval", "--tasks", "corrupt", "--predictions", "p.jsonl", "--instances", "0"],
      ["--instances", "give 1 or more"]),
     ("eval-missing-tasks", ["eval", "--tasks", "nowhere", "--predictions", "p.jsonl"], ["no 'tasks/' folder"]),
-    ("eval-missing-predictions", ["eval", "--tasks", "emptytest", "--predictions", "none.jsonl"], ["none.jsonl"]),
-    ("eval-predictions-not-utf8", ["eval", "--tasks", "emptytest", "--predictions", "latin1.jsonl"], ["not UTF-8"]),
-    ("eval-predictions-not-json", ["eval", "--tasks", "emptytest", "--predictions", "garbled.jsonl"], ["garbled.jsonl"]),
+    ("eval-missing-predictions", ["eval", "--tasks", "clean", "--predictions", "none.jsonl"], ["none.jsonl"]),
+    ("eval-predictions-not-utf8", ["eval", "--tasks", "clean", "--predictions", "latin1.jsonl"], ["not UTF-8"]),
+    ("eval-predictions-not-json", ["eval", "--tasks", "clean", "--predictions", "garbled.jsonl"], ["garbled.jsonl"]),
     ("baseline-unknown-split", ["baseline", "--tasks", "emptytest", "--split", "nosuch"], ["nosuch"]),
     ("prompt-missing-task", ["prompt", "nowhere.json", "--encoding", "def", "--index", "0"], ["does not exist"]),
     ("prompt-unknown-encoding", ["prompt", "corrupt/tasks/task901_edge_no_final_punct.json", "--encoding", "dfe",
@@ -308,6 +354,36 @@ COMMAND_CASES = [
     ("dashboard-out-is-a-file", ["dashboard", "good.yaml", "--out", "bad.yaml/site"], ["is a file"]),
     ("ui-port-out-of-range", ["ui", "--port", "70000"], ["--port", "give 1 to 65535"]),
     ("ui-missing-store", ["ui"], ["no MLflow store"]),
+    # Round four (issue 28)
+    ("validate-spec-is-a-fifo", ["validate", "fifo.yaml"], ["fifo.yaml", "named pipe"]),
+    ("validate-spec-is-a-device", ["validate", "/dev/zero"], ["character device"]),
+    ("validate-out-under-proc", ["validate", "good.yaml", "--out", "/proc/ablate-out"], ["not writable", "--out"]),
+    ("plan-postgresql-not-answering", ["plan", "good.yaml", "--tracking-uri", "postgresql://127.0.0.1:{port}/mlflow"],
+     ["unreachable at 127.0.0.1:"]),
+    ("eval-predictions-is-a-fifo", ["eval", "--tasks", "clean", "--predictions", "fifo.jsonl"], ["fifo.jsonl", "named pipe"]),
+    ("eval-empty-test-task", ["eval", "--tasks", "emptytest", "--predictions", "p.jsonl"],
+     ["task901_edge_no_final_punct.json", "has no instances"]),
+    ("eval-no-test-tasks", ["eval", "--tasks", "notest", "--predictions", "p.jsonl"], ["no test tasks"]),
+    ("eval-split-file-is-a-fifo", ["eval", "--tasks", "fifosplit", "--predictions", "p.jsonl"], ["named pipe"]),
+    ("baseline-empty-test-task", ["baseline", "--tasks", "emptytest"], ["has no instances", "Instances"]),
+    ("baseline-no-test-tasks", ["baseline", "--tasks", "notest"], ["no test tasks"]),
+    ("baseline-test-task-is-a-device", ["baseline", "--tasks", "devtask", "--split", "trainasTest"], ["character device"]),
+    ("prompt-task-is-a-fifo", ["prompt", "fifotask/tasks/task903_edge_punctuated_outputs.json", "--encoding", "def",
+                               "--index", "0"], ["named pipe"]),
+    ("prompt-tokenizer-not-a-tokenizer", [*PROMPT, "--tokenizer", "bad_tokenizer.json"],
+     ["bad_tokenizer.json", "is not a tokenizer file", "--tokenizer"]),
+    ("prompt-tokenizer-not-json", [*PROMPT, "--tokenizer", "garbled.jsonl"], ["is not a tokenizer file"]),
+    ("prompt-tokenizer-is-a-fifo", [*PROMPT, "--tokenizer", "fifo.json"], ["named pipe", "--tokenizer"]),
+    ("prompt-tokenizer-missing", [*PROMPT, "--tokenizer", "none.json"], ["does not exist", "--tokenizer"]),
+    ("prompt-tokenizer-folder-without-one", [*PROMPT, "--tokenizer", "not_a_model"],
+     ["cannot load a tokenizer", "--tokenizer"]),
+    ("synth-out-under-proc", ["synth", "--out", "/proc/ablate-suite"], ["not writable", "--out"]),
+    ("report-postgresql-not-answering", ["report", "nosuch", "--tracking-uri", "postgresql://127.0.0.1:{port}/mlflow"],
+     ["unreachable at 127.0.0.1:"]),
+    ("ui-postgresql-not-answering", ["ui", "--tracking-uri", "mysql://127.0.0.1:{port}/mlflow"],
+     ["unreachable at 127.0.0.1:"]),
+    ("ui-http-not-answering", ["ui", "--tracking-uri", "http://127.0.0.1:{port}"], ["unreachable"]),
+    ("dashboard-out-under-proc", ["dashboard", "good.yaml", "--out", "/proc/ablate-site"], ["not writable", "--out"]),
 ]
 
 
@@ -316,6 +392,15 @@ def _command_inputs(folder: Path) -> None:
     (folder / "p.jsonl").write_text("")
     (folder / "latin1.jsonl").write_bytes(b'{"id": "caf\xe9", "prediction": "x"}\n')
     (folder / "garbled.jsonl").write_text('{"id": "a", "prediction": \n')
+    (folder / "bad_tokenizer.json").write_text('{"not": "a tokenizer"}')
+    for name in ("fifo.yaml", "fifo.jsonl", "fifo.json"):
+        os.mkfifo(folder / name)
+    shutil.copytree(FIXTURES / "tasks", folder / "clean")
+    # a split whose test task is a device: the training tasks of the fixture, named as test tasks
+    split = folder / "devtask" / "splits" / "trainasTest"
+    split.mkdir()
+    (split / "train_tasks.txt").write_text("")
+    (split / "test_tasks.txt").write_text("task903_edge_punctuated_outputs\n")
 
 
 @pytest.mark.parametrize("case, argv, fragments", COMMAND_CASES, ids=[c[0] for c in COMMAND_CASES])
@@ -355,3 +440,71 @@ def test_debug_shows_the_traceback(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(AblateError):
         main(["--debug", "validate", str(spec)])
+
+
+@contextlib.contextmanager
+def _server_that_answers_only_health():
+    """An HTTP server whose /health says OK and whose every API call answers 503: a tracking
+    server that passes the start-up check, then stays unavailable."""
+    import http.server
+    import threading
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def _answer(self):
+            healthy = self.path.rstrip("/").endswith("/health")
+            self.send_response(200 if healthy else 503)
+            self.send_header("Content-Type", "text/plain")
+            self.end_headers()
+            self.wfile.write(b"OK" if healthy else b"unavailable")
+
+        do_GET = do_POST = _answer
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+def test_a_store_down_past_the_retry_window_is_one_message_not_a_traceback(tmp_path, monkeypatch, capsys):
+    import ray
+
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # ablate's window, not MLflow's own retries
+    (tmp_path / "good.yaml").write_text(BASE + "tracking: {retry_seconds: 1}\n")
+    before = _snapshot(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    with _server_that_answers_only_health() as uri:
+        code = main(["plan", "good.yaml", "--tracking-uri", uri])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert err.startswith("ablate: error: ") and "Traceback" not in err
+    assert "did not answer for the whole retry window (1 s)" in err and "tracking.retry_seconds" in err, err
+    assert err.count("Fix:") == 1, err
+    assert _snapshot(tmp_path) == before, "nothing written"
+    assert not ray.is_initialized()
+
+
+@pytest.mark.slow
+def test_a_sweep_whose_store_goes_down_past_the_retry_window_ends_with_one_message(tmp_path):
+    """The real entry point: Ray may have started beside the store's set-up; it is stopped, and
+    the store's failure is one paragraph with its fix, exit 2."""
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    (tmp_path / "good.yaml").write_text(BASE + "tracking: {retry_seconds: 1}\n")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "PYTHONPATH": str(REPO)}
+    with _server_that_answers_only_health() as uri:
+        result = subprocess.run([sys.executable, "-m", "ablate.cli", "sweep", "good.yaml", "--tracking-uri", uri],
+                                cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env, check=False)
+    assert result.returncode == 2, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "Traceback" not in result.stdout + result.stderr, result.stderr[-3000:]
+    assert "ablate: error: " in result.stderr and "did not answer for the whole retry window (1 s)" in result.stderr

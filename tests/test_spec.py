@@ -3,6 +3,7 @@
 import textwrap
 
 import pytest
+from pydantic import ValidationError
 
 from ablate.errors import AblateError
 from ablate.spec import SweepSpec, load_spec
@@ -36,7 +37,7 @@ def test_minimal_spec_gets_documented_defaults(tmp_path):
     assert isinstance(spec, SweepSpec)
     assert spec.eval.instances_per_task == 100 and spec.eval.encodings is None
     assert spec.data.split == "default" and spec.resources.max_concurrent == 2
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError, match="frozen_instance"):
         spec.train.steps = 3  # frozen
 
 

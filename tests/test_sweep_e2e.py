@@ -25,6 +25,7 @@ def test_smoke_sweep_records_one_parent_and_a_finished_child_per_cell_then_cache
     assert first.returncode == 0, first.stdout + first.stderr
     assert "[4/4] done 4, cached 0, failed 0" in first.stdout
     assert "4 trained, 0 cached, 0 failed, of 4 cells" in first.stdout and "Browse: ablate ui" in first.stdout
+    assert "Token authentication" not in first.stdout + first.stderr, "a local Ray runtime starts without Ray's warning"
 
     client, runs = _runs(tmp_path)
     parents = [r for r in runs if r.data.tags.get("ablate.role") == "parent"]

@@ -117,3 +117,42 @@ def test_a_sweep_on_a_many_task_directory_named_relatively_builds_the_index_once
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert (saved[0].stat().st_ino, saved[0].stat().st_mtime_ns) == stamp, "reused by validate, plan and new cells"
     assert len(list(saved[0].parent.glob("*.json"))) == 1
+
+
+@pytest.mark.parametrize("command", ["validate", "plan"])
+def test_validate_and_plan_save_the_index_so_the_next_one_reads_no_task_file(tmp_path, monkeypatch, capsys, command):
+    import ablate.data.index as index_module
+    from ablate.cli import main
+
+    many_tasks(tmp_path, 2)
+    spec = {"name": "many", "data": {"source": "./many", "instances_per_task": 4, "num_train_tasks": 6},
+            "model": "t5-nano",
+            "train": {"steps": 4, "batch_size": 4, "learning_rate": 1.0e-3, "max_source_length": 64,
+                      "max_target_length": 8, "encoding": "def"}, "seeds": [0]}
+    (tmp_path / "many.yaml").write_text(yaml.safe_dump(spec))
+    monkeypatch.chdir(tmp_path)
+    assert main([command, "many.yaml"]) == 0, capsys.readouterr().err
+    saved = list((tmp_path / "ablate_runs" / "many" / "cache" / "index").glob("*.json"))
+    assert [p.stem for p in saved] == [fingerprint_task_dir(tmp_path / "many")], "the file a sweep writes"
+    assert set(json.loads(saved[0].read_text())["tasks"]) == set(TaskLibrary(tmp_path / "many").names())
+
+    def no_task_file_read(path, name):
+        raise AssertionError(f"{path} read again: the saved index was not used")
+
+    monkeypatch.setattr(index_module, "_index_entry", no_task_file_read)
+    for again in ("validate", "plan"):
+        assert main([again, "many.yaml"]) == 0, capsys.readouterr().err
+
+
+def test_a_task_file_that_is_a_fifo_is_an_entry_error_not_a_hang(tmp_path):
+    import os
+
+    many = many_tasks(tmp_path, 1)
+    fifo = min((many / "tasks").glob("*.json"))
+    fifo.unlink()
+    os.mkfifo(fifo)  # no writer: a plain open() would block forever
+    library = TaskLibrary(many, index_dir=tmp_path / "index", persist_index=True)
+    with pytest.raises(AblateError, match=r"named pipe \(FIFO\)") as raised:
+        library.instance_count(fifo.stem)
+    assert raised.value.file == str(fifo)
+    assert len(library.index) == len(library.names()), "every other task indexed"

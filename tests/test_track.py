@@ -6,7 +6,8 @@ import sqlalchemy.exc
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE, TEMPORARILY_UNAVAILABLE
 
-from ablate.track import CellTracker, RetryPolicy, Store, is_transient
+from ablate.track import CellTracker, RetryPolicy, Store, StoreUnavailable, is_transient
+from tests.conftest import wait_until
 
 
 def test_transient_errors_are_told_by_type():
@@ -39,6 +40,18 @@ def test_sqlite_errors_are_transient_when_the_file_is_busy_not_when_the_schema_i
 CREATE_STORE = "import sys; from ablate.track import mlflow_client; mlflow_client(sys.argv[1]).search_experiments()"
 
 
+def _tables(path) -> set[str]:
+    """The tables of an SQLite file being written by another process (none while it is locked)."""
+    import contextlib
+    import sqlite3
+
+    try:
+        with contextlib.closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=0.05)) as db:
+            return {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    except sqlite3.Error:
+        return set()
+
+
 def test_a_sqlite_store_killed_while_being_created_leaves_no_file_and_the_next_open_builds_it(tmp_path):
     """MLflow migrates a new SQLite file in steps that are not one transaction; a creator killed
     among them must not leave a file that no later open can migrate."""
@@ -46,19 +59,17 @@ def test_a_sqlite_store_killed_while_being_created_leaves_no_file_and_the_next_o
     import signal
     import subprocess
     import sys
-    import time
 
     db = tmp_path / "mlflow.db"
     creator = subprocess.Popen([sys.executable, "-c", CREATE_STORE, f"sqlite:///{db}"], stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
-    building = []
-    while not building and time.monotonic() < deadline and creator.poll() is None:
-        building = [p for p in tmp_path.glob(".mlflow.db.*.new") if p.stat().st_size > 0]
-        time.sleep(0.05)
-    assert building, "the creator never started building its private file"
-    time.sleep(0.5)  # well into the migrations (they take seconds)
+    # Killed once the migrations have begun in its private file (alembic's version table exists:
+    # the initial tables are made, the upgrade steps are running), and not before.
+    building = wait_until(lambda: creator.poll() is None and [p for p in tmp_path.glob(".mlflow.db.*.new")
+                                                               if "alembic_version" in _tables(p)],
+                          60, "the creator to start migrating its private file", every=0.02)
     os.kill(creator.pid, signal.SIGKILL)
     creator.wait()
+    assert "alembic_version" in _tables(building[0]) and "experiments" in _tables(building[0]), "killed mid-build"
     assert not db.exists(), "a killed creator left a half-built store in place"
     assert building[0].exists()
 
@@ -94,9 +105,11 @@ def test_the_policy_retries_transient_errors_within_its_window_and_raises_others
     assert RetryPolicy(window_seconds=5, first_delay=0.01).call(flaky) == "ok" and len(calls) == 3
     with pytest.raises(ValueError):
         RetryPolicy(window_seconds=5).call(lambda: (_ for _ in ()).throw(ValueError("a bug")))
-    with pytest.raises(requests.exceptions.ConnectionError):
+    with pytest.raises(StoreUnavailable, match=r"retry window \(0.05 s\).*ConnectionError: down") as raised:
         RetryPolicy(window_seconds=0.05, first_delay=0.01).call(
             lambda: (_ for _ in ()).throw(requests.exceptions.ConnectionError("down")))
+    assert isinstance(raised.value.__cause__, requests.exceptions.ConnectionError)
+    assert raised.value.field == "tracking.retry_seconds" and "run the same command again" in raised.value.fix
 
 
 def test_a_reattached_run_logs_no_step_twice(tmp_path):

@@ -74,3 +74,44 @@ def test_divergence_is_reported_as_such(tiny):
         next(model.parameters()).fill_(float("nan"))
     with pytest.raises(DivergedError, match="diverged"):
         train_model(model, tokenizer, data, spec(steps=2), seed=0)
+
+
+def _with_dropout(model, p: float = 0.3):
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = p
+    return model
+
+
+def test_a_resumed_cell_draws_the_dropout_masks_of_the_uninterrupted_one(tiny):
+    """Pretrained models train with dropout: the checkpoint carries the generator's state, so what
+    ran in the worker before the resume (here: other draws) changes nothing."""
+    tokenizer, data = tiny
+    saved = {}
+
+    def keep(step, make_state):
+        saved[step] = copy.deepcopy(make_state())
+
+    straight = _with_dropout(build_model("t5-tiny", len(tokenizer), seed=0))
+    train_model(straight, tokenizer, data, spec(), seed=0, save_checkpoint=keep)
+    resumed = _with_dropout(build_model("t5-tiny", len(tokenizer), seed=0))
+    torch.rand(1000)  # another cell's draws in a reused worker
+    train_model(resumed, tokenizer, data, spec(), seed=0, resume_state=saved[12])
+    for key, value in straight.state_dict().items():
+        assert torch.equal(value, resumed.state_dict()[key]), key
+
+
+def test_a_pretrained_model_with_lora_starts_the_same_whatever_ran_before(tiny, tmp_path):
+    from ablate.model import add_lora
+    from ablate.spec import LoraSpec
+
+    tokenizer, _ = tiny
+    build_model("t5-tiny", len(tokenizer), seed=0).save_pretrained(tmp_path / "pretrained")
+    adapters = []
+    for earlier_draws in (0, 1000):
+        torch.rand(earlier_draws)
+        model = add_lora(build_model(str(tmp_path / "pretrained"), len(tokenizer), seed=3), LoraSpec(r=4))
+        adapters.append({k: v.clone() for k, v in model.state_dict().items() if "lora_" in k})
+    assert adapters[0] and adapters[0].keys() == adapters[1].keys()
+    for key, value in adapters[0].items():
+        assert torch.equal(value, adapters[1][key]), key

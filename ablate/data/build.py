@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import random
+import shutil
+import uuid
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -12,6 +15,7 @@ from ablate.data.encoding import Truncation, build_source, choose_reference, par
 from ablate.data.clusters import cluster_label
 from ablate.data.select import TaskSelection, eval_positions, sample_positions
 from ablate.data.tasks import Instance, Task, TaskLibrary
+from ablate.errors import AblateError
 
 
 def build_train_dataset(library: TaskLibrary, selection: TaskSelection, instances_per_task: int,
@@ -39,9 +43,17 @@ def build_train_dataset(library: TaskLibrary, selection: TaskSelection, instance
 
 
 def eval_pairs(library: TaskLibrary, test_tasks: Sequence[str], instances_per_task: int) -> list[tuple[Task, Instance]]:
-    """(task, instance) of the evaluation set: the first N instances of each test task."""
+    """(task, instance) of the evaluation set: the first N instances of each test task. A test
+    task with no instances (it cannot be scored) and an empty test set are AblateErrors."""
+    if not test_tasks:
+        raise AblateError("the split lists no test tasks, so there is nothing to score.", file=str(library.root),
+                          field="test_tasks.txt", fix="list the test tasks in splits/<split>/test_tasks.txt.")
     pairs = []
     for name in test_tasks:
+        if not library.instance_count(name):
+            raise AblateError(f"test task '{name}' has no instances, so it cannot be scored.",
+                              file=str(library.root / "tasks" / f"{name}.json"), field="Instances",
+                              fix="give it instances, or leave it out of the split's test_tasks.txt.")
         # Only the evaluated instances are read into objects: a release's test tasks hold thousands more.
         task = library.subset(name, eval_positions(library.instance_count(name), instances_per_task))
         pairs += [(task, instance) for instance in task.instances]
@@ -127,11 +139,12 @@ def tokenize_dataset(dataset, tokenizer, tokenizer_id: str, max_source: int, max
 
     tokenized = dataset.map(encode, batched=True)
     if target is not None:
-        scratch = target.with_name(target.name + f".tmp{random.randrange(1 << 30)}")
+        # A name of this process's own (not the global `random`, whose state is the cells' business).
+        scratch = target.with_name(f"{target.name}.tmp{os.getpid()}-{uuid.uuid4().hex[:8]}")
         tokenized.save_to_disk(str(scratch))
         try:
             scratch.rename(target)
-        except OSError:
-            pass  # another cell saved the same content first
+        except OSError:  # another cell saved the same content first: keep theirs, drop ours
+            shutil.rmtree(scratch, ignore_errors=True)
         return load_from_disk(str(target)) if target.is_dir() else tokenized
     return tokenized

@@ -78,23 +78,18 @@ def _options_fields(instances: list) -> dict:
 
 def _index_entry(path: Path, name: str) -> IndexEntry:
     from ablate.data.tasks import check_instances, parse_task
-    from ablate.files import read_json
+    from ablate.files import decode_json, read_bytes
 
+    fix = "repair the task file (UTF-8 JSON in the SuperNI task format)."
     try:
-        content = path.read_bytes()
-        raw = read_json(path, "the task file", "repair the task file (UTF-8 JSON in the SuperNI task format).")
+        content = read_bytes(path, "the task file", fix)  # a regular file only: a FIFO would block the read
+        raw = decode_json(content, path, "the task file", fix)
         task = parse_task(name, raw, path, only=())
         return IndexEntry(tuple(task.categories), check_instances(raw["Instances"], path, name),
                           len(content), hashlib.sha256(content).hexdigest(),
                           len(task.positive_examples), len(task.negative_examples), **_options_fields(raw["Instances"]))
     except AblateError as exc:
         return _error_entry(exc)
-    except OSError:  # a broken link or an unreadable file: read_json names it, with the fix
-        try:
-            read_json(path, "the task file", "replace the broken link with the task file, or remove it.")
-        except AblateError as exc:
-            return _error_entry(exc)
-        raise
 
 
 def read_index(index_dir: Path | None, fingerprint: str, names: list[str]) -> dict[str, IndexEntry] | None:

@@ -7,6 +7,7 @@ A task directory holds `tasks/<name>.json` and `splits/<split>/{train,test}_task
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -271,7 +272,13 @@ def load_split(task_dir: str | Path, split: str) -> TaskSplit:
         path = split_dir / f"{kind}.txt"
         names = _read_names(path)
         for name in names:
-            if not (task_dir / "tasks" / f"{name}.json").is_file():
+            task_file = task_dir / "tasks" / f"{name}.json"
+            if not task_file.is_file() and os.path.lexists(task_file):  # a FIFO, a device, a broken link...
+                from ablate.files import check_regular_file
+
+                check_regular_file(task_file, "the task file", "replace it with the task's JSON file, or remove "
+                                                               f"'{name}' from {path.name}.")
+            if not task_file.is_file():
                 raise AblateError(f"names task '{name}', but tasks/{name}.json does not exist.",
                                   file=str(path), field=name,
                                   fix="remove the line or add the task file.")

@@ -15,10 +15,10 @@ One job per module:
 
 from ablate.track.cell_run import CellTracker
 from ablate.track.client import create_sqlite_store, mlflow_client
-from ablate.track.retry import RetryPolicy, duplicate_insert, is_transient
+from ablate.track.retry import RetryPolicy, StoreUnavailable, duplicate_insert, is_transient, store_unavailable
 from ablate.track.store import Store, git_commit, provenance
 from ablate.track.uri import DRIVERS, check_tracking_uri, resolve_tracking_uri, sqlite_path, store_exists
 
-__all__ = ["CellTracker", "DRIVERS", "RetryPolicy", "Store", "check_tracking_uri", "create_sqlite_store",
+__all__ = ["CellTracker", "DRIVERS", "RetryPolicy", "Store", "StoreUnavailable", "store_unavailable", "check_tracking_uri", "create_sqlite_store",
            "duplicate_insert", "git_commit", "is_transient", "mlflow_client", "provenance", "resolve_tracking_uri",
            "sqlite_path", "store_exists"]

@@ -7,6 +7,8 @@ import time
 from dataclasses import dataclass
 from typing import Callable, TypeVar
 
+from ablate.errors import AblateError, first_line
+
 T = TypeVar("T")
 DEFAULT_RETRY_SECONDS = 300.0  # how long a store may be unreachable before a call fails (tracking.retry_seconds)
 
@@ -28,10 +30,23 @@ class RetryPolicy:
             try:
                 return action()
             except Exception as exc:
-                if not is_transient(exc) or time.monotonic() + delay > deadline:
+                if not is_transient(exc):
                     raise
+                if time.monotonic() + delay > deadline:
+                    raise store_unavailable(exc, self.window_seconds) from exc
                 time.sleep(delay)
                 delay = min(delay * 2, self.max_delay)
+
+
+class StoreUnavailable(AblateError):
+    """The store stayed unavailable for the whole retry window: a message and its fix, no traceback."""
+
+
+def store_unavailable(exc: BaseException, window_seconds: float) -> StoreUnavailable:
+    return StoreUnavailable(f"the tracking store did not answer for the whole retry window ({window_seconds:g} s); "
+                            f"the last error: {type(exc).__name__}: {first_line(exc)}", field="tracking.retry_seconds",
+                            fix="bring the store back (the MLflow server, the database or the disk), then run the "
+                                "same command again: finished cells are kept. tracking.retry_seconds sets the window.")
 
 
 def is_transient(exc: BaseException) -> bool:

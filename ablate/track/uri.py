@@ -8,6 +8,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from ablate.errors import AblateError
+from ablate.files import cannot_write_in
 
 
 def resolve_tracking_uri(uri: str | None, workdir: Path) -> str:
@@ -30,7 +31,7 @@ def check_tracking_uri(uri: str, timeout: float = 3.0) -> None:
         if path.is_dir():
             raise AblateError(f"the SQLite store '{path}' is a folder, not a database file.",
                               field="tracking.tracking_uri", fix="name a file, e.g. sqlite:///mlflow.db.")
-        if not path.parent.is_dir() or not os.access(path.parent, os.W_OK):
+        if not path.parent.is_dir() or cannot_write_in(path.parent):  # tried: /proc passes os.access as root
             raise AblateError(f"the folder of the SQLite store '{path}' does not exist or is not writable.",
                               field="tracking.tracking_uri", fix="point --tracking-uri at a writable place.")
         if path.is_file() and path.stat().st_size and path.read_bytes()[:16] != b"SQLite format 3\x00":
@@ -40,6 +41,9 @@ def check_tracking_uri(uri: str, timeout: float = 3.0) -> None:
             _check_sqlite_schema(path)
         return
     if uri.startswith(("postgresql", "mysql", "mssql")):
+        from ablate.netcheck import check_database_reachable
+
+        check_database_reachable(uri, timeout)  # seconds, not MLflow's silent minutes of retries
         _check_driver(uri)
     parsed = urlparse(uri)
     if parsed.scheme in ("http", "https"):
