@@ -49,8 +49,7 @@ def ray_runtime(address: str | None, record: ProcessRecord | None = None):
         if address:
             ray.init(address=address, log_to_driver=False)
         else:
-            # address="local": always a fresh runtime of our own, without the dashboard.
-            ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
+            _start_local(ray)
     except (ConnectionError, RuntimeError, AuthenticationError) as exc:
         raise AblateError(f"cannot connect to the Ray cluster at '{address}' ({_connect_failure(exc)}).",
                           field="--address",
@@ -67,6 +66,27 @@ def ray_runtime(address: str | None, record: ProcessRecord | None = None):
         finally:
             if record is not None and not address:
                 record.close()
+
+
+LOCAL_START_ATTEMPTS = 3  # Ray waits 30 s (fixed) for its raylet; a busy machine can take longer
+
+
+def _start_local(ray) -> None:
+    """A fresh local runtime of our own (address="local"), without the dashboard. Ray gives its
+    raylet a fixed 30 s to register and fails with a bare Exception when a loaded machine takes
+    longer: the start is tried again, and then reported as one message, not a traceback."""
+    for attempt in range(1, LOCAL_START_ATTEMPTS + 1):
+        try:
+            ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
+            return
+        except (ConnectionError, RuntimeError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - Ray raises Exception itself for a start that timed out
+            ray.shutdown()  # stops what the failed start left running
+            if attempt == LOCAL_START_ATTEMPTS:
+                raise AblateError(f"the local Ray runtime did not start ({first_line(exc)}), {attempt} times.",
+                                  fix="the machine is probably overloaded: run the same command again when it is "
+                                      "less busy (finished cells are kept), or lower resources.max_concurrent.") from None
 
 
 def _local_token_auth() -> None:
