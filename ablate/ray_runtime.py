@@ -51,6 +51,9 @@ def ray_runtime(address: str | None, record: ProcessRecord | None = None):
         else:
             _start_local(ray)
     except (ConnectionError, RuntimeError, AuthenticationError) as exc:
+        if not address:
+            raise AblateError(f"the local Ray runtime did not start ({_connect_failure(exc)}).",
+                              fix="check that /tmp is writable and has space, then run the same command again.") from None
         raise AblateError(f"cannot connect to the Ray cluster at '{address}' ({_connect_failure(exc)}).",
                           field="--address",
                           fix="check the address (ray status on the head node); for a cluster with token "
