@@ -92,12 +92,12 @@ def _save_task_index(prepared) -> None:
     it instead of every task file. Not for the synthetic suite or an hf: dataset: those exist only
     once a sweep generates or converts them."""
     from ablate.data.sources import HF_PREFIX, SYNTHETIC
-    from ablate.sweep import save_task_indexes
+    from ablate.sweep_setup import save_task_indexes
 
     cells = [c for c in prepared.cells
              if c.settings.data.source != SYNTHETIC and not c.settings.data.source.startswith(HF_PREFIX)]
     if cells:
-        save_task_indexes(cells, prepared.output_dir / "cache")
+        save_task_indexes(cells, prepared.output_dir / "cache", tokenizers=False)
 
 
 def cmd_prompt(args) -> int:
@@ -146,7 +146,7 @@ def _load_tokenizer(path: str):
 def _test_rows(task_dir: str, split: str, instances: int):
     """(task, instance) pairs of a split's test tasks: the first N instances of each."""
     from ablate.data.build import eval_pairs
-    from ablate.data.tasks import TaskLibrary
+    from ablate.data.library import TaskLibrary
 
     library = TaskLibrary(task_dir)
     return eval_pairs(library, library.split(split).test_tasks, instances)

@@ -24,7 +24,7 @@ def evaluate_model(model_name: str, task_dir: str | Path, *, split: str, encodin
     from ablate.data.clusters import DEFAULT_CLUSTERS, category_to_cluster
     from ablate.data.encoding import tokenizer_truncation
     from ablate.data.options import instance_options
-    from ablate.data.tasks import TaskLibrary
+    from ablate.data.library import TaskLibrary
     from ablate.evaluators import evaluator_of
     from ablate.evaluators.base import EvalInput
     from ablate.model import PRESETS, build_model, check_model_name, is_baseline, load_pretrained_tokenizer

@@ -98,7 +98,7 @@ def describe_sweep(prepared: PreparedSweep) -> str:
             "baselines and the report (its description, its `curve/...` metrics and the `report/` figures).")
 
 
-def save_task_indexes(cells: list[Cell], cache_dir: Path) -> None:
+def save_task_indexes(cells: list[Cell], cache_dir: Path, tokenizers: bool = True) -> None:
     """Index each data source of the sweep once, here, before any cell starts: the cells, later
     sweeps, `validate` and `plan` read it instead of every task file. The word-level tokenizer
     of the presets is built here too (once per data source), not by the first cell on each node."""
@@ -111,7 +111,7 @@ def save_task_indexes(cells: list[Cell], cache_dir: Path) -> None:
     for source, seed in sorted(sources):
         library = open_library(source, seed, cache_dir)
         library.index
-        if (source, seed) in with_presets:
+        if tokenizers and (source, seed) in with_presets:
             task_dir_tokenizer(library.root, cache_dir)
 
 

@@ -20,7 +20,7 @@ from ablate.data.encoding import parse_encoding
 from ablate.data.select import (HELD_OUT, SPLIT_TEST, UNLISTED, TaskSelection, check_sample_size,
                                 select_tasks)
 from ablate.data.sources import HF_PREFIX, cached_task_dir, resolve_task_dir
-from ablate.data.tasks import TaskLibrary
+from ablate.data.library import TaskLibrary
 from ablate.errors import AblateError, did_you_mean
 from ablate.model import PRESETS, is_baseline
 from ablate.plan import Cell

@@ -113,7 +113,7 @@ def cell_data(cell, cache_dir: Path, causal: bool = False) -> CellData:
     from ablate.data.encoding import tokenizer_truncation
     from ablate.data.select import select_tasks
     from ablate.data.sources import resolve_task_dir
-    from ablate.data.tasks import TaskLibrary
+    from ablate.data.library import TaskLibrary
 
     settings = cell.settings
     data, train = settings.data, settings.train

@@ -11,7 +11,7 @@ from ablate.data.build import build_train_dataset, causal_example, tokenize_data
 from ablate.data.clusters import DEFAULT_CLUSTERS
 from ablate.data.encoding import tokenizer_truncation
 from ablate.data.select import select_tasks
-from ablate.data.tasks import TaskLibrary
+from ablate.data.library import TaskLibrary
 from ablate.evaluate import generate_predictions
 from ablate.model import add_lora, build_model, model_kind
 from ablate.spec import DataSpec, LoraSpec, TrainSpec

@@ -26,7 +26,7 @@ def test_evaluate_ranks_a_saved_model_as_a_cell_would(saved_model, synthetic_dir
     from ablate.data.clusters import DEFAULT_CLUSTERS, category_to_cluster
     from ablate.data.encoding import tokenizer_truncation
     from ablate.data.options import instance_options
-    from ablate.data.tasks import TaskLibrary
+    from ablate.data.library import TaskLibrary
     from ablate.model import build_model, load_pretrained_tokenizer
     from ablate.rank import rank_rows
 

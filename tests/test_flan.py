@@ -14,7 +14,7 @@ from ablate.data.flan import (
     preset,
 )
 from ablate.data.synthetic import write_suite
-from ablate.data.tasks import TaskLibrary
+from ablate.data.library import TaskLibrary
 from ablate.errors import AblateError
 
 FLAN_NAMES = ("nli", "commonsense", "sentiment", "paraphrase", "closed_book_qa", "struct_to_text", "translation",

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from ablate.data.sources import source_fingerprint
-from ablate.plan import CellSettings, cell_id, expand_grid
+from ablate.plan import expand_grid
 from ablate.spec import load_spec
 
 ROOT = Path(__file__).resolve().parents[1]

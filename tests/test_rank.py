@@ -19,7 +19,8 @@ from ablate.data.options import (
     options_in_prompt,
     task_options,
 )
-from ablate.data.tasks import TaskLibrary, load_task
+from ablate.data.library import TaskLibrary
+from ablate.data.tasks import load_task
 from ablate.data.tokenizer import task_dir_tokenizer
 from ablate.errors import AblateError
 from ablate.model import build_model

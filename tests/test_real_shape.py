@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from ablate import results
-from ablate.data.tasks import TaskLibrary
+from ablate.data.library import TaskLibrary
 from tests.conftest import FIXTURES, ablate_cli
 
 pytestmark = pytest.mark.slow

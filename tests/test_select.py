@@ -4,7 +4,7 @@ import pytest
 
 from ablate.data.clusters import DEFAULT_CLUSTERS
 from ablate.data.select import eval_instances, sample_instances, select_tasks
-from ablate.data.tasks import TaskLibrary
+from ablate.data.library import TaskLibrary
 from ablate.errors import AblateError
 from ablate.spec import DataSpec
 

@@ -3,7 +3,7 @@
 import json
 
 from ablate.data.sources import resolve_task_dir, source_fingerprint
-from ablate.data.tasks import TaskLibrary
+from ablate.data.library import TaskLibrary
 
 
 def test_hf_dataset_source_is_converted_to_a_task_directory(tmp_path):

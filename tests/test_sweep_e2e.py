@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from ablate.data.tasks import TaskLibrary
+from ablate.data.library import TaskLibrary
 from tests.conftest import REPO, ablate_cli
 
 pytestmark = pytest.mark.slow

@@ -7,7 +7,7 @@ from collections import Counter
 from ablate.data.clusters import DEFAULT_CLUSTERS, category_to_cluster
 from ablate.data.synthetic import (CLASSES, HELD_OUT_CATEGORIES, NONE_WORD, TEMPLATES, _operations, _random_list,
                                    generate_suite, held_out_classes)
-from ablate.data.tasks import TaskLibrary
+from ablate.data.library import TaskLibrary
 from ablate.data.tokenizer import as_hf_tokenizer
 
 

@@ -13,7 +13,8 @@ import yaml
 from ablate.data.index import load_index
 from ablate.data.select import select_tasks
 from ablate.data.synthetic import write_suite
-from ablate.data.tasks import TaskLibrary, fingerprint_task_dir
+from ablate.data.library import TaskLibrary
+from ablate.data.tasks import fingerprint_task_dir
 from ablate.errors import AblateError
 from ablate.spec import DataSpec
 from tests.conftest import ablate_cli

@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from ablate.data.tasks import TaskLibrary, fingerprint_task_dir, load_split, load_task
+from ablate.data.library import TaskLibrary
+from ablate.data.tasks import fingerprint_task_dir, load_split, load_task
 from ablate.errors import AblateError
 
 

@@ -10,7 +10,7 @@ from ablate.data.build import build_train_dataset, tokenize_dataset
 from ablate.data.clusters import DEFAULT_CLUSTERS
 from ablate.data.encoding import tokenizer_truncation
 from ablate.data.select import select_tasks
-from ablate.data.tasks import TaskLibrary
+from ablate.data.library import TaskLibrary
 from ablate.model import build_model
 from ablate.spec import DataSpec, TrainSpec
 from ablate.train import DivergedError, train_model

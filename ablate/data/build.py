@@ -14,7 +14,8 @@ from typing import Mapping, Sequence
 from ablate.data.encoding import Truncation, build_source, choose_reference, parse_encoding
 from ablate.data.clusters import cluster_label
 from ablate.data.select import TaskSelection, eval_positions, sample_positions
-from ablate.data.tasks import Instance, Task, TaskLibrary
+from ablate.data.library import TaskLibrary
+from ablate.data.tasks import Instance, Task
 from ablate.errors import AblateError
 
 

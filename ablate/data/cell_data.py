@@ -11,7 +11,8 @@ from ablate.data.clusters import category_to_cluster
 from ablate.data.options import instance_options
 from ablate.data.select import TaskSelection, select_tasks
 from ablate.data.sources import resolve_task_dir
-from ablate.data.tasks import Instance, Task, TaskLibrary
+from ablate.data.library import TaskLibrary
+from ablate.data.tasks import Instance, Task
 
 
 def open_library(source: str, synthetic_seed: int, cache_dir: Path) -> TaskLibrary:

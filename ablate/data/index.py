@@ -18,6 +18,7 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from ablate.data.tasks import check_instances, parse_task
 from ablate.errors import AblateError
 
 INDEX_VERSION = 3  # 2: answer options (options, options_given); 3: example counts too
@@ -77,7 +78,6 @@ def _options_fields(instances: list) -> dict:
 
 
 def _index_entry(path: Path, name: str) -> IndexEntry:
-    from ablate.data.tasks import check_instances, parse_task
     from ablate.files import decode_json, read_bytes
 
     fix = "repair the task file (UTF-8 JSON in the SuperNI task format)."

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from typing import Mapping, Sequence
 
 from ablate.data.clusters import category_to_cluster
-from ablate.data.tasks import Instance, Task, TaskLibrary
+from ablate.data.library import TaskLibrary
+from ablate.data.tasks import Instance, Task
 from ablate.errors import AblateError
 from ablate.spec import DataSpec
 

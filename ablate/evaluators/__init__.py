@@ -9,8 +9,6 @@ Each evaluator's module holds its settings, its declared metrics and its `evalua
 
 from __future__ import annotations
 
-from typing import Any
-
 from ablate.evaluators.base import Evaluator
 from ablate.evaluators.generate import GENERATE
 from ablate.evaluators.rank import RANK

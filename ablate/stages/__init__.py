@@ -8,8 +8,6 @@ Each stage's module holds its settings and its `run` function (the contract is
 
 from __future__ import annotations
 
-from typing import Any
-
 from ablate.stages import sft
 from ablate.stages.base import Stage
 from ablate.typed import tagged_union
