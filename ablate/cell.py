@@ -62,14 +62,16 @@ def run_cell(cell: Cell, place: CellPlace, tracker: CellTracker, *, resume_state
         tracker.log_metrics({results.NUM_TRAIN_TASKS: 0, results.NUM_TRAIN_EXAMPLES: 0})
     elif built is not None:
         trained = []
+        offset = (resume_state or {}).get(STAGE_OFFSET_KEY, 0)  # steps of the stages before (checkpoints count on)
         for position, stage in enumerate(settings.stages):
             if resume_state is not None and position < resume_state.get(STAGE_KEY, 0):
                 continue  # finished before the checkpoint: its result is in the resumed weights
             output = stage_of(stage.kind).run(StageInput(
                 built.model, built.tokenizer, built.tokenizer_id, built.truncation, settings, data, tracker,
                 place.cache_dir, place.device, _stage_state(resume_state, position),
-                _stage_checkpoints(save_checkpoint, position)), stage)
+                _stage_checkpoints(save_checkpoint, position, offset)), stage)
             trained.append(output.train)
+            offset += output.train.steps
             data_seconds += output.data_seconds
         if settings.train.save_model:
             log_model(tracker, built.model, built.tokenizer)
@@ -113,6 +115,7 @@ def run_cell(cell: Cell, place: CellPlace, tracker: CellTracker, *, resume_state
 
 
 STAGE_KEY = "stage"  # in a checkpoint's training state: the position of the stage it belongs to
+STAGE_OFFSET_KEY = "stage_offset"  # ... and the steps of the stages before it
 
 
 def _stage_state(resume_state: dict | None, position: int) -> dict | None:
@@ -122,11 +125,14 @@ def _stage_state(resume_state: dict | None, position: int) -> dict | None:
     return resume_state
 
 
-def _stage_checkpoints(save_checkpoint: Callable | None, position: int) -> Callable | None:
-    """The trial's checkpoint callback, with each state marked with its stage."""
+def _stage_checkpoints(save_checkpoint: Callable | None, position: int, offset: int = 0) -> Callable | None:
+    """The trial's checkpoint callback, with each state marked with its stage. A stage counts its own
+    steps; the checkpoint's step counts on from the stages before (`offset`), so a later stage's
+    checkpoints are the more advanced ones (ablate.checkpoint.latest_checkpoint)."""
     if save_checkpoint is None:
         return None
-    return lambda step, make_state: save_checkpoint(step, lambda: {**make_state(), STAGE_KEY: position})
+    return lambda step, make_state: save_checkpoint(
+        offset + step, lambda: {**make_state(), STAGE_KEY: position, STAGE_OFFSET_KEY: offset})
 
 
 @dataclass

@@ -379,6 +379,9 @@ def _absolute_paths(raw: dict, workdir: Path) -> None:
     if isinstance(resources, dict) and isinstance(resources.get("storage_path"), str) \
             and "://" not in resources["storage_path"]:
         resources["storage_path"] = str((workdir / resources["storage_path"]).resolve())
+    for stage in raw.get("stages") or []:  # a stage's file (dpo's preference pairs)
+        if isinstance(stage, dict) and "source" in stage:
+            stage["source"] = absolute(stage["source"])
     axes = raw.get("axes")
     if isinstance(axes, dict):
         for key in ("model", "data.source"):
