@@ -170,6 +170,12 @@ def cell_name(axis_values: dict[str, Any]) -> str:
 
 def _set_path(tree: dict, path: str, value: Any) -> None:
     parts = path.split(".")
+    if parts[0] == "stages" and len(parts) == 3:  # stages.<kind>.<field>: the stage of that kind
+        stages = tree["stages"]
+        position = next(i for i, s in enumerate(stages) if (s if isinstance(s, str) else s["kind"]) == parts[1])
+        stages[position] = {**({"kind": stages[position]} if isinstance(stages[position], str) else stages[position]),
+                            parts[2]: value}
+        return
     for part in parts[:-1]:
         tree = tree[part]
     tree[parts[-1]] = value
