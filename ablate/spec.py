@@ -403,8 +403,8 @@ def _absolute_paths(raw: dict, workdir: Path) -> None:
             and "://" not in resources["storage_path"]:
         resources["storage_path"] = str((workdir / resources["storage_path"]).resolve())
     for stage in raw.get("stages") or []:  # a stage's file (dpo's preference pairs)
-        if isinstance(stage, dict) and "source" in stage:
-            stage["source"] = absolute(stage["source"])
+        if isinstance(stage, dict) and isinstance(stage.get("source"), str) and not Path(stage["source"]).is_absolute():
+            stage["source"] = str((workdir / stage["source"]).resolve())
     axes = raw.get("axes")
     if isinstance(axes, dict):
         for key in ("model", "data.source"):

@@ -65,7 +65,7 @@ class DpoConfig(Frozen):
     def _file_exists(cls, value: str | None) -> str | None:
         if value is not None and not Path(value).is_file():
             raise ValueError(f"preference file '{value}' does not exist; give a JSONL file of {{prompt, chosen, "
-                             "rejected}} rows, or null to build pairs from the training tasks")
+                             "rejected} rows, or null to build pairs from the training tasks")
         return value
 
 
