@@ -87,7 +87,8 @@ def check(cell, config: DpoConfig) -> list[str]:
         try:
             kind = model_kind(model)
         except AblateError as exc:
-            kind, _ = None, errors.append(exc.as_item())
+            kind = None
+            errors.append(exc.as_item())
         if kind == "seq2seq":
             errors.append(f"stages: dpo needs a decoder-only model (TRL's DPOTrainer trains causal language models "
                           f"only); '{model}' is an encoder-decoder model. Use a llama preset (e.g. llama-tiny) or a "
