@@ -309,7 +309,7 @@ def expand_axis(spec: SweepSpec, key: str, values: Any) -> tuple[str, list[Any]]
     return path, values
 
 
-def _check_stage_axis(spec: "SweepSpec", key: str) -> None:
+def _check_stage_axis(spec: SweepSpec, key: str) -> None:
     """An axis `stages.<kind>.<field>` names a field of a stage the spec's stages list (once)."""
     from ablate.stages import STAGES
 

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from ablate import results
-from ablate.cell import CellPlace, STAGE_KEY, run_cell
+from ablate.cell import STAGE_KEY, CellPlace, run_cell
 from ablate.data.sources import source_fingerprint
 from ablate.plan import expand_grid
 from ablate.spec import load_spec
@@ -80,7 +80,7 @@ def test_a_cell_with_sft_then_dpo_logs_the_dpo_series_and_resumes_from_a_dpo_che
 
     # A cell killed after the DPO checkpoint resumes there: SFT is not run again, and the result
     # is that of the uninterrupted cell.
-    again, store = _tracker(tmp_path, cell)
+    again, _ = _tracker(tmp_path, cell)
     resumed = run_cell(cell, CellPlace(cache_dir=tmp_path / "cache"), again, resume_state=saved[-1][1])
     again.finish()
     assert resumed["pref_acc"] == headline["pref_acc"]
@@ -100,7 +100,7 @@ def test_dpo_changes_every_trained_parameter_and_leaves_the_model_as_it_found_it
     from ablate.stages.base import StageInput
 
     cell = _cell(tmp_path, SPEC)[0]
-    tracker, store = _tracker(tmp_path, cell)
+    tracker, _ = _tracker(tmp_path, cell)
     place = CellPlace(cache_dir=tmp_path / "cache")
     data = open_cell_data(cell.settings, place.cache_dir)
     built = build_cell_model(cell.settings, data.library.root, place, tracker)
@@ -171,8 +171,8 @@ def test_stage_lists_and_stage_settings_are_axes(tmp_path):
 def _validate(tmp_path: Path, spec: dict) -> subprocess.CompletedProcess:
     path = tmp_path / "spec.yaml"
     path.write_text(yaml.safe_dump(spec))
-    return subprocess.run([sys.executable, "-m", "ablate.cli", "validate", str(path)], capture_output=True, text=True,
-                          cwd=tmp_path, timeout=300)
+    return subprocess.run([sys.executable, "-m", "ablate.cli", "validate", str(path)], check=False, capture_output=True,
+                          text=True, cwd=tmp_path, timeout=300)
 
 
 def test_an_encoder_decoder_model_with_a_dpo_stage_is_refused_before_anything_starts(tmp_path):

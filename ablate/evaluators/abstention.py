@@ -65,7 +65,8 @@ def check(cell, selection, library, config: AbstentionConfig) -> tuple[list[str]
     from ablate.model import is_baseline
 
     if is_baseline(cell.settings.model):
-        return [], []
+        return [f"eval.evaluators: abstention generates with a model; '{cell.settings.model}' is a heuristic "
+                "baseline. Score baselines with the generate evaluator only."], []
     pairs = eval_pairs(library, selection.test_tasks, cell.settings.eval.instances_per_task)
     if not any(is_abstention_question(instance.references) for _, instance in pairs):
         return ["eval.evaluators: abstention found no test instance whose answer is 'none'; it scores questions "

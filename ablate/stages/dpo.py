@@ -152,8 +152,13 @@ def run(given: StageInput, config: DpoConfig) -> StageOutput:
     from transformers import PrinterCallback, TrainerCallback
 
     from ablate import results
-    from ablate.data.encoding import parse_encoding, build_source
-    from ablate.data.preference import pairs_from_tasks, pairs_from_test, read_pairs, sample_pairs
+    from ablate.data.encoding import build_source, parse_encoding
+    from ablate.data.preference import (
+        pairs_from_tasks,
+        pairs_from_test,
+        read_pairs,
+        sample_pairs,
+    )
     from ablate.train import DivergedError, TrainResult, autocast_dtype
 
     trl = _trl()
