@@ -147,8 +147,9 @@ def _canonical(value: Any) -> str:
 
 
 def format_value(value: Any) -> str:
-    if isinstance(value, list):
-        return "+".join(str(v) for v in value)
+    if isinstance(value, list):  # a stage given as a mapping by its kind and settings: dpo(beta=0.5)
+        return "+".join(f"{v['kind']}({format_value({k: x for k, x in v.items() if k != 'kind'})})"
+                        if isinstance(v, dict) and "kind" in v else str(v) for v in value)
     if isinstance(value, dict):  # a block such as train.lora: {r: 16, alpha: 32} -> r=16,alpha=32
         return ",".join(f"{k}={v}" for k, v in value.items())
     if value is None:
