@@ -59,14 +59,16 @@ def line_values(metrics: dict[str, float], encoding: str, metric: str, aggregate
 
 def baseline_lines(baselines: dict[str, BaselineScores], metric: str, aggregate: str = "clusters") -> dict:
     return {name: _lines({c: v[metric] for c, v in scores.per_cluster.items()}, scores.overall.get(metric), aggregate)
-            for name, scores in baselines.items()}
+            for name, scores in baselines.items() if metric in scores.overall}  # not every evaluator scores baselines
 
 
-def _x_of(axis: str, value: Any, parameters: dict[str, float]) -> float:
+def _x_of(axis: str, value: Any, parameters: dict[str, float], positions: dict[str, int] | None = None) -> float:
     if axis == "train_clusters":
         return float(len(value))
     if axis == "model":
         return parameters.get(value, math.nan)
+    if isinstance(value, (list, dict, str)) and positions is not None:  # e.g. stages: [sft] vs [sft, dpo]
+        return float(positions[_value_label(value)])
     return float(value)
 
 
@@ -83,6 +85,9 @@ def build_curves(sweep: SweepRecords, metric: str, aggregate: str = "clusters") 
             parameters[record.cell.settings.model].append(record.metrics[results.NUM_PARAMETERS])
     mean_parameters = {k: sum(v) / len(v) for k, v in parameters.items()}
 
+    # A categorical axis (a list of stages, say) is drawn at the positions of its values, in plan order.
+    positions = {label: i for i, label in enumerate(dict.fromkeys(
+        _value_label(r.cell.axis_values[axis]) for r in cells if axis is not None))}
     values: dict[str, dict[float, list[float]]] = defaultdict(lambda: defaultdict(list))
     untuned: dict[str, list[float]] = defaultdict(list)
     labels: dict[float, str] = {}
@@ -99,7 +104,7 @@ def build_curves(sweep: SweepRecords, metric: str, aggregate: str = "clusters") 
         if axis is None:
             x = 0.0
         else:
-            x = _x_of(axis, axis_values[axis], mean_parameters)
+            x = _x_of(axis, axis_values[axis], mean_parameters, positions)
             label = _label(axis, axis_values[axis], mean_parameters)
             # Clusters added in a random order per seed: the point is named by its count only.
             labels[x] = label if labels.get(x, label) == label else f"{x:g}"
@@ -133,7 +138,7 @@ def _label(axis: str, value: Any, mean_parameters: dict[str, float]) -> str:
         return f"{len(value)} (+{value[-1]})" if value else "0 (untuned)"
     if axis == "model" and str(value) in mean_parameters:
         return f"{value} ({mean_parameters[str(value)] / 1e6:.2g}M)"
-    return str(value)
+    return _value_label(value) if isinstance(value, (list, dict)) else str(value)
 
 
 def _value_label(value: Any) -> str:
