@@ -204,3 +204,28 @@ def test_a_preference_file_is_checked_before_anything_starts(tmp_path):
     assert Path(cells[0].settings.stages[1].source).is_absolute()
     errors = check_cells(cells, tmp_path / "cache").errors
     assert len(errors) == 1 and "line 4 is not a JSON object" in errors[0]
+
+
+def test_a_report_over_stage_lists_draws_them_in_plan_order_and_leaves_out_baselines_without_the_metric():
+    from ablate.analyse.collect import CellRecord, SweepRecords
+    from ablate.analyse.report import build_report
+    from ablate.baselines import BaselineScores
+    from ablate.plan import Cell, CellSettings
+    from ablate.spec import DataSpec, EvalSpec, TrainSpec
+
+    train = TrainSpec(steps=4, batch_size=4, learning_rate=1e-3, max_source_length=64, max_target_length=8,
+                      encoding="def")
+    stage_lists = [["sft"], ["sft", {"kind": "dpo", "beta": 0.5}]]
+    records = []
+    for position, stages in enumerate(stage_lists):
+        for seed in (0, 1):
+            settings = CellSettings(data=DataSpec(source="synthetic", instances_per_task=8), model="llama-nano",
+                                    train=train, eval=EvalSpec(), stages=stages, seed=seed, data_fingerprint="f")
+            values = {"stages": stages, "seed": seed}
+            records.append(CellRecord(Cell(f"{position}-{seed}", f"{position}-{seed}", values, settings), "done",
+                                      {"def/cluster/nli/pref_acc": 50.0 + 10 * position + seed}))
+    baselines = {"copy_demo": BaselineScores(overall={"rougeL": 31.0}, per_cluster={"nli": {"rougeL": 40.0}})}
+    report = build_report(SweepRecords("p", "1", "parent", "sqlite:///x.db", records, baselines), "pref_acc")
+    points = report["curves"]["nli"]["points"]
+    assert [(p["x"], p["label"], p["mean"]) for p in points] == [(0.0, "sft", 50.5), (1.0, "sft+dpo(beta=0.5)", 60.5)]
+    assert report["baselines"] == {}
