@@ -65,6 +65,7 @@ def run_cell(cell: Cell, place: CellPlace, tracker: CellTracker, *, resume_state
     elif built is not None:
         trained = []
         checkpoints = clock.timed("checkpoints", save_checkpoint) if save_checkpoint is not None else None
+        offset = (resume_state or {}).get(STAGE_OFFSET_KEY, 0)  # steps of the stages before (checkpoints count on)
         for position, stage in enumerate(settings.stages):
             if resume_state is not None and position < resume_state.get(STAGE_KEY, 0):
                 continue  # finished before the checkpoint: its result is in the resumed weights
@@ -72,9 +73,10 @@ def run_cell(cell: Cell, place: CellPlace, tracker: CellTracker, *, resume_state
                 output = stage_of(stage.kind).run(StageInput(
                     built.model, built.tokenizer, built.tokenizer_id, built.truncation, settings, data, tracker,
                     place.cache_dir, place.device, _stage_state(resume_state, position),
-                    _stage_checkpoints(checkpoints, position)), stage)
+                    _stage_checkpoints(checkpoints, position, offset)), stage)
             clock.move("train", "data", output.data_seconds)  # each stage builds its own data first
             trained.append(output.train)
+            offset += output.train.steps
         if settings.train.save_model:
             log_model(tracker, built.model, built.tokenizer)
 
@@ -122,6 +124,7 @@ def cell_times(clock: CellClock) -> dict[str, float]:
 
 
 STAGE_KEY = "stage"  # in a checkpoint's training state: the position of the stage it belongs to
+STAGE_OFFSET_KEY = "stage_offset"  # ... and the steps of the stages before it
 
 
 def _stage_state(resume_state: dict | None, position: int) -> dict | None:
@@ -131,11 +134,14 @@ def _stage_state(resume_state: dict | None, position: int) -> dict | None:
     return resume_state
 
 
-def _stage_checkpoints(save_checkpoint: Callable | None, position: int) -> Callable | None:
-    """The trial's checkpoint callback, with each state marked with its stage."""
+def _stage_checkpoints(save_checkpoint: Callable | None, position: int, offset: int = 0) -> Callable | None:
+    """The trial's checkpoint callback, with each state marked with its stage. A stage counts its own
+    steps; the checkpoint's step counts on from the stages before (`offset`), so a later stage's
+    checkpoints are the more advanced ones (ablate.checkpoint.latest_checkpoint)."""
     if save_checkpoint is None:
         return None
-    return lambda step, make_state: save_checkpoint(step, lambda: {**make_state(), STAGE_KEY: position})
+    return lambda step, make_state: save_checkpoint(
+        offset + step, lambda: {**make_state(), STAGE_KEY: position, STAGE_OFFSET_KEY: offset})
 
 
 @dataclass
@@ -147,9 +153,10 @@ class BuiltModel:
 
 
 def build_cell_model(settings, task_dir: Path, place: CellPlace, tracker: CellTracker,
-                     clock: CellClock) -> BuiltModel:
+                     clock: CellClock | None = None) -> BuiltModel:
     """The cell's model on its device (LoRA adapters added where the cell trains them), its
     tokenizer and source-truncation rule; its parameter counts logged."""
+    clock = clock or CellClock(lambda: tracker.store_seconds)
     with clock.part("tokenizer"):
         tokenizer, tokenizer_id = _tokenizer_for(settings.model, task_dir, place.cache_dir)
         truncation = tokenizer_truncation(tokenizer, settings.train.max_source_length)

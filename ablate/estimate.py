@@ -21,7 +21,11 @@ def estimate_seconds(cell: Cell) -> float:
     per_step = seconds_per_step(settings.model) * settings.train.batch_size / 16
     examples = settings.data.instances_per_task * (settings.data.num_train_tasks or 40)
     evaluations = len(settings.test_encodings) * 20 * min(settings.eval.instances_per_task, 100)
-    return 8 + per_step * total_steps(settings.train, examples) + evaluations * per_step / 16
+    seconds = 8 + per_step * total_steps(settings.train, examples) + evaluations * per_step / 16
+    for stage in settings.stages if not settings.untuned else ():
+        if stage.kind == "dpo":  # a pair is two sequences, with the reference's forward pass: ~3 SFT steps
+            seconds += 10 + 3 * per_step * stage.batch_size / settings.train.batch_size * stage.steps
+    return seconds
 
 
 def sweep_estimate(cells: list[Cell], concurrency: int) -> tuple[float, float]:

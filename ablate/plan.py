@@ -147,8 +147,9 @@ def _canonical(value: Any) -> str:
 
 
 def format_value(value: Any) -> str:
-    if isinstance(value, list):
-        return "+".join(str(v) for v in value)
+    if isinstance(value, list):  # a stage given as a mapping by its kind and settings: dpo(beta=0.5)
+        return "+".join(f"{v['kind']}({format_value({k: x for k, x in v.items() if k != 'kind'})})"
+                        if isinstance(v, dict) and "kind" in v else str(v) for v in value)
     if isinstance(value, dict):  # a block such as train.lora: {r: 16, alpha: 32} -> r=16,alpha=32
         return ",".join(f"{k}={v}" for k, v in value.items())
     if value is None:
@@ -170,6 +171,12 @@ def cell_name(axis_values: dict[str, Any]) -> str:
 
 def _set_path(tree: dict, path: str, value: Any) -> None:
     parts = path.split(".")
+    if parts[0] == "stages" and len(parts) == 3:  # stages.<kind>.<field>: the stage of that kind
+        stages = tree["stages"]
+        position = next(i for i, s in enumerate(stages) if (s if isinstance(s, str) else s["kind"]) == parts[1])
+        stages[position] = {**({"kind": stages[position]} if isinstance(stages[position], str) else stages[position]),
+                            parts[2]: value}
+        return
     for part in parts[:-1]:
         tree = tree[part]
     tree[parts[-1]] = value

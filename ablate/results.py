@@ -73,6 +73,14 @@ HEADLINE = "headline"  # a category's official headline metric (exact match or R
 GROUPS = ("task", "category", "cluster")  # per-group scores of one test encoding
 NO_CLUSTER = "(no cluster)"  # the group of test tasks whose category no cluster names
 TRAIN_LOSS = "train_loss"
+# The dpo stage (ablate/stages/dpo.py): per-step series from TRL's DPOTrainer logs (its log key ->
+# ours), its preference pairs, and the DPO implicit reward (policy vs reference) on held-out pairs.
+DPO_SERIES = {"loss": "dpo/loss", "rewards/margins": "dpo/reward_margin", "rewards/accuracies": "dpo/reward_accuracy",
+              "rewards/chosen": "dpo/reward_chosen", "rewards/rejected": "dpo/reward_rejected"}
+DPO_LOSS, DPO_REWARD_MARGIN, DPO_REWARD_ACCURACY = DPO_SERIES["loss"], DPO_SERIES["rewards/margins"], \
+    DPO_SERIES["rewards/accuracies"]
+DPO_HELD_OUT_ACCURACY, DPO_HELD_OUT_MARGIN = "dpo/held_out_reward_accuracy", "dpo/held_out_reward_margin"
+NUM_PREFERENCE_PAIRS = "num_preference_pairs"
 MAX_KEY_LENGTH = 250  # MLflow's limit for metric, param and tag keys
 
 # Cell bookkeeping metrics (step 0 of the child run).

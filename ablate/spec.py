@@ -331,7 +331,9 @@ def expand_axis(spec: SweepSpec, key: str, values: Any) -> tuple[str, list[Any]]
     if key.split(".")[0] in ("resources", "tracking", "seeds", "name", "axes"):
         raise ValueError(f"'{key}' cannot be an axis: only settings that change a cell's result can "
                          "(resources and tracking are the same for every cell; seeds are crossed already)")
-    if key not in AXIS_PATHS and (_field_at(key) is None or "." not in key):
+    if key.startswith("stages."):  # stages.<kind>.<field>: a setting of the stage of that kind
+        _check_stage_axis(spec, key)
+    elif key not in AXIS_PATHS and (_field_at(key) is None or "." not in key):
         raise ValueError(f"unknown axis '{key}'. {did_you_mean(key, list(AXIS_PATHS))} "
                          "Or give a dotted path to a setting, e.g. train.learning_rate")
     if key == "held_out_cluster":
@@ -392,6 +394,27 @@ def _repeated_setting(path: str, values: list[Any]) -> tuple[Any, Any] | None:
             return seen[canonical], value
         seen[canonical] = value
     return None
+
+
+def _check_stage_axis(spec: SweepSpec, key: str) -> None:
+    """An axis `stages.<kind>.<field>` names a field of a stage the spec's stages list (once)."""
+    from ablate.stages import STAGES
+
+    parts = key.split(".")
+    kinds = [s.kind for s in spec.stages]
+    if len(parts) != 3 or parts[1] not in STAGES:
+        raise ValueError(f"a stage axis is stages.<kind>.<field>, e.g. stages.dpo.beta; got '{key}'. "
+                         f"{did_you_mean(parts[1] if len(parts) > 1 else '', list(STAGES))}")
+    if kinds.count(parts[1]) != 1:
+        raise ValueError(f"axis '{key}' varies the {parts[1]} stage, but the spec's stages ({', '.join(kinds)}) "
+                         f"list it {kinds.count(parts[1])} times; list it once in stages")
+    fields = [f for f in STAGES[parts[1]].config.model_fields if f != "kind"]
+    if parts[2] not in fields:
+        raise ValueError(f"the {parts[1]} stage has no setting '{parts[2]}'. {did_you_mean(parts[2], fields)}")
+    if "stages" in spec.axes:
+        raise ValueError(f"axis '{key}' cannot be crossed with the 'stages' axis (a cell without the "
+                         f"{parts[1]} stage would repeat once per value); list the variants as stages values, e.g. "
+                         "[[sft], [sft, {kind: dpo, beta: 0.1}], [sft, {kind: dpo, beta: 0.5}]]")
 
 
 def format_validation_error(exc: ValidationError, file: str) -> AblateError:
@@ -466,6 +489,9 @@ def _absolute_paths(raw: dict, workdir: Path) -> None:
     if isinstance(resources, dict) and isinstance(resources.get("storage_path"), str) \
             and "://" not in resources["storage_path"]:
         resources["storage_path"] = str((workdir / resources["storage_path"]).resolve())
+    for stage in raw.get("stages") or []:  # a stage's file (dpo's preference pairs)
+        if isinstance(stage, dict) and isinstance(stage.get("source"), str) and not Path(stage["source"]).is_absolute():
+            stage["source"] = str((workdir / stage["source"]).resolve())
     axes = raw.get("axes")
     if isinstance(axes, dict):
         for key in ("model", "data.source"):

@@ -190,6 +190,20 @@ class Demonstrations:
         return texts
 
 
+def _stage_errors(cell: Cell) -> list[str]:
+    """Each training stage's own checks of the cell (what it needs installed, the model kind it trains)."""
+    from ablate.stages import stage_of
+
+    if cell.settings.untuned:
+        return []
+    errors = []
+    for config in cell.settings.stages:
+        stage = stage_of(config.kind)
+        if stage.check is not None:
+            errors += stage.check(cell, config)
+    return errors
+
+
 def _tokenizer_error(model: str) -> str | None:
     """A pretrained model whose tokenizer cannot load (presets build theirs from the task data)."""
     if model in PRESETS or is_baseline(model):
@@ -258,6 +272,11 @@ def check_cells(cells: list[Cell], cache_dir: Path) -> Checks:
     for cell in cells:
         error = _lora_error(cell.settings.model, cell.settings.train.lora)
         if error:
+            checks.error(error)
+    # Once per distinct (model, stages): a grid repeats them across seeds and data axes.
+    for cell in {(c.settings.model, c.settings.untuned, tuple(s.model_dump_json() for s in c.settings.stages)): c
+                 for c in cells}.values():
+        for error in _stage_errors(cell):
             checks.error(error)
     with tempfile.TemporaryDirectory(prefix="ablate-check-") as scratch:
         libraries: dict[tuple[str, int], TaskLibrary] = {}

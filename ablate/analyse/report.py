@@ -60,7 +60,7 @@ def line_values(metrics: dict[str, float], encoding: str, metric: str, aggregate
 
 def baseline_lines(baselines: dict[str, BaselineScores], metric: str, aggregate: str = "clusters") -> dict:
     return {name: _lines({c: v[metric] for c, v in scores.per_cluster.items()}, scores.overall.get(metric), aggregate)
-            for name, scores in baselines.items()}
+            for name, scores in baselines.items() if metric in scores.overall}  # not every evaluator scores baselines
 
 
 def _is_number(value: Any) -> bool:
@@ -105,7 +105,6 @@ def build_curves(sweep: SweepRecords, metric: str, aggregate: str = "clusters") 
             parameters[record.cell.settings.model].append(record.metrics[results.NUM_PARAMETERS])
     mean_parameters = {k: sum(v) / len(v) for k, v in parameters.items()}
     positions = axis_positions(axis, cells) if axis is not None else {}
-
     values: dict[str, dict[float, list[float]]] = defaultdict(lambda: defaultdict(list))
     untuned: dict[str, list[float]] = defaultdict(list)
     labels: dict[float, str] = {}

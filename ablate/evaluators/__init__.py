@@ -2,6 +2,8 @@
 
     generate   generation scored by the official SuperNI metrics (the default)
     rank       FLAN's rank classification over each instance's answer options
+    preference held-out (chosen, rejected) pairs ranked by the model's log-probabilities
+    abstention on questions whose truthful answer is "none": abstentions vs hallucinations
 
 Each evaluator's module holds its settings, its declared metrics and its `evaluate` function
 (the contract is `ablate/evaluators/base.py`); this registry is the one list of them.
@@ -12,10 +14,12 @@ from __future__ import annotations
 from ablate.evaluators.base import Evaluator
 from ablate.evaluators.generate import GENERATE
 from ablate.evaluators.rank import RANK
+from ablate.evaluators.preference import PREFERENCE
+from ablate.evaluators.abstention import ABSTENTION
 from ablate.results import MetricSpec
 from ablate.typed import tagged_union
 
-EVALUATORS: dict[str, Evaluator] = {e.kind: e for e in (GENERATE, RANK)}
+EVALUATORS: dict[str, Evaluator] = {e.kind: e for e in (GENERATE, RANK, PREFERENCE, ABSTENTION)}
 
 
 def evaluator_of(kind: str) -> Evaluator:

@@ -1,6 +1,7 @@
 """Training stages, found by name (the `kind` of an entry of the spec's `stages`).
 
     sft   supervised fine-tuning on the instruction mixture (the default; settings: `train`)
+    dpo   direct preference optimisation (TRL) on preference pairs, after sft (decoder-only models)
 
 Each stage's module holds its settings and its `run` function (the contract is
 `ablate/stages/base.py`); this registry is the one list of them.
@@ -8,11 +9,12 @@ Each stage's module holds its settings and its `run` function (the contract is
 
 from __future__ import annotations
 
-from ablate.stages import sft
+from ablate.stages import dpo, sft
 from ablate.stages.base import Stage
 from ablate.typed import tagged_union
 
-STAGES: dict[str, Stage] = {s.kind: s for s in (Stage("sft", sft.SftConfig, sft.run),)}
+STAGES: dict[str, Stage] = {s.kind: s for s in (Stage("sft", sft.SftConfig, sft.run),
+                                                Stage("dpo", dpo.DpoConfig, dpo.run, dpo.check))}
 
 
 def stage_of(kind: str) -> Stage:

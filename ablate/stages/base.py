@@ -43,3 +43,5 @@ class Stage:
     kind: str
     config: type  # the pydantic settings class (a `kind` literal field and its own settings)
     run: Callable[[StageInput, Any], StageOutput]
+    # (cell, config) -> errors, checked by `ablate validate` / before a sweep (what the stage needs installed or given)
+    check: Callable[[Any, Any], list[str]] | None = None
