@@ -217,7 +217,9 @@ def _paired_resamples(points: Sequence[PointStats], rounds: int, seed: int):
     width = max(p.n for p in points)
     rng = np.random.default_rng(seed)
     picks = rng.integers(0, width, size=(rounds, width))
-    columns = [np.asarray(p.values)[picks % p.n] for p in points]  # each rounds x width
+    # each rounds x n: a point with fewer seeds than the widest takes the first n picks (mod n), so
+    # the resample has as many values per point as the data (unequal seeds: a failed cell, a refinement)
+    columns = [np.asarray(p.values)[picks[:, :p.n] % p.n] for p in points]
     return np.concatenate(columns, axis=1)
 
 
