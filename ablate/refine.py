@@ -84,6 +84,7 @@ class RefineProposer:
     _handed: set[str] = field(default_factory=set)
     _given_up: set[str] = field(default_factory=set)
     _calls: int = 0
+    _refits: dict = field(default_factory=dict, repr=False)  # the replay refits the same rounds on every call
 
     def __post_init__(self) -> None:
         axis = self.refine.axis
@@ -124,6 +125,8 @@ class RefineProposer:
         self._calls += 1
         while True:
             history, current = self._replay(finished)
+            if current is None and first_call and history:  # a finished refinement run again: its cells, all cached
+                break
             if current is None:
                 return None
             missing = [c for c in current.cells if c.id not in finished]
@@ -131,7 +134,7 @@ class RefineProposer:
                 self._given_up.update(c.id for c in missing)
                 continue
             break
-        shown = [*history, current] if first_call else [current]
+        shown = [r for r in ([*history, current] if first_call else [current]) if r is not None]
         cells = [c for r in shown for c in r.cells]
         self._handed.update(c.id for c in cells)
         return Proposal(cells, {cid: why for r in shown for cid, why in r.reasons.items()})
@@ -209,6 +212,18 @@ class RefineProposer:
         return {k: sorted(v) for k, v in by_value.items()}
 
     def refit(self, observed: dict[str, float]) -> Refit:
+        key = tuple(sorted(observed.items()))
+        if key not in self._refits:
+            self._refits[key] = self._refit(observed)
+        return self._refits[key]
+
+    def _knees_inside(self, points: Sequence[PointStats]) -> list[float]:
+        key = ("knees", tuple((p.x, p.values) for p in points))
+        if key not in self._refits:
+            self._refits[key] = self._bootstrap_inside(points)
+        return self._refits[key]
+
+    def _refit(self, observed: dict[str, float]) -> Refit:
         by_value = self._points(observed)
         points = tuple(point_stats(self._x(v), [y for _, y in by_value[self._key(v)]])
                        for v in self.values if self._key(v) in by_value)
@@ -244,7 +259,7 @@ class RefineProposer:
                              f"inside the range (<= {goal.no_knee_support:.0%})")
         return support, None
 
-    def _knees_inside(self, points: Sequence[PointStats]) -> list[float]:
+    def _bootstrap_inside(self, points: Sequence[PointStats]) -> list[float]:
         knees = bootstrap_knees(points, self.log_scale, self.bootstrap_rounds)
         lo, hi = min(p.x for p in points), max(p.x for p in points)
         if self.log_scale:

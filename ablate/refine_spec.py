@@ -115,7 +115,13 @@ class RefineSpec(Frozen):
     def candidate_values(self, axes: dict[str, Any]) -> list[Any]:
         if isinstance(self.candidates, CandidateRange):
             return self.candidates.values()
-        return list(self.candidates) if self.candidates is not None else list(axes.get(self.axis) or [])
+        if self.candidates is not None:
+            return list(self.candidates)
+        values = axes.get(self.axis) or []
+        if isinstance(values, dict) and isinstance(values.get("cumulative"), list):  # train_clusters: {cumulative: [...]}
+            order = values["cumulative"]
+            return [order[:i] for i in range(0 if values.get("from_none") else 1, len(order) + 1)]
+        return list(values) if isinstance(values, list) else []
 
 
 def check_refine(refine: RefineSpec, axes: dict[str, Any], seeds: list[int]) -> None:
