@@ -152,6 +152,10 @@ def main() -> int:
                         widths.append(got["width"] / dense_got["width"])
                 ratios += row["ratio"]
                 rows.append((design, truth, noise, row))
+                print(f"  {design} {truth} sd {noise:g}: cells {sum(row['ratio']) / len(row['ratio']):.2f}, "
+                      f"labels {sum(row['labels'])}/{len(row['labels'])} (dense {sum(row['dense_labels'])}), "
+                      f"covered {sum(row['covered'])}/{len(row['covered'])}, false knees {sum(row['false'])}",
+                      flush=True)
     print(f"{'design':<20} {'truth':<11} {'noise':>5} {'cells':>6} {'labels':>7} {'dense':>6} {'cover':>6} {'false':>6}")
     mean = lambda v: f"{sum(v) / len(v):.2f}" if v else "-"
     for design, truth, noise, row in rows:

@@ -106,13 +106,16 @@ def test_a_flat_curve_establishes_no_knee():
     spec, cells = grid()
     proposer, _, finished = run(spec, cells, flat)
     assert proposer.stopped.startswith("goal met after") and "no knee" in proposer.stopped
-    assert len({cells_x for cells_x in (c for c in finished)}) == len(finished) >= 10
+    by_id = {c.id: c for c in cells}
+    xs = {by_id[cid].axis_values["instances_per_task"] for cid in finished}
+    assert len(xs) >= 5 and {1, 256} <= xs  # the whole range, enough points for a knee to show
 
 
 def test_the_points_goal_measures_every_candidate_and_stops_on_tight_intervals():
     spec, cells = grid(goal={"kind": "points", "half_width": 5}, candidates=[1, 4, 16], budget={"cells": 9})
     proposer, _, finished = run(spec, cells, saturating)
-    assert len(finished) == 6 or "goal met" in proposer.stopped or "budget spent" in proposer.stopped
+    # Two seeds give half-widths near 12 (t with 1 degree of freedom); three bring every point under 5.
+    assert proposer.stopped.startswith("goal met after 9 of at most 9 cells (every point's CI half-width")
     xs = {c.axis_values["instances_per_task"] for c in cells if c.id in finished}
     assert xs == {1, 4, 16}
 
