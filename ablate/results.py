@@ -119,6 +119,7 @@ EXPERIMENT_KIND = "mlflow.experimentKind"  # MLflow's own tag: which view the UI
 TRAINING_KIND = "custom_model_development"  # the runs table and charts (not the GenAI pages)
 DATASET_CONTEXT = "mlflow.data.context"  # MLflow's own input tag: what a dataset was used for
 REFINE_REASON = "ablate.refine.reason"  # cell tag: why an adaptive refinement proposed the cell (ablate.refine)
+REFINE_STOPPED = "ablate.refine.stopped"  # parent tag: why the refinement stopped ("goal met after K of at most N cells ...")
 
 # -- artifacts -----------------------------------------------------------------------------
 SPEC_ARTIFACT = "spec.resolved.yaml"  # parent run

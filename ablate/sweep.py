@@ -150,6 +150,7 @@ class RoundRunner:
         self._log_progress(proposer)
         if getattr(proposer, "stopped", None):  # an adaptive proposer says why it stopped
             print(f"Refinement: {proposer.stopped}.", file=self.out, flush=True)
+            self.store.set_tag(self.tracked.parent_run_id, results.REFINE_STOPPED, proposer.stopped)
         return self.outcomes
 
     def _log_progress(self, proposer: Proposer) -> None:

@@ -45,6 +45,7 @@ def test_a_refined_sweep_records_its_rounds_and_reasons_and_a_rerun_trains_nothi
     assert all(r.data.tags[results.REFINE_REASON].startswith("round ") for r in cells)
     history = client.get_metric_history(parent.info.run_id, results.REFINE_CELLS)
     assert [m.step for m in history] == list(range(len(plan["rounds"])))
+    assert parent.data.tags[results.REFINE_STOPPED] == first.stdout.split("Refinement: ")[1].splitlines()[0].rstrip(".")
     report = json.loads((tmp_path / "ablate_runs" / "refined" / "report" / "report.json").read_text())
     assert set(report["rounds"]) == {c["id"] for c in plan["cells"]}
 
