@@ -10,7 +10,7 @@ than its designs, as a refined sweep would list them:
 - num_tasks:           num_train_tasks, every integer from 1 to 27.
 The dense design measures every candidate x 3 seeds, fitted by `curve_summary` (what `ablate
 report` prints). The adaptive one is `ablate.refine.RefineProposer` (the proposer of `ablate
-sweep` with a refine block: goal knee ratio 4, initial design 4 points x 2 seeds, round size 2,
+sweep` with a refine block: goal knee ratio 4 (--ratio), initial design 4 points x 2 seeds, round size 2,
 seeds 0-2, budget: the dense cell count) over the same candidate grid built by
 `ablate.plan.expand_grid`, each finished cell's metrics simulated (the score a cell logs, read by
 the proposer through the report's mean line); both designs see the same noise for the same cell.
@@ -54,9 +54,9 @@ BASE = {"name": "refine-benchmark", "data": {"source": "synthetic", "instances_p
                   "max_target_length": 8, "encoding": "def"}, "seeds": SEEDS}
 
 
-def candidate_grid(design: str):
+def candidate_grid(design: str, ratio: float = 4.0):
     axis, values, candidates, _ = DESIGNS[design]
-    refine = {"axis": axis, "goal": {"kind": "knee", "ratio": 4.0}, "initial": {"points": 4, "seeds": 2},
+    refine = {"axis": axis, "goal": {"kind": "knee", "ratio": ratio}, "initial": {"points": 4, "seeds": 2},
               "budget": {"cells": 10_000, "round_size": 2}}
     if candidates:
         refine["candidates"] = candidates
@@ -113,6 +113,7 @@ def judge(summary: dict, label: str, true_knee: float | None) -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sweeps", type=int, default=10, help="simulated sweeps per design, truth and noise level")
+    parser.add_argument("--ratio", type=float, default=4.0, help="the goal: knee interval upper / lower end")
     parser.add_argument("--designs", nargs="*", default=list(DESIGNS), choices=list(DESIGNS))
     args = parser.parse_args()
     began = time.time()
@@ -120,7 +121,7 @@ def main() -> int:
     rows, ratios, widths = [], [], []
     tally = {"covered": [], "false_knee": [], "label": []}
     for design in args.designs:
-        spec, cells = candidate_grid(design)
+        spec, cells = candidate_grid(design, args.ratio)
         axis, _, _, log_scale = DESIGNS[design]
         cells = [c for c in cells if not c.settings.untuned]
         xs = sorted({x_of(axis, c.axis_values[axis]) for c in cells})
