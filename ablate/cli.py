@@ -38,6 +38,8 @@ def cmd_sweep(args) -> int:
     from ablate.sweep import run_sweep
 
     overrides = list(args.overrides)
+    if args.budget is not None:  # the same as --set refine.budget.cells=N
+        overrides.append(f"refine.budget.cells={args.budget}")
     if args.storage_path:  # a JSON string is a YAML string: the value is never read as a number or a list
         overrides.append(f"resources.storage_path={json.dumps(args.storage_path)}")
     prefetch = start_status_prefetch(args.spec, overrides, args.tracking_uri)
@@ -49,7 +51,13 @@ def cmd_sweep(args) -> int:
         from ablate.ray_runtime import check_ray_address
 
         check_ray_address(args.address)
-    return run_sweep(prepared, address=args.address, force=args.force, yes=args.yes, prefetch=prefetch)
+    proposer = None
+    if prepared.spec.refine is not None:  # an adaptive design over the candidate grid (ablate/refine.py)
+        from ablate.refine import refine_proposer
+
+        proposer = refine_proposer(prepared)
+    return run_sweep(prepared, address=args.address, force=args.force, yes=args.yes, prefetch=prefetch,
+                     proposer=proposer)
 
 
 def _show_plan(report: dict, as_json: bool) -> int:
@@ -430,6 +438,8 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--yes", action="store_true",
                        help="go ahead with a sweep over resources.confirm_over_cells / confirm_over_hours")
     sweep.add_argument("--json", action="store_true", help="with --dry-run: the plan as JSON")
+    sweep.add_argument("--budget", type=int, help="with a refine: block, at most N cells "
+                                                  "(the same as --set refine.budget.cells=N)")
     sweep.set_defaults(func=cmd_sweep)
 
     plan = commands.add_parser("plan", help="list a sweep's cells, their status and a cost estimate")

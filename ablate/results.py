@@ -112,6 +112,10 @@ TIMING_CONCURRENCY, TIMING_EFFICIENCY = "timing/concurrency", "timing/efficiency
 def timing_key(phase: str) -> str:
     return f"timing/{phase}_seconds"
 
+# An adaptive refinement's progress (parent run, stepped by refinement round; see ablate.refine).
+REFINE_CELLS, REFINE_GOAL_VALUE, REFINE_GOAL_MET = "refine/cells", "refine/goal_value", "refine/goal_met"
+REFINE_KNEE, REFINE_KNEE_LOW, REFINE_KNEE_HIGH = "refine/knee", "refine/knee_low", "refine/knee_high"
+
 # -- tags ----------------------------------------------------------------------------------
 ROLE = "ablate.role"  # "parent" (one per sweep) or "cell" (one per cell)
 ROLE_PARENT, ROLE_CELL = "parent", "cell"
@@ -135,6 +139,8 @@ NOTE = "mlflow.note.content"  # MLflow's own tag: the description (markdown) of 
 EXPERIMENT_KIND = "mlflow.experimentKind"  # MLflow's own tag: which view the UI opens an experiment on
 TRAINING_KIND = "custom_model_development"  # the runs table and charts (not the GenAI pages)
 DATASET_CONTEXT = "mlflow.data.context"  # MLflow's own input tag: what a dataset was used for
+REFINE_REASON = "ablate.refine.reason"  # cell tag: why an adaptive refinement proposed the cell (ablate.refine)
+REFINE_STOPPED = "ablate.refine.stopped"  # parent tag: why the refinement stopped ("goal met after K of at most N cells ...")
 
 # -- artifacts -----------------------------------------------------------------------------
 SPEC_ARTIFACT = "spec.resolved.yaml"  # parent run

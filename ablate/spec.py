@@ -16,6 +16,7 @@ from ablate.errors import AblateError, did_you_mean
 from ablate.data.options import DEFAULT_MAX_OPTIONS, INDEX_OPTIONS_LIMIT
 from ablate.evaluators import EvaluatorConfig
 from ablate.evaluators.generate import GenerateConfig
+from ablate.refine_spec import RefineSpec, check_refine, fill_candidates
 from ablate.stages import StageConfig
 from ablate.stages.sft import SftConfig
 from ablate.track.retry import DEFAULT_RETRY_SECONDS
@@ -258,6 +259,14 @@ class SweepSpec(Frozen):
     resources: ResourcesSpec = ResourcesSpec()
     tracking: TrackingSpec = TrackingSpec()
     axes: dict[str, Any] = Field(default_factory=dict, description="axis name or dotted path -> values")
+    refine: RefineSpec | None = Field(None, json_schema_extra=NOT_IDENTITY,
+                                      description="an adaptive design over one axis (ablate/refine_spec.py); "
+                                                  "null: the whole grid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _refine_candidates(cls, raw: Any) -> Any:
+        return fill_candidates(raw)
 
     @field_validator("model")
     @classmethod
@@ -282,6 +291,11 @@ class SweepSpec(Frozen):
                 expand_axis(self, key, values)
             except ValueError as exc:
                 raise ValueError(f"axes.{key}: {exc}") from None
+        if self.refine is not None:
+            try:
+                check_refine(self.refine, self.axes, self.seeds)
+            except ValueError as exc:
+                raise ValueError(f"refine: {exc}") from None
         return self
 
 

@@ -125,12 +125,16 @@ class RoundRunner:
         self.outcomes: list = []
         self.ran: set[str] = set()
         self.cached = 0
+        self.reasons: dict[str, str] = {}  # the current round's: each cell's run is tagged with its reason
+        self.logged_progress = 0
 
     def run_rounds(self, proposer: Proposer) -> list | None:
         """Every round's outcomes, or None when interrupted (runs closed, resume command printed)."""
         plan = self.tracked.plan
         index = 0
         while (proposal := proposer.propose(index, self._finished_cells())) is not None:
+            self._log_progress(proposer)
+            self.reasons = dict(proposal.reasons)
             plan.add_round(proposer.name, proposal.cells, proposal.reasons)
             record_plan(self.store, self.tracked.parent_run_id, self.prepared.output_dir, plan)
             to_run = cells_to_run(proposal.cells, self.statuses, self.force and index == 0)
@@ -143,7 +147,17 @@ class RoundRunner:
             if to_run and not self._run(to_run, total=len(plan.cells)):
                 return None
             index += 1
+        self._log_progress(proposer)
+        if getattr(proposer, "stopped", None):  # an adaptive proposer says why it stopped
+            print(f"Refinement: {proposer.stopped}.", file=self.out, flush=True)
+            self.store.set_tag(self.tracked.parent_run_id, results.REFINE_STOPPED, proposer.stopped)
         return self.outcomes
+
+    def _log_progress(self, proposer: Proposer) -> None:
+        """An adaptive proposer's `progress` ((round, refine/... metrics) per refit) into the parent run."""
+        for round_index, metrics in getattr(proposer, "progress", [])[self.logged_progress:]:
+            self.store.log_metrics(self.tracked.parent_run_id, metrics, step=round_index)
+        self.logged_progress = max(self.logged_progress, len(getattr(proposer, "progress", [])))
 
     def _run(self, cells: list, total: int) -> bool:
         """Run `cells` on Tune; False when interrupted."""
@@ -155,7 +169,9 @@ class RoundRunner:
                                tracking_uri=prepared.tracking_uri, experiment_id=self.tracked.experiment_id,
                                parent_run_id=self.tracked.parent_run_id, retry_seconds=spec.tracking.retry_seconds,
                                storage_path=prepared.storage_path, threads=max(1, int(spec.resources.cpus_per_cell)),
-                               use_gpu=spec.resources.gpus_per_cell > 0)
+                               use_gpu=spec.resources.gpus_per_cell > 0,
+                               reasons={c.id: self.reasons[c.id] for c in cells if c.id in self.reasons}
+                               if spec.refine is not None else {})
         outcomes: list = []
         try:
             with self.timing.phase("cells"):

@@ -50,7 +50,8 @@ def prepare_tracking(prepared: PreparedSweep, store, force: bool, out: TextIO) -
     if closed:
         print(f"Closed {closed} run(s) left RUNNING by an interrupted sweep as KILLED.", file=out)
     prepared.print_warnings(out)
-    plan = SweepPlan(spec.name, list(prepared.cells))
+    # A refinement's plan holds the cells its rounds propose, not its whole candidate grid.
+    plan = SweepPlan(spec.name, list(prepared.cells) if spec.refine is None else [])
     (prepared.output_dir / results.SPEC_ARTIFACT).parent.mkdir(parents=True, exist_ok=True)
     (prepared.output_dir / results.SPEC_ARTIFACT).write_text(spec_to_yaml(spec))
     parent_run_id = store.start_parent_run(experiment_id, spec.name, {results.SPEC_ARTIFACT: spec_to_yaml(spec)})

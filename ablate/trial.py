@@ -41,6 +41,7 @@ class TrialContext:
     retry_seconds: float
     threads: int
     use_gpu: bool  # resources.gpus_per_cell > 0: run on the GPU Ray assigned (CUDA_VISIBLE_DEVICES)
+    reasons: dict[str, str] | None = None  # cell id -> why an adaptive refinement proposed it (a tag on its run)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -72,10 +73,12 @@ def cell_trial(config: dict[str, Any]) -> None:
 
         tracker, resume_state = _resume(cell, context, retry)
         if tracker is None:
+            reasons = context.reasons or {}
             tracker = CellTracker.start(context.tracking_uri, context.experiment_id, context.parent_run_id,
                                         cell_id=cell.id, name=cell.name, sweep=context.sweep,
                                         axis_values=cell.axis_values, settings=cell.settings.model_dump(mode="json"),
-                                        data_fingerprint=cell.settings.data_fingerprint, retry=retry)
+                                        data_fingerprint=cell.settings.data_fingerprint, retry=retry,
+                                        tags={results.REFINE_REASON: reasons[cell.id]} if cell.id in reasons else None)
             # A checkpoint holding only the run id: a retry after a lost worker reattaches this run.
             _report_checkpoint(cell.id, tracker.run_id, 0, None)
 

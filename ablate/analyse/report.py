@@ -298,6 +298,9 @@ def build_report(sweep: SweepRecords, metric: str, aggregate: str = "clusters") 
         "aggregate": aggregate,
         "baselines": baseline_lines(sweep.baselines, metric, aggregate),
     }
+    if sweep.plan is not None and sweep.plan.rounds:  # the round that first proposed each cell, and why
+        reasons = {cid: why for r in sweep.plan.rounds for cid, why in r.reasons.items()}
+        report["rounds"] = {cid: {"round": index, "reason": reasons.get(cid)} for cid, index in sweep.plan.round_of().items()}
     bars = build_bars(sweep, metric, aggregate)
     matrix = None if bars is not None else build_matrix(sweep, metric, aggregate)
     if bars is not None:

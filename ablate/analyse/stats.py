@@ -225,7 +225,9 @@ def _paired_resamples(points: Sequence[PointStats], rounds: int, seed: int):
     width = max(p.n for p in points)
     rng = np.random.default_rng(seed)
     picks = rng.integers(0, width, size=(rounds, width))
-    columns = [np.asarray(p.values)[picks % p.n] for p in points]  # each rounds x width
+    # each rounds x n: a point with fewer seeds than the widest takes the first n picks (mod n), so
+    # the resample has as many values per point as the data (unequal seeds: a failed cell, a refinement)
+    columns = [np.asarray(p.values)[picks[:, :p.n] % p.n] for p in points]
     return np.concatenate(columns, axis=1)
 
 
@@ -289,3 +291,25 @@ def curve_summary(points: Sequence[PointStats], log_scale: bool = True, bootstra
                    plateau=saturating.params["plateau"])
     summary["outcome"] = "saturating" if x_min < knee < x_max else "saturating beyond the range"
     return summary
+
+
+def bootstrap_knees(points: Sequence[PointStats], log_scale: bool = True, bootstrap_rounds: int = BOOTSTRAP_ROUNDS,
+                    seed: int = 0) -> list[float]:
+    """The knees (on the drawn scale: u = log x on a log axis) of the paired bootstrap resamples
+    that choose a rising saturating fit, as `curve_summary` draws them (same resamples for the
+    same seed); resamples that choose no knee are left out, so len / bootstrap_rounds is the
+    support. Empty with fewer than MIN_DISTINCT_X distinct x."""
+    import numpy as np
+
+    present = [p for p in points if p.n > 0]
+    if len({p.x for p in present}) < MIN_DISTINCT_X or (log_scale and any(p.x <= 0 for p in present)):
+        return []
+    u = np.array([math.log(p.x) if log_scale else p.x for p in present for _ in p.values], dtype=float)
+    n, distinct, u0 = len(u), len({p.x for p in present}), float(u.min())
+    Y = _paired_resamples(present, bootstrap_rounds, seed)
+    _, rb, rt = _trend(u, Y)
+    r_best, r_plateau, r_start, r_rss, r_range, _ = _saturating(u, Y)
+    r_outcome, *_ = _choose(n, distinct, _flat(Y), rt, rb, r_best, r_plateau, r_start, r_rss, r_range)
+    scales = _scales(float(u.max() - u0))
+    knees = u0 + scales[r_best] * math.log(1 / (1 - KNEE_FRACTION))
+    return [float(k) for k in knees[r_outcome == 2]]

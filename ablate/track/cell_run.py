@@ -42,12 +42,12 @@ class CellTracker:
     @classmethod
     def start(cls, uri: str, experiment_id: str, parent_run_id: str, *, cell_id: str, name: str, sweep: str,
               axis_values: dict[str, Any], settings: dict, data_fingerprint: str,
-              retry: RetryPolicy = RetryPolicy()) -> "CellTracker":
+              retry: RetryPolicy = RetryPolicy(), tags: dict[str, str] | None = None) -> "CellTracker":
         from mlflow.entities import Param
 
         tags = {results.ROLE: results.ROLE_CELL, results.CELL_ID: cell_id, results.SWEEP: sweep,
                 results.PARENT_RUN: parent_run_id, results.DATA_FINGERPRINT: data_fingerprint,
-                **provenance(), **results.axis_tags(axis_values)}
+                **provenance(), **results.axis_tags(axis_values), **(tags or {})}
         client = mlflow_client(uri)
         run = retry.call(lambda: client.create_run(experiment_id, run_name=name, tags=tags))
         tracker = cls(uri, run.info.run_id, retry, _logged={})  # a new run has logged nothing
