@@ -379,6 +379,10 @@ def _absolute_paths(raw: dict, workdir: Path) -> None:
     if isinstance(resources, dict) and isinstance(resources.get("storage_path"), str) \
             and "://" not in resources["storage_path"]:
         resources["storage_path"] = str((workdir / resources["storage_path"]).resolve())
+    evaluators = raw.get("eval", {}).get("evaluators") if isinstance(raw.get("eval"), dict) else None
+    for entry in evaluators if isinstance(evaluators, list) else []:
+        if isinstance(entry, dict) and isinstance(entry.get("include_path"), str):  # lm_eval's task folder
+            entry["include_path"] = str((workdir / entry["include_path"]).resolve())
     axes = raw.get("axes")
     if isinstance(axes, dict):
         for key in ("model", "data.source"):

@@ -2,6 +2,7 @@
 
     generate   generation scored by the official SuperNI metrics (the default)
     rank       FLAN's rank classification over each instance's answer options
+    lm_eval    EleutherAI's lm-evaluation-harness tasks (MMLU, TruthfulQA, ...; the optional extra)
 
 Each evaluator's module holds its settings, its declared metrics and its `evaluate` function
 (the contract is `ablate/evaluators/base.py`); this registry is the one list of them.
@@ -13,11 +14,12 @@ from typing import Any
 
 from ablate.evaluators.base import Evaluator
 from ablate.evaluators.generate import GENERATE
+from ablate.evaluators.lm_eval import LM_EVAL
 from ablate.evaluators.rank import RANK
 from ablate.results import MetricSpec
 from ablate.typed import tagged_union
 
-EVALUATORS: dict[str, Evaluator] = {e.kind: e for e in (GENERATE, RANK)}
+EVALUATORS: dict[str, Evaluator] = {e.kind: e for e in (GENERATE, RANK, LM_EVAL)}
 
 
 def evaluator_of(kind: str) -> Evaluator:

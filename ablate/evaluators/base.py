@@ -37,6 +37,8 @@ class EvalOutput:
     scores: dict  # empty when the evaluator had nothing to score on this encoding
     records: list[dict] = field(default_factory=list)
     unscored: list[str] = field(default_factory=list)  # test tasks this evaluator could not score
+    metrics: dict[str, float] = field(default_factory=dict)  # flat metrics under the evaluator's own keys (ablate.results)
+    artifacts: dict[str, str] = field(default_factory=dict)  # run artifact path -> text (e.g. lm-eval's results JSON)
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,12 @@ class Evaluator:
     needs_model: bool = True  # False: also scores heuristic baselines (their predictions are text)
     # (cell, selection, library, config) -> (errors, warnings), checked by `ablate validate` / before a sweep
     check: Callable[[Any, Any, Any, Any], tuple[list[str], list[str]]] | None = None
+    # Evaluators whose metric keys are their own (lm_eval/<task>/<metric>, known only once a task runs):
+    headline_of: Callable[[Any], str] | None = None  # config -> the metric a report shows by default
+    metric_spec_of: Callable[[str], MetricSpec] | None = None  # one of its keys -> its declaration
+    key_prefix: str | None = None  # the first segment of its keys
+    # (cell settings, config, seconds a training step spends per example) -> CPU seconds, for the cost estimate
+    estimate_seconds: Callable[[Any, Any, float], float] | None = None
 
     @property
     def metric_names(self) -> tuple[str, ...]:
