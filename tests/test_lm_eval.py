@@ -26,8 +26,6 @@ from ablate.spec import load_spec
 from ablate.track.cell_run import CellTracker
 from ablate.track.store import Store
 
-pytest.importorskip("lm_eval", reason='the optional extra: pip install -e ".[lm-eval]"')
-
 TASKS = Path(__file__).parent / "fixtures" / "lm_eval_tasks"
 LM_EVAL = {"kind": "lm_eval", "tasks": ["tiny_mc", "tiny_gen"], "include_path": str(TASKS), "batch_size": 4,
            "log_samples": True}
@@ -90,6 +88,10 @@ def _lm_eval_cli(model: Path, out: Path) -> dict:
     return {"results": json.loads(found.read_text()), "samples": samples}
 
 
+def _strings(value):
+    return [_strings(v) for v in value] if isinstance(value, list) else str(value)
+
+
 @pytest.mark.slow
 def test_the_untuned_cell_scores_what_the_lm_eval_command_line_scores(tmp_path, saved_llama):
     cell, returned, run, artifacts = _run_cell(tmp_path, _spec(str(saved_llama), [LM_EVAL]))
@@ -113,7 +115,8 @@ def test_the_untuned_cell_scores_what_the_lm_eval_command_line_scores(tmp_path, 
         ours = [json.loads(line) for line in (artifacts / results.lm_eval_samples_artifact(task)).read_text().splitlines()]
         theirs = sorted(cli["samples"][task], key=lambda r: r["doc_id"])
         ours = sorted(ours, key=lambda r: r["doc_id"])
-        assert [r["filtered_resps"] for r in ours] == [r["filtered_resps"] for r in theirs]
+        # (the command line writes each log-likelihood and flag as a string)
+        assert [_strings(r["filtered_resps"]) for r in ours] == [_strings(r["filtered_resps"]) for r in theirs]
     # lm-eval's results JSON, with versions and task configs, is a cell artifact.
     saved = json.loads((artifacts / results.LM_EVAL_RESULTS_ARTIFACT).read_text())
     assert saved["results"] == cli["results"]["results"]
@@ -220,3 +223,16 @@ def test_validate_names_the_closest_lm_eval_task(tmp_path):
     done = _validate(tmp_path, _spec("llama-nano", [{**LM_EVAL, "tasks": ["tiny_mc", "truthfulqa_mc3"]}]))
     assert done.returncode == 2 and "unknown lm-eval task 'truthfulqa_mc3'" in done.stderr
     assert "'truthfulqa_mc2'" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_the_cell_id_holds_what_the_task_folder_holds_not_where_it_is(tmp_path):
+    import shutil
+
+    ids = []
+    for place in ("a", "b"):
+        shutil.copytree(TASKS, tmp_path / place / "tasks")
+        spec = _spec("llama-nano", [{**LM_EVAL, "include_path": "tasks"}])
+        ids.append(_load(tmp_path / place, spec)[0].id)
+    assert ids[0] == ids[1]
+    (tmp_path / "b" / "tasks" / "data" / "tiny_mc.jsonl").write_text('{"input": "cat", "choices": ["a"], "label": 0}\n')
+    assert _load(tmp_path / "b", _spec("llama-nano", [{**LM_EVAL, "include_path": "tasks"}]))[0].id != ids[0]

@@ -28,12 +28,12 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from ablate import results
 from ablate.evaluators.base import EvalInput, EvalOutput, Evaluator
 from ablate.results import MetricSpec
-from ablate.typed import Frozen
+from ablate.typed import NOT_IDENTITY, Frozen
 
 INSTALL = 'pip install -e ".[lm-eval]"'
 
@@ -46,12 +46,25 @@ def lm_eval_installed() -> bool:
     return True
 
 
+def folder_fingerprint(folder: Path) -> str:
+    """A hash of every file's relative path and bytes (caches and hidden files left out)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file() and "__pycache__" not in p.parts
+                       and not any(part.startswith(".") for part in p.relative_to(folder).parts)):
+        digest.update(str(path.relative_to(folder)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
 class LmEvalConfig(Frozen):
     kind: Literal["lm_eval"] = "lm_eval"
     tasks: list[str] = Field(min_length=1, description="lm-eval task, group or tag names (e.g. mmlu, truthfulqa_mc2)")
-    include_path: str | None = Field(None, min_length=1,
+    include_path: str | None = Field(None, min_length=1, json_schema_extra=NOT_IDENTITY,
                                      description="a folder of task YAMLs (local or private tasks), searched before "
                                                  "lm-eval's own")
+    include_fingerprint: str | None = Field(None, description="set by ablate: a hash of include_path's files (the "
+                                                              "cell id holds what the tasks are, not where)")
     num_fewshot: int | None = Field(None, ge=0, le=1000, description="few-shot examples; null: each task's default")
     limit: int | float | None = Field(None, gt=0, description="documents per task: a count, or a share below 1; "
                                                               "null: all (lm-eval: for testing only)")
@@ -60,6 +73,13 @@ class LmEvalConfig(Frozen):
                                       description="lm-eval metric names to keep (acc, acc_norm, exact_match, ...) with "
                                                   "their stderr; null: every metric a task reports")
     log_samples: bool = Field(False, description="also log lm-eval's per-document records (lm_eval/samples/<task>.jsonl)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fingerprint(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("include_path"), str) and Path(data["include_path"]).is_dir():
+            data = {**data, "include_fingerprint": folder_fingerprint(Path(data["include_path"]))}
+        return data
 
     @field_validator("kind")
     @classmethod
