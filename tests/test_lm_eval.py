@@ -19,7 +19,7 @@ from ablate.data.sources import resolve_task_dir, source_fingerprint
 from ablate.data.tokenizer import task_dir_tokenizer
 from ablate.errors import AblateError
 from ablate.estimate import estimate_seconds
-from ablate.evaluators.lm_eval import flat_metrics
+from ablate.evaluators.lm_eval import backend_of, flat_metrics
 from ablate.model import build_model
 from ablate.plan import expand_grid
 from ablate.spec import load_spec
@@ -131,8 +131,11 @@ def test_an_encoder_decoder_preset_is_scored_with_the_seq2seq_backend(tmp_path):
     lm_keys = {k for k in run.data.metrics if k.startswith("lm_eval/")}
     assert lm_keys == {"lm_eval/tiny_mc/acc", "lm_eval/tiny_mc/acc_stderr"}  # acc_norm not kept
     assert 0.0 <= run.data.metrics["lm_eval/tiny_mc/acc"] <= 1.0
+    # lm-eval scored the cell's own model, in memory: the same parameters.
     saved = json.loads((artifacts / results.LM_EVAL_RESULTS_ARTIFACT).read_text())
-    assert saved["config"]["model"] == "T5ForConditionalGeneration" or "seq2seq" in json.dumps(saved["config"])
+    assert saved["config"]["model_num_parameters"] == run.data.metrics[results.NUM_PARAMETERS]
+    assert backend_of(build_model("t5-nano", 64, seed=0)) == "seq2seq"
+    assert backend_of(build_model("llama-nano", 64, seed=0)) == "causal"
 
 
 def test_lm_eval_keys_read_back_and_are_declared():
