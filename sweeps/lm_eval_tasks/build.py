@@ -27,11 +27,12 @@ SKIP, PER_TASK = 100, 50
 
 
 def documents(suite: dict, name: str) -> list[dict]:
+    """The tasks' documents taken in turn, so that lm-eval's `limit` (the first N) samples each."""
     rows = []
-    for task_name in TASKS[name]:
-        task = suite[task_name]
-        for instance in task["Instances"][SKIP:SKIP + PER_TASK]:
-            row = {"definition": task["Definition"][0], "input": instance["input"], "target": instance["output"][0]}
+    for instances in zip(*(suite[t]["Instances"][SKIP:SKIP + PER_TASK] for t in TASKS[name])):
+        for task_name, instance in zip(TASKS[name], instances):
+            row = {"definition": suite[task_name]["Definition"][0], "input": instance["input"],
+                   "target": instance["output"][0]}
             if name in CHOICES:
                 row |= {"choices": CHOICES[name], "label": CHOICES[name].index(instance["output"][0])}
             rows.append(row)
