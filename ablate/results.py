@@ -51,7 +51,9 @@ def metric_spec(name: str) -> MetricSpec:
     if own is not None:
         return own.metric_spec_of(name)
     if name not in specs:
-        raise AblateError(f"unknown metric '{name}'.", field="--metric", fix=did_you_mean(name, list(specs)))
+        raise AblateError(f"unknown metric '{name}'.", field="--metric",
+                          fix=f"{did_you_mean(name, list(specs))} lm-eval scores: lm_eval/<task>/<metric> "
+                              "(e.g. lm_eval/mmlu/acc).")
     return specs[name]
 
 
