@@ -4,6 +4,7 @@ multiple_choice and a generate_until task over local JSONL files); its keys, its
 metrics, its report curve, its cost, and a spec refused without the package."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -79,8 +80,8 @@ def _lm_eval_cli(model: Path, out: Path) -> dict:
                            "--model_args", f"pretrained={model}", "--tasks", "tiny_mc", "tiny_gen",
                            "--include_path", str(TASKS), "--device", "cpu", "--batch_size", "4",
                            "--output_path", str(out), "--log_samples"],
-                          capture_output=True, text=True, timeout=900, env={**__import__("os").environ,
-                                                                           "HF_HUB_OFFLINE": "1"})
+                          check=False, capture_output=True, text=True, timeout=900,
+                          env={**os.environ, "HF_HUB_OFFLINE": "1"})
     assert done.returncode == 0, done.stderr[-3000:]
     [found] = sorted(out.rglob("results_*.json"))
     samples = {p.name.split("_", 1)[1].rsplit("_", 1)[0]: [json.loads(line) for line in p.read_text().splitlines()]
@@ -127,7 +128,7 @@ def test_the_untuned_cell_scores_what_the_lm_eval_command_line_scores(tmp_path, 
 @pytest.mark.slow
 def test_an_encoder_decoder_preset_is_scored_with_the_seq2seq_backend(tmp_path):
     spec = _spec("t5-nano", [{**LM_EVAL, "tasks": ["tiny_mc"], "metrics": ["acc"]}])
-    _, returned, run, artifacts = _run_cell(tmp_path, spec)
+    _, _, run, artifacts = _run_cell(tmp_path, spec)
     lm_keys = {k for k in run.data.metrics if k.startswith("lm_eval/")}
     assert lm_keys == {"lm_eval/tiny_mc/acc", "lm_eval/tiny_mc/acc_stderr"}  # acc_norm not kept
     assert 0.0 <= run.data.metrics["lm_eval/tiny_mc/acc"] <= 1.0
@@ -202,8 +203,8 @@ def _validate(tmp_path: Path, spec: dict, hide_lm_eval: bool = False) -> subproc
     path.write_text(yaml.safe_dump(spec))
     hide = "sys.modules['lm_eval'] = None; " if hide_lm_eval else ""
     code = f"import sys; {hide}from ablate.cli import main; sys.exit(main(['validate', {str(path)!r}]))"
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600, cwd=tmp_path,
-                          env={**__import__("os").environ, "PYTHONPATH": str(Path(__file__).parents[1])})
+    return subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=600,
+                          cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])})
 
 
 def test_without_lm_eval_installed_the_spec_is_refused_with_the_install_command(tmp_path):

@@ -148,7 +148,7 @@ def flat_metrics(lm_results: dict[str, dict[str, Any]], keep: list[str] | None) 
             if "," not in name or not isinstance(value, (int, float)) or isinstance(value, bool):
                 continue  # alias, sample_len, and "N/A" stderrs
             metric, filter_name = name.split(",", 1)
-            base = metric[:-len(STDERR)] if metric.endswith(STDERR) else metric
+            base = metric.removesuffix(STDERR)
             if keep is not None and base not in keep:
                 continue
             if math.isfinite(value):
@@ -230,8 +230,10 @@ def check(cell, selection, library, config: LmEvalConfig) -> tuple[list[str], li
 def _backend_error(model: str, kind: str) -> str | None:
     """A pretrained model whose type lm-eval's HF backends do not load (neither causal nor seq2seq LM)."""
     from transformers import AutoConfig
-    from transformers.models.auto.modeling_auto import (MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
-                                                        MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES)
+    from transformers.models.auto.modeling_auto import (
+        MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
+        MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES,
+    )
 
     from ablate.model import pretrained_path
 
