@@ -83,6 +83,7 @@ def run_cell(cell: Cell, place: CellPlace, tracker: CellTracker, *, resume_state
     # 4. Evaluate: every evaluator on every test encoding of the held-out tasks (one training serves them all).
     headline: dict[str, float] = {}
     names: dict[str, str] = {}
+    own: dict[str, float] = {}  # metrics logged under an evaluator's own keys, returned with the headline
     truncation = built.truncation if built is not None else None
     with clock.part("eval"):
         for position, encoding in enumerate(settings.test_encodings):
@@ -96,6 +97,11 @@ def run_cell(cell: Cell, place: CellPlace, tracker: CellTracker, *, resume_state
                     settings.train.max_target_length, data.test_options, place.device), config)
 
                 # 5. Report: metrics per encoding / category / task / cluster, and the per-instance records.
+                if output.metrics:  # under the evaluator's own keys (lm_eval/<task>/<metric>)
+                    tracker.log_metrics(output.metrics)
+                    own.update(output.metrics)
+                for path, text in output.artifacts.items():
+                    tracker.log_text(text, path)
                 if output.unscored:
                     tracker.log_text(json.dumps(output.unscored, indent=1),
                                      results.unscored_artifact(encoding, evaluator.kind))
@@ -115,7 +121,7 @@ def run_cell(cell: Cell, place: CellPlace, tracker: CellTracker, *, resume_state
                          results.EXAMPLES_PER_SECOND: trained[0].examples_per_second,
                          results.TRAIN_STEPS: sum(t.steps for t in trained),
                          results.PEAK_MEMORY_MB: peak_memory_mb(place.device)})
-    return headline
+    return {**headline, **own}
 
 
 def cell_times(clock: CellClock) -> dict[str, float]:

@@ -21,11 +21,20 @@ def estimate_seconds(cell: Cell) -> float:
     per_step = seconds_per_step(settings.model) * settings.train.batch_size / 16
     examples = settings.data.instances_per_task * (settings.data.num_train_tasks or 40)
     evaluations = len(settings.test_encodings) * 20 * min(settings.eval.instances_per_task, 100)
-    seconds = 8 + per_step * total_steps(settings.train, examples) + evaluations * per_step / 16
+    seconds = (8 + per_step * total_steps(settings.train, examples) + evaluations * per_step / 16
+               + _evaluator_seconds(settings, per_step / settings.train.batch_size))
     for stage in settings.stages if not settings.untuned else ():
         if stage.kind == "dpo":  # a pair is two sequences, with the reference's forward pass: ~3 SFT steps
             seconds += 10 + 3 * per_step * stage.batch_size / settings.train.batch_size * stage.steps
     return seconds
+
+
+def _evaluator_seconds(settings, seconds_per_example: float) -> float:
+    """What evaluators that estimate their own cost add (lm_eval: its tasks' requests)."""
+    from ablate.evaluators import evaluator_of
+
+    return sum(evaluator_of(c.kind).estimate_seconds(settings, c, seconds_per_example)
+               for c in settings.eval.evaluators if evaluator_of(c.kind).estimate_seconds is not None)
 
 
 def sweep_estimate(cells: list[Cell], concurrency: int) -> tuple[float, float]:

@@ -47,8 +47,13 @@ def metric_spec(name: str) -> MetricSpec:
     from ablate.errors import AblateError, did_you_mean
 
     specs = metric_specs()
+    own = _own_key_evaluator(name)
+    if own is not None:
+        return own.metric_spec_of(name)
     if name not in specs:
-        raise AblateError(f"unknown metric '{name}'.", field="--metric", fix=did_you_mean(name, list(specs)))
+        raise AblateError(f"unknown metric '{name}'.", field="--metric",
+                          fix=f"{did_you_mean(name, list(specs))} lm-eval scores: lm_eval/<task>/<metric> "
+                              "(e.g. lm_eval/mmlu/acc).")
     return specs[name]
 
 
@@ -57,12 +62,22 @@ def headline_metric(cells: Sequence[Any] = ()) -> str:
     cell (ROUGE-L for the generate evaluator, SuperNI's headline)."""
     from ablate.evaluators import evaluator_of
 
-    kind = cells[0].settings.eval.evaluators[0].kind if cells else "generate"
-    return evaluator_of(kind).headline
+    first = cells[0].settings.eval.evaluators[0] if cells else None
+    evaluator = evaluator_of(first.kind if first is not None else "generate")
+    return evaluator.headline_of(first) if evaluator.headline_of is not None else evaluator.headline
 
 
 def is_metric(name: str) -> bool:
-    return name in metric_specs()
+    return name in metric_specs() or _own_key_evaluator(name) is not None
+
+
+def _own_key_evaluator(key: str):
+    """The evaluator whose own keys (e.g. lm_eval/<task>/<metric>) `key` is one of, or None."""
+    from ablate.evaluators import EVALUATORS
+
+    prefix = key.split("/", 1)[0]
+    return next((e for e in EVALUATORS.values() if e.key_prefix == prefix and e.metric_spec_of is not None
+                 and parse_lm_eval_key(key) is not None), None)
 
 # -- metrics -------------------------------------------------------------------------------
 # The metrics themselves are declared by the evaluators that compute them (`MetricSpec`, in
@@ -116,6 +131,25 @@ def timing_key(phase: str) -> str:
 REFINE_CELLS, REFINE_GOAL_VALUE, REFINE_GOAL_MET = "refine/cells", "refine/goal_value", "refine/goal_met"
 REFINE_KNEE, REFINE_KNEE_LOW, REFINE_KNEE_HIGH = "refine/knee", "refine/knee_low", "refine/knee_high"
 
+# lm-evaluation-harness scores (ablate/evaluators/lm_eval.py): one value per lm-eval task, whatever
+# the SuperNI test encoding, so their keys have no encoding: lm_eval/<task>/<metric>, where the
+# metric is lm-eval's name (acc, acc_stderr, ...), with `.<filter>` for a filter other than "none".
+LM_EVAL = "lm_eval"
+LM_EVAL_SECONDS = "lm_eval_seconds"  # the lm_eval evaluator's own time (part of eval_seconds)
+
+
+def lm_eval_key(task: str, metric: str, filter_name: str = "none") -> str:
+    suffix = "" if filter_name == "none" else f".{name_key(filter_name)}"
+    return f"{LM_EVAL}/{name_key(task)}/{metric}{suffix}"
+
+
+def parse_lm_eval_key(key: str) -> tuple[str, str] | None:
+    """(task, metric) of an `lm_eval_key` (the metric with its `.<filter>`), else None."""
+    parts = key.split("/")
+    if len(parts) != 3 or parts[0] != LM_EVAL or not parts[1] or not parts[2]:
+        return None
+    return name_from_key(parts[1]), parts[2]
+
 # -- tags ----------------------------------------------------------------------------------
 ROLE = "ablate.role"  # "parent" (one per sweep) or "cell" (one per cell)
 ROLE_PARENT, ROLE_CELL = "parent", "cell"
@@ -163,6 +197,14 @@ def predictions_artifact(encoding: str, evaluator: str = "generate") -> str:
 def unscored_artifact(encoding: str, evaluator: str) -> str:
     """The test tasks an evaluator could not score (e.g. tasks without answer options, for rank)."""
     return f"unscored/{evaluator}/{encoding_key(encoding)}.json"
+
+
+LM_EVAL_RESULTS_ARTIFACT = "lm_eval/results.json"  # child run: lm-eval's results (versions, configs, n-shot, seeds)
+
+
+def lm_eval_samples_artifact(task: str) -> str:
+    """lm-eval's per-document records of one task (with the evaluator's log_samples)."""
+    return f"lm_eval/samples/{name_key(task)}.jsonl"
 
 
 def report_artifact(file_name: str) -> str:
@@ -253,6 +295,8 @@ def cluster_scores(metrics: Mapping[str, float], encoding: str, metric: str) -> 
 
 
 def overall_score(metrics: Mapping[str, float], encoding: str, metric: str) -> float | None:
+    if parse_lm_eval_key(metric) is not None:  # the same whatever the encoding
+        return metrics.get(metric)
     return metrics.get(MetricKey(encoding, metric).key())
 
 

@@ -506,6 +506,10 @@ def _absolute_paths(raw: dict, workdir: Path) -> None:
     for stage in raw.get("stages") or []:  # a stage's file (dpo's preference pairs)
         if isinstance(stage, dict) and isinstance(stage.get("source"), str) and not Path(stage["source"]).is_absolute():
             stage["source"] = str((workdir / stage["source"]).resolve())
+    evaluators = raw.get("eval", {}).get("evaluators") if isinstance(raw.get("eval"), dict) else None
+    for entry in evaluators if isinstance(evaluators, list) else []:
+        if isinstance(entry, dict) and isinstance(entry.get("include_path"), str):  # lm_eval's task folder
+            entry["include_path"] = str((workdir / entry["include_path"]).resolve())
     axes = raw.get("axes")
     if isinstance(axes, dict):
         for key in ("model", "data.source"):

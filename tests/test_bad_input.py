@@ -350,7 +350,7 @@ COMMAND_CASES = [
     ("plan-unreachable-server", ["plan", "good.yaml", "--tracking-uri", "http://127.0.0.1:{port}"], ["unreachable"]),
     ("validate-spec-is-a-folder", ["validate", "corrupt"], ["is a folder"]),
     ("report-missing-store", ["report", "nosuch"], ["no MLflow store"]),
-    ("report-unknown-metric", ["report", "nosuch", "--metric", "bleu"], ["--metric", "unknown metric 'bleu'", "Available: acc, acc_norm, exact_match, ll_correct, rouge1, rougeL"]),
+    ("report-unknown-metric", ["report", "nosuch", "--metric", "bleu"], ["--metric", "unknown metric 'bleu'", "Available: abstain_rate, acc, acc_norm, exact_match, hallucination_rate", "lm_eval/<task>/<metric>"]),
     ("dashboard-out-is-a-file", ["dashboard", "good.yaml", "--out", "bad.yaml/site"], ["is a file"]),
     ("ui-port-out-of-range", ["ui", "--port", "70000"], ["--port", "give 1 to 65535"]),
     ("ui-missing-store", ["ui"], ["no MLflow store"]),

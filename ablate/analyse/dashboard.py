@@ -39,9 +39,9 @@ class Page(BaseModel):
     @field_validator("metric")
     @classmethod
     def _declared(cls, value: str | None) -> str | None:
-        from ablate.results import metric_specs
+        from ablate.results import is_metric, metric_specs
 
-        if value is not None and value not in metric_specs():
+        if value is not None and not is_metric(value):
             raise ValueError(f"unknown metric '{value}'. {did_you_mean(value, list(metric_specs()))}")
         return value
 

@@ -59,7 +59,8 @@ def line_values(metrics: dict[str, float], encoding: str, metric: str, aggregate
 
 
 def baseline_lines(baselines: dict[str, BaselineScores], metric: str, aggregate: str = "clusters") -> dict:
-    return {name: _lines({c: v[metric] for c, v in scores.per_cluster.items()}, scores.overall.get(metric), aggregate)
+    return {name: _lines({c: v[metric] for c, v in scores.per_cluster.items() if metric in v},
+                         scores.overall.get(metric), aggregate)
             for name, scores in baselines.items() if metric in scores.overall}  # not every evaluator scores baselines
 
 

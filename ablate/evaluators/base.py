@@ -38,6 +38,8 @@ class EvalOutput:
     scores: dict  # empty when the evaluator had nothing to score on this encoding
     records: list[dict] = field(default_factory=list)
     unscored: list[str] = field(default_factory=list)  # test tasks this evaluator could not score
+    metrics: dict[str, float] = field(default_factory=dict)  # flat metrics under the evaluator's own keys (ablate.results)
+    artifacts: dict[str, str] = field(default_factory=dict)  # run artifact path -> text (e.g. lm-eval's results JSON)
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,12 @@ class Evaluator:
     # its per-instance records -> metric -> each instance's score (on the report's scale), for paired comparisons
     instance_scores: Callable[[Sequence[dict]], dict[str, list[float]]] | None = None
     record_fields: frozenset[str] = frozenset()  # fields every record of its artifact has, besides id, task, references
+    # Evaluators whose metric keys are their own (lm_eval/<task>/<metric>, known only once a task runs):
+    headline_of: Callable[[Any], str] | None = None  # config -> the metric a report shows by default
+    metric_spec_of: Callable[[str], MetricSpec] | None = None  # one of its keys -> its declaration
+    key_prefix: str | None = None  # the first segment of its keys
+    # (cell settings, config, seconds a training step spends per example) -> CPU seconds, for the cost estimate
+    estimate_seconds: Callable[[Any, Any, float], float] | None = None
 
     @property
     def metric_names(self) -> tuple[str, ...]:
