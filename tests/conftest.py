@@ -117,3 +117,31 @@ def chrome(tmp_path):
     driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
     yield driver
     driver.quit()
+
+
+def planned_cells(tmp_path: Path, spec: dict):
+    """The cells of a spec given as a dict (written to a YAML file in tmp_path, loaded as a user's is)."""
+    import yaml
+
+    from ablate.data.sources import source_fingerprint
+    from ablate.plan import expand_grid
+    from ablate.spec import load_spec
+
+    path = tmp_path / f"spec-{len(list(tmp_path.glob('spec-*')))}.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    loaded = load_spec(path, [], tmp_path)
+    return expand_grid(loaded, source_fingerprint(loaded.data.source, loaded.data.synthetic_seed))
+
+
+def cell_tracker(tmp_path: Path, cell, experiment: str = "cells"):
+    """A real child run for `cell` in a fresh SQLite store in tmp_path: (tracker, store)."""
+    from ablate.track.cell_run import CellTracker
+    from ablate.track.store import Store
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    store = Store(uri)
+    experiment_id = store.ensure_experiment(experiment)
+    tracker = CellTracker.start(uri, experiment_id, "parent", cell_id=cell.id, name=cell.name, sweep=experiment,
+                                axis_values={}, settings=cell.settings.model_dump(mode="json"),
+                                data_fingerprint=cell.settings.data_fingerprint)
+    return tracker, store

@@ -9,11 +9,9 @@ import yaml
 from ablate import results
 from ablate.cell import CellPlace, run_cell
 from ablate.cell_clock import PARTS
-from ablate.data.sources import source_fingerprint
 from ablate.plan import expand_grid
 from ablate.spec import load_spec
-from ablate.track.cell_run import CellTracker
-from ablate.track.store import Store
+from tests.conftest import cell_tracker, planned_cells
 
 SPEC = {
     "name": "cell", "data": {"source": "synthetic", "num_train_tasks": 4, "instances_per_task": 8},
@@ -27,16 +25,8 @@ SPEC = {
 
 
 def _run(tmp_path: Path, spec: dict):
-    path = tmp_path / "spec.yaml"
-    path.write_text(yaml.safe_dump(spec))
-    loaded = load_spec(path, [], tmp_path)
-    cell = expand_grid(loaded, source_fingerprint(loaded.data.source, loaded.data.synthetic_seed))[0]
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    store = Store(uri)
-    experiment_id = store.ensure_experiment("cell")
-    tracker = CellTracker.start(uri, experiment_id, "parent", cell_id=cell.id, name=cell.name, sweep="cell",
-                                axis_values={}, settings=cell.settings.model_dump(mode="json"),
-                                data_fingerprint=cell.settings.data_fingerprint)
+    cell = planned_cells(tmp_path, spec)[0]
+    tracker, store = cell_tracker(tmp_path, cell, "cell")
     headline = run_cell(cell, CellPlace(cache_dir=tmp_path / "cache"), tracker)
     tracker.finish()
     return cell, headline, store.client.get_run(tracker.run_id), store

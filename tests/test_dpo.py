@@ -11,13 +11,7 @@ import yaml
 
 from ablate import results
 from ablate.cell import STAGE_KEY, CellPlace, run_cell
-from ablate.data.sources import source_fingerprint
-from ablate.plan import expand_grid
-from ablate.spec import load_spec
-from ablate.track.cell_run import CellTracker
-from ablate.track.store import Store
-
-pytest.importorskip("trl", reason="the dpo stage needs the preference extra: pip install -e '.[preference]'")
+from tests.conftest import cell_tracker, planned_cells
 
 DPO = {"kind": "dpo", "steps": 4, "pairs": 24, "batch_size": 4, "learning_rate": 1e-3, "beta": 0.1}
 SPEC = {
@@ -33,20 +27,11 @@ SPEC = {
 
 
 def _cell(tmp_path: Path, spec: dict):
-    path = tmp_path / f"spec-{len(list(tmp_path.glob('spec-*')))}.yaml"
-    path.write_text(yaml.safe_dump(spec))
-    loaded = load_spec(path, [], tmp_path)
-    return expand_grid(loaded, source_fingerprint(loaded.data.source, loaded.data.synthetic_seed))
+    return planned_cells(tmp_path, spec)
 
 
 def _tracker(tmp_path: Path, cell):
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    store = Store(uri)
-    experiment_id = store.ensure_experiment("dpo")
-    tracker = CellTracker.start(uri, experiment_id, "parent", cell_id=cell.id, name=cell.name, sweep="dpo",
-                                axis_values={}, settings=cell.settings.model_dump(mode="json"),
-                                data_fingerprint=cell.settings.data_fingerprint)
-    return tracker, store
+    return cell_tracker(tmp_path, cell, "dpo")
 
 
 def _series(store, run_id: str, key: str) -> list[tuple[int, float]]:
