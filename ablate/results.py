@@ -17,6 +17,7 @@ only `[a-z0-9_+]`, are written with `-` for `+` (`def+pos2` -> `def-pos2`).
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass
 from typing import Any, Iterable, Literal, Mapping, Sequence
@@ -55,6 +56,16 @@ def metric_spec(name: str) -> MetricSpec:
                           fix=f"{did_you_mean(name, list(specs))} lm-eval scores: lm_eval/<task>/<metric> "
                               "(e.g. lm_eval/mmlu/acc).")
     return specs[name]
+
+
+def metric_range(name: str) -> tuple[float, float]:
+    """The range a metric's scores (and their intervals and fits) live in, from its declaration;
+    an open end is infinite. An undeclared metric: the shares' [0, 100]."""
+    own = _own_key_evaluator(name)
+    spec = own.metric_spec_of(name) if own is not None else metric_specs().get(name)
+    if spec is None:
+        return 0.0, 100.0
+    return (-math.inf if spec.low is None else spec.low, math.inf if spec.high is None else spec.high)
 
 
 def headline_metric(cells: Sequence[Any] = ()) -> str:

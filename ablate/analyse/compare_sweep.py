@@ -5,7 +5,6 @@ settings and reads their per-instance scores (ablate.analyse.instances)."""
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
 from typing import Callable
 
@@ -25,10 +24,7 @@ Reader = Callable[[CellRecord, str], "InstanceScores | None"]
 def metric_bounds(metric: str) -> tuple[float, float]:
     """The range a metric's differences live in, from its declaration (`MetricSpec.low/high`);
     an open end is unbounded."""
-    spec = results.metric_specs().get(metric)
-    low = -math.inf if spec is None or spec.low is None else spec.low
-    high = math.inf if spec is None or spec.high is None else spec.high
-    return low, high
+    return results.metric_range(metric)
 
 
 def is_binary(metric: str) -> bool:

@@ -63,13 +63,13 @@ def curve_figure(report: dict):
     if report.get("log_x"):
         ax.set_xscale("log", base=2)
         ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
-    ax.set_ylim(bottom=0, top=min(100.0, ax.get_ylim()[1]))
+    _metric_ylim(ax, report["metric"])
     labels = {p["x"]: p["label"] for c in curves.values() for p in c["points"] if not math.isnan(p["x"])}
     if labels:  # a tick at every measured point, named by its label (e.g. "27", "t5-mini (7.4M)")
         ticks = sorted(labels)
         ax.set_xticks(ticks, [labels[x].replace(" (", "\n(") for x in ticks], fontsize=7)
     ax.set_xlabel(report["x_label"])
-    ax.set_ylabel(f"held-out {report['metric']} (%, test encoding {report['encoding']})")
+    ax.set_ylabel(f"held-out {_metric_label(report['metric'])} (test encoding {report['encoding']})")
     ax.set_title(f"{report['experiment']}: mean and 95% CI over seeds", fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, frameon=False, loc="best")
@@ -119,7 +119,7 @@ def matrix_figure(report: dict):
     ax.set_yticks(range(len(rows)), rows, fontsize=8)
     ax.set_xlabel(matrix["column_label"])
     ax.set_ylabel(matrix["row_label"])
-    title = f"{report['experiment']}: held-out {report['metric']} (%), mean over seeds"
+    title = f"{report['experiment']}: held-out {_metric_label(report['metric'])}, mean over seeds"
     if report.get("comparisons"):
         title += "\n* per row of its column it beats (paired, Holm-corrected p < 0.05)"
     ax.set_title(title, fontsize=10)
@@ -150,7 +150,7 @@ def curve_html(report: dict, include_plotlyjs: bool | str = True) -> str:
         fig.add_hline(y=start["mean"], line_dash="dot", line_color="purple",
                       annotation_text=f"untuned model (n={start['n']})")
     fig.update_layout(title=f"{report['experiment']} ({report['metric']})", xaxis_title=report["x_label"],
-                      yaxis_title=f"held-out {report['metric']} (%)", template="simple_white")
+                      yaxis_title=f"held-out {_metric_label(report['metric'])}", template="simple_white")
     if report.get("log_x"):
         fig.update_xaxes(type="log")
     return fig.to_html(full_html=False, include_plotlyjs=include_plotlyjs)
@@ -178,9 +178,9 @@ def bars_figure(report: dict):
             ax.axhline(scores[MEAN_LINE], ls=BASELINE_STYLES.get(name, "--"), color="gray", lw=1,
                        label=f"{name} baseline (mean)")
     ax.set_xticks(range(len(groups)), groups, fontsize=8)
-    ax.set_ylabel(f"held-out {report['metric']} (%)")
+    ax.set_ylabel(f"held-out {_metric_label(report['metric'])}")
     ax.set_title(f"{report['experiment']}: mean and 95% CI over seeds", fontsize=10)
-    ax.set_ylim(0, 100)
+    _metric_ylim(ax, report["metric"])
     ax.legend(fontsize=7, frameon=False)
     fig.tight_layout()
     return fig
@@ -198,7 +198,7 @@ def bars_html(report: dict, include_plotlyjs: bool | str = True) -> str:
                                                     else 0 for g in bars["groups"]]})
                      for name, points in bars["series"].items()])
     fig.update_layout(barmode="group", title=f"{report['experiment']} ({report['metric']})",
-                      yaxis_title=f"held-out {report['metric']} (%)", template="simple_white")
+                      yaxis_title=f"held-out {_metric_label(report['metric'])}", template="simple_white")
     return fig.to_html(full_html=False, include_plotlyjs=include_plotlyjs)
 
 
@@ -222,3 +222,22 @@ def report_figures(report: dict, include_plotlyjs: bool | str = True):
     if "matrix" in report:
         return matrix_figure(report), matrix_html(report, include_plotlyjs)
     return curve_figure(report), curve_html(report, include_plotlyjs)
+
+
+def _metric_label(metric: str) -> str:
+    """The axis label of a metric: a share is in %, others in their own unit."""
+    from ablate.results import metric_range
+
+    return f"{metric} (%)" if metric_range(metric) == (0.0, 100.0) else metric
+
+
+def _metric_ylim(ax, metric: str) -> None:
+    """The y axis within the metric's range: a bounded end is the axis's end (a share: 0 to at most
+    100); an open end is left to the data."""
+    import math
+
+    from ablate.results import metric_range
+
+    low, high = metric_range(metric)
+    bottom, top = ax.get_ylim()
+    ax.set_ylim(bottom=low if math.isfinite(low) else bottom, top=min(high, top) if math.isfinite(high) else top)

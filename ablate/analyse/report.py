@@ -100,6 +100,7 @@ def build_curves(sweep: SweepRecords, metric: str, aggregate: str = "clusters") 
     axes = varying_axes(cells)
     axis = axes[0] if axes else None
     encoding = cells[0].cell.settings.test_encodings[0]
+    bounds = results.metric_range(metric)  # intervals and fits stay within the metric's range
     parameters: dict[str, list[float]] = defaultdict(list)
     for record in cells:
         if record.status == CellStatus.DONE and results.NUM_PARAMETERS in record.metrics:
@@ -139,13 +140,13 @@ def build_curves(sweep: SweepRecords, metric: str, aggregate: str = "clusters") 
     curves = {}
     xs_all = sorted(set(labels) | {x for line in values.values() for x in line}) if axis else [0.0]
     for line, by_x in values.items():
-        points = [point_stats(x, by_x.get(x, [])) for x in xs_all]
-        summary = curve_summary(points, log_scale=axis in LOG_AXES) if axis in COUNT_AXES else {"spearman": None}
+        points = [point_stats(x, by_x.get(x, []), bounds) for x in xs_all]
+        summary = curve_summary(points, log_scale=axis in LOG_AXES, bounds=bounds) if axis in COUNT_AXES else {"spearman": None}
         curves[line] = {"points": [p.__dict__ | {"values": list(p.values), "label": labels.get(p.x, str(p.x)),
                                                   **{k: v for k, v in status_by_x[p.x].items()}}
                                    for p in points], **summary}
         if line in untuned:
-            start = point_stats(0.0, untuned[line])
+            start = point_stats(0.0, untuned[line], bounds)
             curves[line]["untuned"] = start.__dict__ | {"values": list(start.values), "label": "untuned"}
     return {"axis": axis, "x_label": X_LABELS.get(axis or "", axis or ""), "encoding": encoding,
             "x_is_count": axis in COUNT_AXES,
@@ -200,7 +201,7 @@ def build_matrix(sweep: SweepRecords, metric: str, aggregate: str = "clusters") 
             line = line_values(record.metrics, test_encodings[0], metric, aggregate)
             if MEAN_LINE in line:
                 grid[row][_value_label(record.cell.axis_values[column_axis])].append(line[MEAN_LINE])
-    cells_out = {r: {c: point_stats(0, v).__dict__ | {"values": list(v)} for c, v in row.items()}
+    cells_out = {r: {c: point_stats(0, v, results.metric_range(metric)).__dict__ | {"values": list(v)} for c, v in row.items()}
                  for r, row in grid.items()}
     return {"rows": rows, "columns": columns, "cells": cells_out,
             "row_label": "training encoding" if column_axis is None else row_axis,
@@ -253,7 +254,7 @@ def build_bars(sweep: SweepRecords, metric: str, aggregate: str = "clusters") ->
         sorted({g for by_line in values.values() for g in by_line if g != MEAN_LINE})
     groups = groups + [MEAN_LINE]
     return {"groups": groups, "series": {
-        name: {g: point_stats(0, by_line.get(g, [])).__dict__ | {"values": list(by_line.get(g, []))} for g in groups}
+        name: {g: point_stats(0, by_line.get(g, []), results.metric_range(metric)).__dict__ | {"values": list(by_line.get(g, []))} for g in groups}
         for name, by_line in values.items()}}
 
 

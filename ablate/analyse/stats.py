@@ -157,14 +157,14 @@ def _flat(Y):
     return ((Y - Y.mean(axis=1, keepdims=True)) ** 2).sum(axis=1)
 
 
-def _saturating(u, Y):
+def _saturating(u, Y, bounds: tuple[float, float] = METRIC_RANGE):
     """Variable projection over the scale grid for each row of Y (R x n): per row, the best scale
     index, plateau, start, RSS, whether (p, y0) are in the metric's range at that scale, and the
     RSS profile over the grid (R x scales)."""
     import numpy as np
 
     scales = _scales(float(u.max() - u.min()))
-    low, high = METRIC_RANGE
+    low, high = bounds
     profile, plateaus, starts = [], [], []
     for s in scales:
         e = np.exp(-(u - u.min()) / s)
@@ -232,7 +232,7 @@ def _paired_resamples(points: Sequence[PointStats], rounds: int, seed: int):
 
 
 def curve_summary(points: Sequence[PointStats], log_scale: bool = True, bootstrap_rounds: int = BOOTSTRAP_ROUNDS,
-                  seed: int = 0) -> dict:
+                  seed: int = 0, bounds: tuple[float, float] = METRIC_RANGE) -> dict:
     """Fits, outcome, knee (interval and support) and Spearman trend of one curve."""
     import numpy as np
     from scipy import stats
@@ -248,7 +248,7 @@ def curve_summary(points: Sequence[PointStats], log_scale: bool = True, bootstra
     n, distinct, u0 = len(y), len({p.x for p in present}), float(u.min())
     a, b, trend_rss = _trend(u, y[None, :])
     flat_rss = _flat(y[None, :])
-    best, plateau, start, sat_rss, in_range, profile = _saturating(u, y[None, :])
+    best, plateau, start, sat_rss, in_range, profile = _saturating(u, y[None, :], bounds)
     outcome, sat_wins, usable, flat_aicc, trend_aicc, sat_aicc = _choose(n, distinct, flat_rss, trend_rss, b, best,
                                                                          plateau, start, sat_rss, in_range)
     scales = _scales(float(u.max() - u0))
@@ -277,7 +277,7 @@ def curve_summary(points: Sequence[PointStats], log_scale: bool = True, bootstra
     # Support: the share of paired bootstrap resamples that choose a rising saturating fit.
     Y = _paired_resamples(present, bootstrap_rounds, seed)
     _, rb, rt = _trend(u, Y)
-    r_best, r_plateau, r_start, r_rss, r_range, _ = _saturating(u, Y)
+    r_best, r_plateau, r_start, r_rss, r_range, _ = _saturating(u, Y, bounds)
     r_outcome, *_ = _choose(n, distinct, _flat(Y), rt, rb, r_best, r_plateau, r_start, r_rss, r_range)
     support = float(np.mean(r_outcome == 2))
     # The interval holds the profile interval and the middle 95% of the resamples' knees (a resample
@@ -294,7 +294,7 @@ def curve_summary(points: Sequence[PointStats], log_scale: bool = True, bootstra
 
 
 def bootstrap_knees(points: Sequence[PointStats], log_scale: bool = True, bootstrap_rounds: int = BOOTSTRAP_ROUNDS,
-                    seed: int = 0) -> list[float]:
+                    seed: int = 0, bounds: tuple[float, float] = METRIC_RANGE) -> list[float]:
     """The knees (on the drawn scale: u = log x on a log axis) of the paired bootstrap resamples
     that choose a rising saturating fit, as `curve_summary` draws them (same resamples for the
     same seed); resamples that choose no knee are left out, so len / bootstrap_rounds is the
@@ -308,7 +308,7 @@ def bootstrap_knees(points: Sequence[PointStats], log_scale: bool = True, bootst
     n, distinct, u0 = len(u), len({p.x for p in present}), float(u.min())
     Y = _paired_resamples(present, bootstrap_rounds, seed)
     _, rb, rt = _trend(u, Y)
-    r_best, r_plateau, r_start, r_rss, r_range, _ = _saturating(u, Y)
+    r_best, r_plateau, r_start, r_rss, r_range, _ = _saturating(u, Y, bounds)
     r_outcome, *_ = _choose(n, distinct, _flat(Y), rt, rb, r_best, r_plateau, r_start, r_rss, r_range)
     scales = _scales(float(u.max() - u0))
     knees = u0 + scales[r_best] * math.log(1 / (1 - KNEE_FRACTION))
