@@ -2,7 +2,7 @@
 
 MLflow's SQLAlchemy store retries a connection to a database that does not answer for minutes,
 silently; a TCP connect with a timeout to the URI's host and port says in seconds whether a server
-listens there. (The http checks live beside the other store checks in ablate/track.py.)
+listens there. (The http checks live beside the other store checks in ablate/track/uri.py.)
 
     check_database_reachable("postgresql://user@db.example.org:5432/mlflow")
 """
