@@ -129,6 +129,14 @@ def cell_time_key(part: str) -> str:
 def is_cell_time_key(key: str) -> bool:
     return key.startswith("time/") and key.endswith("_seconds") and key != CELL_UNACCOUNTED
 
+
+def is_machine_measure(key: str) -> bool:
+    """Whether a cell metric measures the machine (times, speed, memory, system metrics), not the
+    model: such metrics differ between runs of the same cell; every other metric must not."""
+    return (key in (TRAIN_SECONDS, EVAL_SECONDS, EXAMPLES_PER_SECOND, DATA_SECONDS, PEAK_MEMORY_MB,
+                    CELL_WALL_SECONDS, CELL_UNACCOUNTED, LM_EVAL_SECONDS)
+            or key.startswith(("time/", "system/")))
+
 # Where a sweep's wall time went (parent run, logged as the sweep ends): see ablate.timing.SweepTiming.
 TIMING_PHASES = ("setup", "ray_start", "cells", "report")
 TIMING_TOTAL, TIMING_CELL_SUM = "timing/total_seconds", "timing/cell_seconds_sum"

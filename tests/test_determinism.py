@@ -12,10 +12,6 @@ from tests.conftest import REPO, ablate_cli
 
 pytestmark = pytest.mark.slow
 
-# What a cell measures about the machine, not about the model: these differ run to run.
-TIMING = {results.TRAIN_SECONDS, results.EVAL_SECONDS, results.EXAMPLES_PER_SECOND, results.DATA_SECONDS,
-          results.PEAK_MEMORY_MB, results.CELL_WALL_SECONDS}
-
 
 def _sweep(folder: Path, seeds: list[int], instances: list[int], max_concurrent: int) -> dict[str, dict]:
     """Run the smoke spec (4 cells) in `folder`; the metrics and loss curve of each cell, by cell id."""
@@ -33,7 +29,7 @@ def _sweep(folder: Path, seeds: list[int], instances: list[int], max_concurrent:
     cells = {}
     for run in client.search_runs([experiment.experiment_id], "tags.`ablate.role` = 'cell'"):
         assert run.info.status == "FINISHED"
-        metrics = {k: v for k, v in run.data.metrics.items() if k not in TIMING and not k.startswith("system/")}
+        metrics = {k: v for k, v in run.data.metrics.items() if not results.is_machine_measure(k)}
         curve = [(m.step, m.value) for m in client.get_metric_history(run.info.run_id, results.TRAIN_LOSS)]
         cells[run.data.tags["ablate.cell_id"]] = {"metrics": metrics, "train_loss": sorted(curve)}
     return cells
