@@ -21,12 +21,6 @@ from ablate.track.retry import DEFAULT_RETRY_SECONDS
 Reader = Callable[[CellRecord, str], "InstanceScores | None"]
 
 
-def metric_bounds(metric: str) -> tuple[float, float]:
-    """The range a metric's differences live in, from its declaration (`MetricSpec.low/high`);
-    an open end is unbounded."""
-    return results.metric_range(metric)
-
-
 def is_binary(metric: str) -> bool:
     """Whether each instance scores 0 or full marks (exact match, accuracy): McNemar's test applies."""
     spec = results.metric_specs().get(metric)
@@ -51,7 +45,7 @@ def compare_two(sweep: SweepRecords, a: str, b: str, read: Reader, metric: str =
                           + (f" (no predictions artifact: {', '.join(paired['skipped'])})" if paired["skipped"] else "")
                           + ".", field="A",
                           fix="compare finished cells that logged predictions (every sweep cell does).")
-    result = paired_compare(paired["a"], paired["b"], paired["tasks"], bounds=metric_bounds(metric),
+    result = paired_compare(paired["a"], paired["b"], paired["tasks"], bounds=results.metric_range(metric),
                             binary=is_binary(metric))
     return {"experiment": sweep.experiment, "metric": metric, "encoding": encoding,
             "a": setting_label(a_cells[0]), "b": setting_label(b_cells[0]), "seeds": paired["seeds"],
@@ -127,7 +121,7 @@ def sweep_comparisons(sweep: SweepRecords, axis: str, encodings: list[str], read
                 settings[(a, b)] = paired
             entries = []
             for (a, b), paired in settings.items():
-                result = paired_compare(paired["a"], paired["b"], paired["tasks"], bounds=metric_bounds(metric),
+                result = paired_compare(paired["a"], paired["b"], paired["tasks"], bounds=results.metric_range(metric),
                                         binary=is_binary(metric), rounds=rounds,
                                         permutations=permutations)
                 entries.append({"group": group, "encoding": encoding,
