@@ -329,11 +329,11 @@ def cmd_report(args) -> int:
                          args.correction)
     # The folder `ablate sweep` writes the report to: the sweep's own, whatever its experiment is called.
     folder = Path(args.out) if args.out else output_dir_of(target.spec, Path.cwd()) / REPORT_FOLDER \
-        if target.spec is not None else Path.cwd() / "ablate_runs" / report["sweep"] / REPORT_FOLDER
+        if target.spec is not None else Path.cwd() / "ablate_runs" / report.sweep / REPORT_FOLDER
     check_output_folder(folder, "--out")
     written = publish_report(report, target.tracking_uri, folder, target.retry_seconds)
     if args.json:
-        print(json.dumps(report, indent=2))
+        print(json.dumps(report.to_json(), indent=2))
     else:
         print_report(report)
         print("Figures: " + ", ".join(str(p) for p in written) + " (also in the parent run's report/ artifacts)")
@@ -351,7 +351,7 @@ def cmd_compare(args) -> int:
     result = make_comparison(target.tracking_uri, target.experiment, args.a, args.b,
                              metric=args.metric or headline_metric(), encoding=args.encoding,
                              retry_seconds=target.retry_seconds)
-    print(json.dumps(result, indent=2) if args.json else compare_text(result))
+    print(json.dumps(result.model_dump(mode="json"), indent=2) if args.json else compare_text(result))
     return 0
 
 

@@ -13,6 +13,7 @@ from ablate.analyse.compare import (adjust, comparison_pairs, compare_settings, 
                                     variance_shares)
 from ablate.analyse.compare_sweep import compare_text, compare_two, sweep_comparisons
 from ablate.analyse.instances import paired_scores, score_records, select_setting
+from ablate.analyse.report_model import Comparisons, Curve, Curves, Point
 from ablate.errors import AblateError
 from ablate.plan import Cell, CellSettings
 from ablate.spec import DataSpec, EvalSpec, TrainSpec
@@ -211,8 +212,8 @@ def test_settings_are_named_by_axis_value_or_cell_and_compared():
         select_setting(SweepRecords("enc", "1", "p", "u", two_axes, {}), "train_encoding=def", "A")
     assert len(select_setting(SweepRecords("enc", "1", "p", "u", two_axes, {}), "train_encoding=def,lr=2", "A")) == 3
     result = compare_two(sweep, "train_encoding=def", "train_encoding=pos2", read, metric="exact_match")
-    assert result["diff"] == pytest.approx(result["mean_a"] - result["mean_b"]) and result["diff"] > 20
-    assert result["eval_test"] == "mcnemar" and result["p"] < 0.05 and result["seeds"] == [0, 1, 2]
+    assert result.diff == pytest.approx(result.mean_a - result.mean_b) and result.diff > 20
+    assert result.eval_test == "mcnemar" and result.p < 0.05 and result.seeds == [0, 1, 2]
     text = compare_text(result)
     assert "A - B = +" in text and "method:" in text and "McNemar" in text
     with pytest.raises(AblateError, match="same setting"):
@@ -233,16 +234,16 @@ def test_sweep_comparisons_compare_every_pair_and_report_reliability():
     sweep, read = _sweep_with_predictions(rng)
     section = sweep_comparisons(sweep, "train_encoding", ["def"], read, "exact_match", numeric=False,
                                 rounds=300, permutations=1000)
-    (entry,) = section["comparisons"]
-    assert (entry["a"], entry["b"]) == ("def", "pos2") and entry["significant"] and entry["winner"] == "def"
-    (group,) = section["groups"]
-    assert group["reliability"]["winner"] == "def" and group["reliability"]["winner_holds"] > 0.9
-    assert set(group["variance"]) == {"def", "pos2"}
-    assert math.isfinite(group["signal_to_noise"]["snr"])
+    (entry,) = section.comparisons
+    assert (entry.a, entry.b) == ("def", "pos2") and entry.significant and entry.winner == "def"
+    (group,) = section.groups
+    assert group.reliability.winner == "def" and group.reliability.winner_holds > 0.9
+    assert set(group.variance) == {"def", "pos2"}
+    assert math.isfinite(group.signal_to_noise.snr)
 
 
 def test_the_report_gets_comparisons_and_the_heatmap_marks_the_significant_winner():
-    from ablate.analyse.compare_sweep import comparison_lines, report_comparisons, significant_marks
+    from ablate.analyse.compare_sweep import column_winners, comparison_lines, report_comparisons, significant_marks
     from ablate.analyse.plots import matrix_figure
     from ablate.analyse.publish import report_markdown
     from ablate.analyse.report import build_report
@@ -252,21 +253,26 @@ def test_the_report_gets_comparisons_and_the_heatmap_marks_the_significant_winne
     for record in sweep.cells:  # the cell's own aggregate metric, as a finished cell logged it
         record.metrics["def/cluster/nli/exact_match"] = float(read(record, "def").scores["exact_match"].mean())
     report = build_report(sweep, "exact_match")
-    report["comparisons"] = report_comparisons(sweep, report, read)
-    assert report["comparisons"]["axis"] == "train_encoding" and len(report["comparisons"]["comparisons"]) == 1
+    report = report.model_copy(update={"comparisons": report_comparisons(sweep, report, read)})
+    assert report.comparisons.axis == "train_encoding" and len(report.comparisons.comparisons) == 1
     assert significant_marks(report) == {("def", "def"): 1}
+    # The winner row: the best row of the column, which beats every other row of it after correction.
+    (winner,) = column_winners(report).values()
+    assert (winner.row, winner.beats, winner.of, winner.verdict) == ("def", 1, 1, "beats all*")
     figure = matrix_figure(report)
     texts = [t.get_text() for t in figure.axes[0].texts]
-    assert sum(t.endswith("*") for t in texts) == 1
-    lines = comparison_lines(report["comparisons"])
+    assert sum(t.endswith("*") for t in texts) == 2  # the starred cell and the winner row's verdict
+    assert "def\nbeats all*" in texts and "best" in texts
+    assert "| **best** | def (beats all*) |" in report_markdown(report)
+    lines = comparison_lines(report.comparisons)
     assert any(line.strip().startswith("* [def] def - pos2: +") for line in lines)
     assert "Paired comparisons along train_encoding" in report_markdown(report)
     from ablate import results
     from ablate.analyse.publish import comparison_metrics
 
     metrics = comparison_metrics(report)
-    entry = report["comparisons"]["comparisons"][0]
-    assert metrics[results.comparison_key("def | def vs pos2", "exact_match", "diff")] == entry["diff"]
+    entry = report.comparisons.comparisons[0]
+    assert metrics[results.comparison_key("def | def vs pos2", "exact_match", "diff")] == entry.diff
     assert len(metrics) == 5
 
 
@@ -304,14 +310,14 @@ def test_a_curve_gets_a_bracket_between_adjacent_points_that_differ_significantl
     from ablate.analyse.compare_sweep import adjacent_significant
     from ablate.analyse.plots import curve_figure
 
-    report = {"experiment": "x", "metric": "rougeL", "x_label": "n", "encoding": "def", "log_x": True,
-              "baselines": {}, "curves": {"mean": {"points": [
-                  {"x": x, "n": 2, "mean": m, "ci_low": m - 1, "ci_high": m + 1, "label": str(x)}
-                  for x, m in ((8.0, 10.0), (16.0, 20.0), (32.0, 21.0))]}},
-              "comparisons": {"axis": "instances_per_task", "comparisons": [
-                  {"group": "", "a": "16", "b": "8", "significant": True},
-                  {"group": "", "a": "32", "b": "16", "significant": False},
-                  {"group": "", "a": "32", "b": "8", "significant": True}]}}
+    points = [Point(x=x, n=2, mean=m, ci_low=m - 1, ci_high=m + 1, values=[m - 1, m + 1], label=str(x))
+              for x, m in ((8.0, 10.0), (16.0, 20.0), (32.0, 21.0))]
+    report = _report(Curves(axis="instances_per_task", x_label="n", encoding="def", x_is_count=True, log_x=True,
+                            lines={"mean": Curve(points=points)}),
+                     comparisons=Comparisons(axis="instances_per_task", metric="rougeL", correction="holm", groups=[],
+                                             scores="", method="m", comparisons=[
+                                                 _comparison("16", "8", True), _comparison("32", "16", False),
+                                                 _comparison("32", "8", True)]))
     assert adjacent_significant(report) == [(8.0, 16.0)]  # 32 vs 8 is significant but not adjacent
     figure = curve_figure(report)
     assert [t.get_text() for t in figure.axes[0].texts] == ["*"]
@@ -334,8 +340,27 @@ def test_a_clusters_curve_compares_adjacent_counts_and_each_against_the_largest(
             scores[cell.id] = InstanceScores(tuple(f"i{i}" for i in range(90)), tuple(f"t{i % 3}" for i in range(90)),
                                              {"rougeL": values})
     sweep = SweepRecords("clusters", "1", "parent", "u", records, {})
-    report = {"metric": "rougeL", "axis": "train_clusters", "encoding": "def", "curves": {}}
+    report = _report(Curves(axis="train_clusters", x_label="clusters", encoding="def", x_is_count=True, log_x=False,
+                            lines={}))
     section = report_comparisons(sweep, report, lambda record, encoding: scores[record.run_id])
-    assert [(e["a"], e["b"]) for e in section["comparisons"]] == [("a+b", "a"), ("a+b+c", "a+b"), ("a+b+c", "a")]
-    assert all(e["significant"] and e["winner"] == e["a"] for e in section["comparisons"])
-    assert section["groups"][0]["reliability"]["winner"] == "a+b+c"
+    assert [(e.a, e.b) for e in section.comparisons] == [("a+b", "a"), ("a+b+c", "a+b"), ("a+b+c", "a")]
+    assert all(e.significant and e.winner == e.a for e in section.comparisons)
+    assert section.groups[0].reliability.winner == "a+b+c"
+
+
+def _report(curves, comparisons=None):
+    """A report of one curve figure, as build_report makes it (for figure and comparison tests)."""
+    from ablate.analyse.report_model import CellCounts, Report
+
+    return Report(experiment="x", experiment_id="1", metric="rougeL", sweep="x", parent_run_id="p",
+                  cells=CellCounts(total=0, done=0, failed=0, missing=0, not_done=[]), aggregate="clusters",
+                  baselines={}, curves=curves, comparisons=comparisons)
+
+
+def _comparison(a, b, significant):
+    from ablate.analyse.report_model import Comparison
+
+    return Comparison(group="", encoding="def", a=a, b=b, diff=1.0, ci_low=0.5, ci_high=1.5, se=0.2, df=None, p=0.01,
+                      p_eval=0.01, p_rerun=None, eval_test="sign-flip", prob_a_beats_b=0.99, mde=None, n_seeds=1,
+                      n_instances=10, n_tasks=2, method="m", p_adjusted=0.01 if significant else 0.5,
+                      correction="holm", significant=significant, winner=a if significant else None)

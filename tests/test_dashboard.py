@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from ablate.analyse.report_model import Report
 from tests.conftest import ablate_cli
 
 pytestmark = pytest.mark.slow
@@ -13,12 +14,12 @@ def test_report_json_gives_points_fits_and_baselines(smoke_sweep):
     workdir, _ = smoke_sweep
     result = ablate_cli("report", "smoke", "--json", "--out", str(workdir / "report-json"), cwd=workdir)
     assert result.returncode == 0, result.stderr
-    report = json.loads(result.stdout)
-    assert report["axis"] == "instances_per_task" and report["cells"]["done"] == 4
-    mean = report["curves"]["mean"]
-    assert [p["x"] for p in mean["points"]] == [8.0, 16.0] and all(p["n"] == 2 for p in mean["points"])
-    assert all(p["ci_low"] <= p["mean"] <= p["ci_high"] for p in mean["points"])
-    assert set(report["baselines"]) == {"copy_demo", "copy_input"}
+    report = Report.model_validate(json.loads(result.stdout))  # the typed report, back from its JSON
+    assert report.curves.axis == "instances_per_task" and report.cells.done == 4
+    mean = report.curves.lines["mean"]
+    assert [p.x for p in mean.points] == [8.0, 16.0] and all(p.n == 2 for p in mean.points)
+    assert all(p.ci_low <= p.mean <= p.ci_high for p in mean.points)
+    assert set(report.baselines) == {"copy_demo", "copy_input"}
     assert (workdir / "report-json" / "smoke.png").stat().st_size > 10_000
 
 

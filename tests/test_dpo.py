@@ -211,6 +211,43 @@ def test_a_report_over_stage_lists_draws_them_in_plan_order_and_leaves_out_basel
                                       {"def/cluster/nli/pref_acc": 50.0 + 10 * position + seed}))
     baselines = {"copy_demo": BaselineScores(overall={"rougeL": 31.0}, per_cluster={"nli": {"rougeL": 40.0}})}
     report = build_report(SweepRecords("p", "1", "parent", "sqlite:///x.db", records, baselines), "pref_acc")
-    points = report["curves"]["nli"]["points"]
-    assert [(p["x"], p["label"], p["mean"]) for p in points] == [(0.0, "sft", 50.5), (1.0, "sft+dpo(beta=0.5)", 60.5)]
-    assert report["baselines"] == {}
+    points = report.curves.lines["nli"].points
+    assert [(p.x, p.label, p.mean) for p in points] == [(0.0, "sft", 50.5), (1.0, "sft+dpo(beta=0.5)", 60.5)]
+    assert report.baselines == {}
+
+
+def test_stage_lists_scored_by_several_evaluators_draw_instructgpt_grouped_bars():
+    """One group per metric (each evaluator's headline and shares), one bar per stage list, with
+    intervals; the paired comparisons run along the stage lists."""
+    from ablate.analyse.collect import CellRecord, SweepRecords
+    from ablate.analyse.plots import report_figures
+    from ablate.analyse.publish import report_markdown
+    from ablate.analyse.report import build_report
+    from ablate.plan import Cell, CellSettings
+    from ablate.spec import DataSpec, EvalSpec, TrainSpec
+
+    train = TrainSpec(steps=4, batch_size=4, learning_rate=1e-3, max_source_length=64, max_target_length=8,
+                      encoding="def")
+    stage_lists = [["sft"], ["sft", {"kind": "dpo", "beta": 0.1}], ["sft", {"kind": "dpo", "beta": 0.1, "sft_mix": 1.0}]]
+    evaluators = EvalSpec(evaluators=["generate", "preference", "abstention"])
+    records = []
+    for position, stages in enumerate(stage_lists):
+        for seed in (0, 1, 2):
+            settings = CellSettings(data=DataSpec(source="synthetic", instances_per_task=8), model="llama-nano",
+                                    train=train, eval=evaluators, stages=stages, seed=seed, data_fingerprint="f")
+            metrics = {"def/cluster/nli/rougeL": 40.0 - 2 * position + seed, "def/cluster/nli/pref_acc": 60.0 + 10 * position + seed,
+                       "def/cluster/nli/abstain_rate": 20.0 * position + seed, "def/cluster/nli/hallucination_rate": 50.0 - 10 * position}
+            records.append(CellRecord(Cell(f"{position}-{seed}", f"{position}-{seed}", {"stages": stages, "seed": seed},
+                                           settings), "done", metrics))
+    report = build_report(SweepRecords("p", "1", "parent", "sqlite:///x.db", records, {}), "rougeL")
+    bars = report.bars
+    assert report.curves is None and report.matrix is None and bars.group_label == "metric" and bars.metric is None
+    # rougeL first (the report's metric), then each evaluator's shares that some cell scored, in evaluator order.
+    assert bars.groups == ["rougeL", "pref_acc", "abstain_rate", "hallucination_rate"]
+    assert list(bars.series) == ["sft", "sft+dpo(beta=0.1)", "sft+dpo(beta=0.1,sft_mix=1.0)"]
+    assert bars.series["sft+dpo(beta=0.1)"]["pref_acc"].mean == 71.0
+    assert bars.series["sft"]["rougeL"].n == 3 and bars.series["sft"]["rougeL"].ci_low < 41.0
+    assert bars.series["sft+dpo(beta=0.1,sft_mix=1.0)"]["hallucination_rate"].mean == 30.0
+    figure, html = report_figures(report)
+    assert len(figure.axes[0].patches) == 3 * 4 and "bar" in html
+    assert "| setting \\ metric | rougeL | pref_acc |" in report_markdown(report)

@@ -176,10 +176,10 @@ def test_the_report_draws_an_lm_eval_metric_as_a_curve(tmp_path):
     records = [CellRecord(c, "done", {key: 0.2 + c.settings.train.steps / 100 + c.settings.seed / 100,
                                       "def/rougeL": 5.0}) for c in cells]
     report = build_report(SweepRecords("lm-eval", "1", "parent", "sqlite:///x.db", records, {}), key)
-    assert report["metric"] == key and set(report["curves"]) == {"mean"}
-    points = report["curves"]["mean"]["points"]
-    assert [p["x"] for p in points] == [10.0, 20.0, 40.0] and [p["n"] for p in points] == [2, 2, 2]
-    assert points[0]["mean"] == pytest.approx(0.305) and points[2]["mean"] == pytest.approx(0.605)
+    assert report.metric == key and set(report.curves.lines) == {"mean"}
+    points = report.curves.lines["mean"].points
+    assert [p.x for p in points] == [10.0, 20.0, 40.0] and [p.n for p in points] == [2, 2, 2]
+    assert points[0].mean == pytest.approx(0.305) and points[2].mean == pytest.approx(0.605)
     # The report's default metric of a sweep whose first evaluator is lm_eval is its first task's acc.
     assert results.headline_metric(cells) == "lm_eval/tiny_mc/acc"
 

@@ -12,6 +12,7 @@ import yaml
 
 from ablate import results
 from ablate.data.library import TaskLibrary
+from ablate.analyse.report_model import Report
 from tests.conftest import FIXTURES, ablate_cli
 
 pytestmark = pytest.mark.slow
@@ -70,13 +71,13 @@ def test_a_sweep_on_superni_shaped_files_finishes_and_scores_every_test_task(tmp
         assert "task1001_wordgen_rhymes-0" in ids, "instances without an id get <task name>-<index>"
         assert len(ids) == 6 * len(test_tasks)
 
-    report = json.loads(ablate_cli("report", str(spec), "--json", cwd=tmp_path).stdout)
-    lines = report["curves"]
+    report = Report.model_validate(json.loads(ablate_cli("report", str(spec), "--json", cwd=tmp_path).stdout))
+    lines = report.curves.lines
     assert set(lines) == {"mean", "closed_book_qa", "nli", results.NO_CLUSTER}
-    for point, *per_cluster in zip(lines["mean"]["points"], lines["closed_book_qa"]["points"], lines["nli"]["points"],
-                                   lines[results.NO_CLUSTER]["points"]):
-        assert point["mean"] == pytest.approx(sum(p["mean"] for p in per_cluster) / 3)
-    assert set(report["baselines"]["copy_demo"]) == set(lines)
+    for point, *per_cluster in zip(lines["mean"].points, lines["closed_book_qa"].points, lines["nli"].points,
+                                   lines[results.NO_CLUSTER].points):
+        assert point.mean == pytest.approx(sum(p.mean for p in per_cluster) / 3)
+    assert set(report.baselines["copy_demo"]) == set(lines)
 
     planned = json.loads(ablate_cli("plan", str(spec), "--json", cwd=tmp_path).stdout)
     assert (planned["done"], planned["failed"], planned["to_run"]) == (2, 0, 0)

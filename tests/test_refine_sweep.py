@@ -7,6 +7,7 @@ import json
 import pytest
 import yaml
 
+from ablate.analyse.report_model import Report
 from tests.conftest import ablate_cli
 
 pytestmark = pytest.mark.slow
@@ -46,8 +47,8 @@ def test_a_refined_sweep_records_its_rounds_and_reasons_and_a_rerun_trains_nothi
     history = client.get_metric_history(parent.info.run_id, results.REFINE_CELLS)
     assert [m.step for m in history] == list(range(len(plan["rounds"])))
     assert parent.data.tags[results.REFINE_STOPPED] == first.stdout.split("Refinement: ")[1].splitlines()[0].rstrip(".")
-    report = json.loads((tmp_path / "ablate_runs" / "refined" / "report" / "report.json").read_text())
-    assert set(report["rounds"]) == {c["id"] for c in plan["cells"]}
+    report = Report.model_validate(json.loads((tmp_path / "ablate_runs" / "refined" / "report" / "report.json").read_text()))
+    assert set(report.rounds) == {c["id"] for c in plan["cells"]}
 
     again = ablate_cli("sweep", "refined.yaml", "--yes", "--budget", "10", cwd=tmp_path)
     assert again.returncode == 0, again.stdout + again.stderr

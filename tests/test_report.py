@@ -5,6 +5,7 @@ import pytest
 from ablate.analyse.collect import CellRecord, SweepRecords
 from ablate.analyse.plots import report_figures
 from ablate.analyse.report import build_report
+from ablate.analyse.report_model import Report
 from ablate.baselines import BaselineScores
 from ablate.plan import Cell, CellSettings
 from ablate.spec import DataSpec, EvalSpec, TrainSpec
@@ -37,26 +38,26 @@ def test_clusters_curve_has_a_line_per_cluster_plus_mean_and_counts_clusters():
     baselines = {"copy_demo": BaselineScores(overall={"rougeL": 31.0},
                                              per_cluster={"nli": {"rougeL": 40.0}, "closed_book_qa": {"rougeL": 20.0}})}
     report = build_report(_sweep(records, baselines), "rougeL")
-    assert report["axis"] == "train_clusters" and report["x_label"] == "number of training clusters"
-    assert set(report["curves"]) == {"mean", "nli", "closed_book_qa"}
-    nli = report["curves"]["nli"]["points"]
-    assert [p["x"] for p in nli] == [1.0, 2.0, 3.0] and [p["n"] for p in nli] == [3, 3, 3]
-    assert nli[0]["mean"] == 51.0 and nli[0]["label"] == "1 (+a)"
-    mean = report["curves"]["mean"]["points"]
-    assert mean[2]["mean"] == (71.0 + 15.0) / 2
-    assert report["curves"]["mean"]["spearman"]["rho"] == 1.0 and report["curves"]["mean"]["spearman"]["n"] == 3
-    assert report["baselines"] == {"copy_demo": {"mean": 30.0, "nli": 40.0, "closed_book_qa": 20.0}}
+    assert report.curves.axis == "train_clusters" and report.curves.x_label == "number of training clusters"
+    assert set(report.curves.lines) == {"mean", "nli", "closed_book_qa"}
+    nli = report.curves.lines["nli"].points
+    assert [p.x for p in nli] == [1.0, 2.0, 3.0] and [p.n for p in nli] == [3, 3, 3]
+    assert nli[0].mean == 51.0 and nli[0].label == "1 (+a)"
+    mean = report.curves.lines["mean"].points
+    assert mean[2].mean == (71.0 + 15.0) / 2
+    assert report.curves.lines["mean"].spearman.rho == 1.0 and report.curves.lines["mean"].spearman.n == 3
+    assert report.baselines == {"copy_demo": {"mean": 30.0, "nli": 40.0, "closed_book_qa": 20.0}}
 
 
 def test_failed_and_missing_cells_are_reported_not_dropped():
     records = [_record(["a"], 0), _record(["a"], 1, status="failed"), _record(["a", "b"], 0, status="to run"),
                _record(["a", "b", "c"], 0)]
     report = build_report(_sweep(records), "rougeL")
-    assert report["cells"]["done"] == 2 and report["cells"]["failed"] == 1 and report["cells"]["missing"] == 1
-    assert {c["status"] for c in report["cells"]["not_done"]} == {"failed", "missing"}
-    points = report["curves"]["mean"]["points"]
-    assert points[0]["n"] == 1 and points[0]["failed"] == ["n=1 seed=1"]
-    assert points[1]["n"] == 0 and points[1]["missing"] == ["n=2 seed=0"] and points[1]["mean"] is None
+    assert report.cells.done == 2 and report.cells.failed == 1 and report.cells.missing == 1
+    assert {c.status for c in report.cells.not_done} == {"failed", "missing"}
+    points = report.curves.lines["mean"].points
+    assert points[0].n == 1 and points[0].failed == ["n=1 seed=1"]
+    assert points[1].n == 0 and points[1].missing == ["n=2 seed=0"] and points[1].mean is None
     figure, html = report_figures(report)
     assert figure.axes and "plotly" in html
 
@@ -70,9 +71,9 @@ def test_encoding_matrix():
                          test_encodings=["def", "pos2"])
             records.append(CellRecord(cell, "done", metrics))
     report = build_report(_sweep(records), "rougeL")
-    matrix = report["matrix"]
-    assert matrix["rows"] == ["def", "pos2"] and matrix["columns"] == ["def", "pos2"]
-    assert matrix["cells"]["def"]["def"]["mean"] == 60.5 and matrix["cells"]["def"]["pos2"]["mean"] == 30.5
+    matrix = report.matrix
+    assert matrix.rows == ["def", "pos2"] and matrix.columns == ["def", "pos2"]
+    assert matrix.cell("def", "def").mean == 60.5 and matrix.cell("def", "pos2").mean == 30.5
     figure, html = report_figures(report)
     assert figure.axes and "heatmap" in html.lower()
 
@@ -83,19 +84,24 @@ def test_model_size_points_sit_at_their_parameter_counts_and_are_named_with_them
                           {"def/cluster/nli/rougeL": 40.0 + s, "num_parameters": n})
                for m, n in sizes.items() for s in (0, 1)]
     report = build_report(_sweep(records), "rougeL")
-    points = report["curves"]["mean"]["points"]
-    assert [p["x"] for p in points] == sorted(sizes.values()) and report["log_x"]
-    assert [p["label"] for p in points] == ["t5-nano (0.24M)", "t5-tiny (1.4M)", "t5-mini (7.4M)"]
+    points = report.curves.lines["mean"].points
+    assert [p.x for p in points] == sorted(sizes.values()) and report.curves.log_x
+    assert [p.label for p in points] == ["t5-nano (0.24M)", "t5-tiny (1.4M)", "t5-mini (7.4M)"]
 
 
 def test_page_summary_names_a_knee_only_inside_the_measured_range():
     from ablate.analyse.dashboard import _summary
 
     def report(knee, inside):
-        return {"cells": {"done": 3, "total": 3, "failed": 0, "missing": 0},
-                "curves": {"mean": {"spearman": {"rho": 0.9, "n": 6, "p": 0.01, "exact": True}, "knee": knee,
-                                    "knee_ci": [30.0, 80.0], "knee_inside_range": inside, "knee_support": 0.91,
-                                    "outcome": "saturating", "fit": {"model": "saturating"}}}}
+        return Report.model_validate({
+            "experiment": "e", "experiment_id": "1", "metric": "rougeL", "sweep": "e", "parent_run_id": "p",
+            "aggregate": "clusters", "baselines": {},
+            "cells": {"done": 3, "total": 3, "failed": 0, "missing": 0, "not_done": []},
+            "curves": {"axis": "instances_per_task", "x_label": "x", "encoding": "def", "x_is_count": True,
+                       "log_x": True, "lines": {"mean": {
+                           "points": [], "spearman": {"rho": 0.9, "n": 6, "p": 0.01, "exact": True}, "knee": knee,
+                           "knee_ci": [30.0, 80.0], "knee_inside_range": inside, "knee_support": 0.91,
+                           "outcome": "saturating"}}}})
 
     assert "knee at 55.7 [30, 80], support 0.91" in _summary(report(55.7, True))
     assert "Spearman 0.90 (n=6, p=0.01)" in _summary(report(55.7, True))
@@ -131,10 +137,10 @@ def test_the_untuned_point_is_reported_apart_from_the_fitted_curve():
     orders = [[], ["a"], ["a", "b"], ["a", "b", "c"]]
     records = [_record(c, s, nli=10 * len(c) + s, qa=5 * len(c)) for c in orders for s in (0, 1)]
     report = build_report(_sweep(records), "rougeL")
-    mean = report["curves"]["mean"]
-    assert [p["x"] for p in mean["points"]] == [1.0, 2.0, 3.0], "x = 0 is not on the curve"
-    assert mean["untuned"]["n"] == 2 and mean["untuned"]["mean"] == 0.25
-    assert report["curves"]["nli"]["untuned"]["values"] == [0.0, 1.0]
+    mean = report.curves.lines["mean"]
+    assert [p.x for p in mean.points] == [1.0, 2.0, 3.0], "x = 0 is not on the curve"
+    assert mean.untuned.n == 2 and mean.untuned.mean == 0.25
+    assert report.curves.lines["nli"].untuned.values == [0.0, 1.0]
     figure, html = report_figures(report)
     assert "untuned model" in [t.get_text() for t in figure.axes[0].get_legend().get_texts()][-1]
 
@@ -151,11 +157,11 @@ def test_zero_versus_few_shot_draws_flan_fig_3_bars():
                        for enc in ("def", "def-pos2")}
             records.append(CellRecord(cell, "done", metrics))
     report = build_report(_sweep(records), "rougeL")
-    bars = report["bars"]
-    assert bars["groups"] == ["nli", "mean"]
-    assert bars["series"]["untuned, zero-shot (def)"]["nli"]["mean"] == 5.0
-    assert bars["series"]["untuned, few-shot (def+pos2)"]["nli"]["mean"] == 20.0
-    assert bars["series"]["instruction-tuned, zero-shot (def)"]["mean"]["mean"] == 60.5
+    bars = report.bars
+    assert bars.groups == ["nli", "mean"]
+    assert bars.series["untuned, zero-shot (def)"]["nli"].mean == 5.0
+    assert bars.series["untuned, few-shot (def+pos2)"]["nli"].mean == 20.0
+    assert bars.series["instruction-tuned, zero-shot (def)"]["mean"].mean == 60.5
     figure, html = report_figures(report)
     assert len(figure.axes[0].patches) == 6 and "bar" in html
 
@@ -168,9 +174,9 @@ def test_the_mean_line_can_be_the_official_per_instance_score():
             0.2 * record.metrics["def/cluster/closed_book_qa/rougeL"]
     by_clusters = build_report(_sweep(records), "rougeL")
     overall = build_report(_sweep(records), "rougeL", aggregate="overall")
-    assert by_clusters["curves"]["mean"]["points"][0]["mean"] == (50 + 5) / 2
-    assert overall["curves"]["mean"]["points"][0]["mean"] == pytest.approx(0.8 * 50 + 0.2 * 5)
-    assert overall["aggregate"] == "overall" and overall["curves"]["nli"] == by_clusters["curves"]["nli"]
+    assert by_clusters.curves.lines["mean"].points[0].mean == (50 + 5) / 2
+    assert overall.curves.lines["mean"].points[0].mean == pytest.approx(0.8 * 50 + 0.2 * 5)
+    assert overall.aggregate == "overall" and overall.curves.lines["nli"] == by_clusters.curves.lines["nli"]
 
 
 def test_leave_one_cluster_out_draws_fig_3_with_each_model_on_its_own_cluster():
@@ -190,9 +196,9 @@ def test_leave_one_cluster_out_draws_fig_3_with_each_model_on_its_own_cluster():
             metrics.update({f"{enc}/cluster/other/acc": 99.0 for enc in ("def", "def-pos2")})
             records.append(CellRecord(cell, "done", metrics))
     report = build_report(_sweep(records), "acc")
-    bars = report["bars"]
-    assert bars["groups"] == ["nli", "commonsense", "mean"]
-    tuned = bars["series"]["instruction-tuned, zero-shot (def)"]
-    assert tuned["nli"]["mean"] == 60.5 and tuned["commonsense"]["mean"] == 40.5
-    assert tuned["mean"]["values"] == [50.0, 51.0] and tuned["mean"]["n"] == 2  # per seed: (60+40)/2, (61+41)/2
-    assert bars["series"]["untuned, few-shot (def+pos2)"]["nli"]["mean"] == 8.5
+    bars = report.bars
+    assert bars.groups == ["nli", "commonsense", "mean"]
+    tuned = bars.series["instruction-tuned, zero-shot (def)"]
+    assert tuned["nli"].mean == 60.5 and tuned["commonsense"].mean == 40.5
+    assert tuned["mean"].values == [50.0, 51.0] and tuned["mean"].n == 2  # per seed: (60+40)/2, (61+41)/2
+    assert bars.series["untuned, few-shot (def+pos2)"]["nli"].mean == 8.5

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from ablate.data.library import TaskLibrary
+from ablate.analyse.report_model import Report
 from tests.conftest import REPO, ablate_cli
 
 pytestmark = pytest.mark.slow
@@ -107,8 +108,9 @@ def _tiny(spec: str, tmp_path: Path, *extra: str):
                       cwd=tmp_path)
 
 
-def _report(tmp_path: Path, name: str) -> dict:
-    return json.loads((tmp_path / "ablate_runs" / name / "report" / "report.json").read_text())
+def _report(tmp_path: Path, name: str) -> Report:
+    """The sweep's report.json, read back into the typed report."""
+    return Report.model_validate(json.loads((tmp_path / "ablate_runs" / name / "report" / "report.json").read_text()))
 
 
 def test_the_architecture_sweep_mixes_t5_and_llama_full_and_lora_end_to_end(tmp_path):
@@ -135,8 +137,8 @@ def test_the_architecture_sweep_mixes_t5_and_llama_full_and_lora_end_to_end(tmp_
     adapter = {a.path for a in client.list_artifacts(by_name["model=t5-tiny lora=r=16,alpha=32 seed=0"].info.run_id,
                                                      "model")}
     assert "model/adapter_config.json" in adapter, "a LoRA cell logs its adapter"
-    matrix = _report(tmp_path, "architecture")["matrix"]
-    assert matrix["rows"] == ["t5-tiny", "llama-tiny"] and matrix["columns"] == ["null", "r=16,alpha=32"]
+    matrix = _report(tmp_path, "architecture").matrix
+    assert matrix.rows == ["t5-tiny", "llama-tiny"] and matrix.columns == ["null", "r=16,alpha=32"]
 
 
 def test_zero_versus_few_shot_runs_end_to_end_and_draws_the_grouped_chart(tmp_path):
@@ -145,9 +147,9 @@ def test_zero_versus_few_shot_runs_end_to_end_and_draws_the_grouped_chart(tmp_pa
     _, runs = _runs(tmp_path, "zero_vs_few_shot")
     untuned = [r for r in runs if r.data.tags.get("ablate.role") == "cell" and r.data.metrics.get("train_steps") == 0]
     assert len(untuned) == 1 and untuned[0].data.metrics["num_train_tasks"] == 0
-    bars = _report(tmp_path, "zero_vs_few_shot")["bars"]
-    assert bars["groups"] == ["closed_book_qa", "commonsense", "nli", "mean"]
-    assert set(bars["series"]) == {"untuned, zero-shot (def)", "untuned, few-shot (def+pos2)",
+    bars = _report(tmp_path, "zero_vs_few_shot").bars
+    assert bars.groups == ["closed_book_qa", "commonsense", "nli", "mean"]
+    assert set(bars.series) == {"untuned, zero-shot (def)", "untuned, few-shot (def+pos2)",
                                    "instruction-tuned, zero-shot (def)"}
     assert (tmp_path / "ablate_runs" / "zero_vs_few_shot" / "report" / "zero_vs_few_shot.png").stat().st_size > 10_000
 
@@ -157,5 +159,5 @@ def test_the_clusters_curve_can_start_from_the_untuned_model(tmp_path):
                    "axes.train_clusters={cumulative: [program_execution, extraction, summarization], from_none: true}")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     report = _report(tmp_path, "clusters")
-    mean = report["curves"]["mean"]
-    assert [p["x"] for p in mean["points"]] == [1.0, 2.0, 3.0] and mean["untuned"]["n"] == 1
+    mean = report.curves.lines["mean"]
+    assert [p.x for p in mean.points] == [1.0, 2.0, 3.0] and mean.untuned.n == 1

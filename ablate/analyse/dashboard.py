@@ -14,7 +14,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from ablate.analyse.stats import knee_text, spearman_text
+from ablate.analyse.report_model import Report
 from ablate.errors import AblateError, did_you_mean, problem_list, validation_problems
 
 
@@ -63,7 +63,7 @@ def _png_data_uri(figure) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
-def _table(report: dict) -> str:
+def _table(report: Report) -> str:
     from ablate.analyse.publish import _table as columns_of
 
     columns = columns_of(report)
@@ -78,25 +78,48 @@ def _table(report: dict) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
 
 
-def _summary(report: dict) -> str:
-    cells = report["cells"]
-    parts = [f"{cells['done']}/{cells['total']} cells done"]
-    if cells["failed"] or cells["missing"]:
-        parts.append(f"<span class='bad'>{cells['failed']} failed, {cells['missing']} missing</span>")
-    mean = report.get("curves", {}).get("mean")
-    if mean:
-        if spearman_text(mean.get("spearman")):
-            parts.append(spearman_text(mean["spearman"]))
-        if mean.get("knee") is not None and mean.get("knee_inside_range"):
-            parts.append(f"knee at {knee_text(mean)}")
-        elif mean.get("knee") is not None:
-            parts.append(f"fitted plateau beyond the range (knee at {mean['knee']:.3g})")
-        elif mean.get("outcome"):
-            parts.append(f"outcome: {mean['outcome']} (no plateau in range)")
-    for name, scores in report.get("baselines", {}).items():
-        if "mean" in scores:
-            parts.append(f"{name} baseline {scores['mean']:.1f}")
+def _summary(report: Report) -> str:
+    from ablate.analyse.report import MEAN_LINE
+
+    cells = report.cells
+    parts = [f"{cells.done}/{cells.total} cells done"]
+    if cells.failed or cells.missing:
+        parts.append(f"<span class='bad'>{cells.failed} failed, {cells.missing} missing</span>")
+    mean = report.curves.lines.get(MEAN_LINE) if report.curves is not None else None
+    if mean is not None:
+        if mean.spearman is not None:
+            parts.append(mean.spearman.text())
+        if mean.knee_in_range is not None:
+            parts.append(f"knee at {mean.knee_text()}")
+        elif mean.knee is not None:
+            parts.append(f"fitted plateau beyond the range (knee at {mean.knee:.3g})")
+        elif mean.outcome:
+            parts.append(f"outcome: {mean.outcome} (no plateau in range)")
+    for name, value in report.baseline_means().items():
+        parts.append(f"{name} baseline {value:.1f}")
     return " · ".join(parts)
+
+
+def _comparisons(report: Report) -> str:
+    """The paired comparisons that hold (significant after correction), the rest counted, and
+    each group's decision reliability: where a reader of the page sees which differences to trust."""
+    from ablate.analyse.compare_sweep import comparison_lines
+
+    section = report.comparisons
+    if section is None or not section.comparisons:
+        return ""
+    held = [c for c in section.comparisons if c.significant]
+    rows = "".join(f"<tr><td>{html.escape(' '.join(x for x in (c.group, c.encoding) if x))}</td>"
+                   f"<td>{html.escape(c.a)} - {html.escape(c.b)}</td><td>{c.diff:+.2f}</td>"
+                   f"<td>[{c.ci_low:+.2f}, {c.ci_high:+.2f}]</td><td>{c.p_adjusted:.2g}</td>"
+                   f"<td>{c.prob_a_beats_b:.2f}</td></tr>" for c in held)
+    table = (f"<table><thead><tr><th>where</th><th>A - B</th><th>diff</th><th>95% interval</th><th>p (corrected)</th>"
+             f"<th>P(A beats B)</th></tr></thead><tbody>{rows}</tbody></table>") if held else ""
+    details = "<br>".join(html.escape(line) for line in comparison_lines(section))
+    return (f"<p class='comparisons'>{len(held)} of {len(section.comparisons)} paired comparisons along "
+            f"{html.escape(section.axis)} hold after {html.escape(section.correction)} correction.</p>{table}"
+            f"<details><summary>Every comparison, variance and reliability</summary><p class='mono'>{details}</p>"
+            f"</details>")
 
 
 def render_page(page: Page, tracking_uri: str) -> str:
@@ -119,7 +142,7 @@ def render_page(page: Page, tracking_uri: str) -> str:
             continue
         figure, interactive = report_figures(report, include_plotlyjs=not plotly_included)
         plotly_included = plotly_included or "interactive" in section.show
-        link = (f"{page.mlflow_ui_url}/#/experiments/{report['experiment_id']}/runs/{report['parent_run_id']}"
+        link = (f"{page.mlflow_ui_url}/#/experiments/{report.experiment_id}/runs/{report.parent_run_id}"
                 "?workflowType=machine_learning")
         body += f"<p class='summary'>{_summary(report)} · <a href='{link}'>parent run in MLflow</a></p>"
         if "figure" in section.show:
@@ -128,11 +151,13 @@ def render_page(page: Page, tracking_uri: str) -> str:
             body += f"<div class='interactive'>{interactive}</div>"
         if "table" in section.show:
             body += f"<details><summary>Numbers</summary>{_table(report)}</details>"
+        body += _comparisons(report)
         plt.close(figure)
         sections.append(body)
     style = ("body{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;color:#222}"
              "img.figure{max-width:100%;border:1px solid #ddd}table{border-collapse:collapse;font-size:12px}"
-             "td,th{border:1px solid #ccc;padding:2px 6px}.bad{color:#b00}.summary{color:#444}")
+             "td,th{border:1px solid #ccc;padding:2px 6px}.bad{color:#b00}.summary{color:#444}"
+             ".mono{font-family:monospace;font-size:11px;white-space:pre-wrap}")
     return (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(page.title)}</title>"
             f"<style>{style}</style></head><body><h1>{html.escape(page.title)}</h1>"
             f"<p>{html.escape(page.intro)}</p>{''.join(f'<section>{s}</section>' for s in sections)}"

@@ -1,7 +1,9 @@
-"""Figures from a report dict: matplotlib PNG (publication style) and plotly HTML.
+"""Figures from a report: matplotlib PNG (publication style) and plotly HTML.
 
 Curves: log-scale x for counts, 95% CI bands over seeds, the knee marked, heuristic baselines
-as dashed lines, missing / failed cells marked with an x. Encodings: an annotated heatmap.
+as dashed lines, missing / failed cells marked with an x, brackets over significant adjacent
+differences. Encodings: an annotated heatmap with significance marks and a winner row. Bars:
+FLAN Fig. 3 (per held-out cluster) or InstructGPT's grouped bars (per metric).
 """
 
 from __future__ import annotations
@@ -9,15 +11,12 @@ from __future__ import annotations
 import math
 
 from ablate.analyse.report import MEAN_LINE
+from ablate.analyse.report_model import Report
 
 BASELINE_STYLES = {"copy_demo": "--", "copy_input": ":"}
 
 
-def _present(points):
-    return [p for p in points if p["n"] > 0]
-
-
-def curve_figure(report: dict):
+def curve_figure(report: Report):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -25,201 +24,207 @@ def curve_figure(report: dict):
     import matplotlib.ticker
 
     fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=150)
-    curves = report["curves"]
-    ordered = [MEAN_LINE] + sorted(k for k in curves if k != MEAN_LINE) if MEAN_LINE in curves else sorted(curves)
+    curves = report.curves
+    lines = curves.lines
+    ordered = [MEAN_LINE] + sorted(k for k in lines if k != MEAN_LINE) if MEAN_LINE in lines else sorted(lines)
     for line in ordered:
-        curve = curves[line]
-        points = _present(curve["points"])
+        curve = lines[line]
+        points = curve.present
         if not points:
             continue
-        xs = [p["x"] for p in points]
-        means = [p["mean"] for p in points]
+        xs = [p.x for p in points]
+        means = [p.mean for p in points]
         is_mean = line == MEAN_LINE
         (handle,) = ax.plot(xs, means, marker="o", lw=2.4 if is_mean else 1.2, alpha=1 if is_mean else 0.75,
                             color="black" if is_mean else None, label=line, zorder=3 if is_mean else 2)
         # A band only where there is an interval: one seed gives none (not a zero-width band).
-        ax.fill_between(xs, [max(0.0, p["ci_low"]) if p["n"] > 1 else math.nan for p in points],
-                        [min(100.0, p["ci_high"]) if p["n"] > 1 else math.nan for p in points],
+        ax.fill_between(xs, [p.ci_low if p.has_interval else math.nan for p in points],
+                        [p.ci_high if p.has_interval else math.nan for p in points],
                         color=handle.get_color(), alpha=0.15 if is_mean else 0.08, lw=0)
-        if curve.get("knee") is not None and curve.get("knee_inside_range"):
-            ax.axvline(curve["knee"], color=handle.get_color(), ls="-.", lw=1)
-            ax.annotate(f"knee {curve['knee']:.3g} (support {curve['knee_support']:.2f})", (curve["knee"], min(means)),
-                        rotation=90, fontsize=7,
-                        va="bottom", ha="right", color=handle.get_color())
-        for p in curve["points"]:
-            if p["n"] == 0 or p.get("failed") or p.get("missing"):
-                ax.plot([p["x"]], [means[0] if not p["n"] else p["mean"]], marker="x", color="red", ms=9, zorder=4)
+        if curve.knee_in_range is not None:
+            ax.axvline(curve.knee, color=handle.get_color(), ls="-.", lw=1)
+            ax.annotate(f"knee {curve.knee:.3g} (support {curve.knee_support:.2f})", (curve.knee, min(means)),
+                        rotation=90, fontsize=7, va="bottom", ha="right", color=handle.get_color())
+        for p in curve.points:
+            if p.n == 0 or p.failed or p.missing:
+                ax.plot([p.x], [means[0] if not p.n else p.mean], marker="x", color="red", ms=9, zorder=4)
     _brackets(ax, report)
-    for name, scores in report.get("baselines", {}).items():
-        if MEAN_LINE in scores:
-            ax.axhline(scores[MEAN_LINE], ls=BASELINE_STYLES.get(name, "--"), color="gray", lw=1.2,
-                       label=f"{name} baseline")
-    start = curves.get(MEAN_LINE, {}).get("untuned")
-    if start and start["n"]:  # drawn apart from the curve: x = 0 has no place on a log axis
-        ax.axhline(start["mean"], ls=(0, (1, 1)), color="tab:purple", lw=1.4,
-                   label=f"untuned model ({start['mean']:.1f}, n={start['n']})")
-        if start["n"] > 1:
-            ax.axhspan(max(0.0, start["ci_low"]), min(100.0, start["ci_high"]), color="tab:purple", alpha=0.08, lw=0)
-    if report.get("log_x"):
+    for name, mean in report.baseline_means().items():
+        ax.axhline(mean, ls=BASELINE_STYLES.get(name, "--"), color="gray", lw=1.2, label=f"{name} baseline")
+    start = lines[MEAN_LINE].untuned if MEAN_LINE in lines else None
+    if start is not None and start.n:  # drawn apart from the curve: x = 0 has no place on a log axis
+        ax.axhline(start.mean, ls=(0, (1, 1)), color="tab:purple", lw=1.4,
+                   label=f"untuned model ({start.mean:.1f}, n={start.n})")
+        if start.has_interval:
+            ax.axhspan(start.ci_low, start.ci_high, color="tab:purple", alpha=0.08, lw=0)
+    if curves.log_x:
         ax.set_xscale("log", base=2)
         ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
-    _metric_ylim(ax, report["metric"])
-    labels = {p["x"]: p["label"] for c in curves.values() for p in c["points"] if not math.isnan(p["x"])}
+    _metric_ylim(ax, report.metric)
+    labels = curves.labels()
     if labels:  # a tick at every measured point, named by its label (e.g. "27", "t5-mini (7.4M)")
         ticks = sorted(labels)
         ax.set_xticks(ticks, [labels[x].replace(" (", "\n(") for x in ticks], fontsize=7)
-    ax.set_xlabel(report["x_label"])
-    ax.set_ylabel(f"held-out {_metric_label(report['metric'])} (test encoding {report['encoding']})")
-    ax.set_title(f"{report['experiment']}: mean and 95% CI over seeds", fontsize=10)
+    ax.set_xlabel(curves.x_label)
+    ax.set_ylabel(f"held-out {_metric_label(report.metric)} (test encoding {curves.encoding})")
+    ax.set_title(f"{report.experiment}: mean and 95% CI over seeds", fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, frameon=False, loc="best")
     fig.tight_layout()
     return fig
 
 
-def _brackets(ax, report: dict) -> None:
+def _brackets(ax, report: Report) -> None:
     """A bracket with a star over each pair of adjacent points of the mean line whose paired
     difference is significant after correction (the report's comparisons, ungrouped sweeps)."""
     from ablate.analyse.compare_sweep import adjacent_significant
 
-    points = {p["x"]: p for p in _present(report["curves"].get(MEAN_LINE, {}).get("points", []))}
+    mean = report.curves.lines.get(MEAN_LINE)
+    points = {p.x: p for p in mean.present} if mean is not None else {}
     for low, high in adjacent_significant(report):
         if low in points and high in points:
-            top = max(points[low]["mean"], points[high]["mean"]) + 3
+            top = max(points[low].mean, points[high].mean) + 3
             ax.plot([low, low, high, high], [top - 1, top, top, top - 1], color="black", lw=0.8)
-            ax.text(math.sqrt(low * high) if report.get("log_x") and low > 0 else (low + high) / 2, top, "*",
+            ax.text(math.sqrt(low * high) if report.curves.log_x and low > 0 else (low + high) / 2, top, "*",
                     ha="center", va="bottom", fontsize=9)
 
 
-def matrix_figure(report: dict):
+def matrix_figure(report: Report):
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import numpy as np
 
-    matrix = report["matrix"]
-    rows, columns = matrix["rows"], matrix["columns"]
-    values = np.array([[matrix["cells"][r][c]["mean"] if matrix["cells"][r][c]["n"] else np.nan for c in columns]
-                       for r in rows], dtype=float)
-    from ablate.analyse.compare_sweep import significant_marks
+    from ablate.analyse.compare_sweep import column_winners, significant_marks
 
+    matrix = report.matrix
+    rows, columns = matrix.rows, matrix.columns
+    values = np.array([[matrix.cell(r, c).mean if matrix.cell(r, c).n else np.nan for c in columns] for r in rows],
+                      dtype=float)
     marks = significant_marks(report)
-    fig, ax = plt.subplots(figsize=(1.1 * len(columns) + 2.5, 0.6 * len(rows) + 2), dpi=150)
+    winners = column_winners(report)
+    fig, ax = plt.subplots(figsize=(1.1 * len(columns) + 2.5, 0.6 * (len(rows) + bool(winners)) + 2), dpi=150)
     image = ax.imshow(values, cmap="viridis", aspect="auto")
     for i, row in enumerate(rows):
         for j, column in enumerate(columns):
-            cell = matrix["cells"][row][column]
-            text = ("missing" if not cell["n"] else f"{cell['mean']:.1f}\n(n=1)" if cell["n"] == 1
-                    else f"{cell['mean']:.1f}\n±{(cell['ci_high'] - cell['mean']):.1f}")
+            cell = matrix.cell(row, column)
+            text = ("missing" if not cell.n else f"{cell.mean:.1f}\n(n=1)" if cell.n == 1
+                    else f"{cell.mean:.1f}\n±{cell.error_above:.1f}")
             text += "*" * marks.get((row, column), 0)  # one star per row of its column it significantly beats
             ax.text(j, i, text, ha="center", va="center", fontsize=7,
-                    color="white" if not cell["n"] or cell["mean"] < np.nanmean(values) else "black")
+                    color="white" if not cell.n or cell.mean < np.nanmean(values) else "black")
+    if winners:  # the winner row: per column, the best row, and whether it beats every other one
+        for j, column in enumerate(columns):
+            if column in winners:
+                winner = winners[column]
+                ax.text(j, len(rows) - 0.35, f"{winner.row}\n{winner.verdict}", ha="center", va="top", fontsize=6.5,
+                        clip_on=False)
+        ax.text(-0.6, len(rows) - 0.35, "best", ha="right", va="top", fontsize=7, clip_on=False)
     ax.set_xticks(range(len(columns)), columns, rotation=35, ha="right", fontsize=8)
     ax.set_yticks(range(len(rows)), rows, fontsize=8)
-    ax.set_xlabel(matrix["column_label"])
-    ax.set_ylabel(matrix["row_label"])
-    title = f"{report['experiment']}: held-out {_metric_label(report['metric'])}, mean over seeds"
-    if report.get("comparisons"):
-        title += "\n* per row of its column it beats (paired, Holm-corrected p < 0.05)"
+    ax.set_xlabel(matrix.column_label, labelpad=28 if winners else 4)
+    ax.set_ylabel(matrix.row_label)
+    title = f"{report.experiment}: held-out {_metric_label(report.metric)}, mean over seeds"
+    if report.comparisons is not None:
+        title += "\n* per row of its column it beats (paired, corrected p < 0.05)"
     ax.set_title(title, fontsize=10)
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
     fig.tight_layout()
     return fig
 
 
-def curve_html(report: dict, include_plotlyjs: bool | str = True) -> str:
+def curve_html(report: Report, include_plotlyjs: bool | str = True) -> str:
     import plotly.graph_objects as go
 
     fig = go.Figure()
-    for line, curve in report["curves"].items():
-        points = _present(curve["points"])
-        xs = [p["x"] for p in points]
+    for line, curve in report.curves.lines.items():
+        points = curve.present
         fig.add_trace(go.Scatter(
-            x=xs, y=[p["mean"] for p in points], mode="lines+markers", name=line,
+            x=[p.x for p in points], y=[p.mean for p in points], mode="lines+markers", name=line,
             line={"width": 3 if line == MEAN_LINE else 1.5},
-            error_y={"type": "data", "symmetric": False,
-                     "array": [p["ci_high"] - p["mean"] if p["n"] > 1 else 0 for p in points],
-                     "arrayminus": [p["mean"] - p["ci_low"] if p["n"] > 1 else 0 for p in points]},
-            text=[f"{p['label']}: n={p['n']}" for p in points], hovertemplate="%{text}<br>%{y:.2f}"))
-    for name, scores in report.get("baselines", {}).items():
-        if MEAN_LINE in scores:
-            fig.add_hline(y=scores[MEAN_LINE], line_dash="dash", annotation_text=f"{name} baseline")
-    start = report["curves"].get(MEAN_LINE, {}).get("untuned")
-    if start and start["n"]:
-        fig.add_hline(y=start["mean"], line_dash="dot", line_color="purple",
-                      annotation_text=f"untuned model (n={start['n']})")
-    fig.update_layout(title=f"{report['experiment']} ({report['metric']})", xaxis_title=report["x_label"],
-                      yaxis_title=f"held-out {_metric_label(report['metric'])}", template="simple_white")
-    if report.get("log_x"):
+            error_y={"type": "data", "symmetric": False, "array": [p.error_above for p in points],
+                     "arrayminus": [p.error_below for p in points]},
+            text=[f"{p.label}: n={p.n}" for p in points], hovertemplate="%{text}<br>%{y:.2f}"))
+    for name, mean in report.baseline_means().items():
+        fig.add_hline(y=mean, line_dash="dash", annotation_text=f"{name} baseline")
+    mean = report.curves.lines.get(MEAN_LINE)
+    start = mean.untuned if mean is not None else None
+    if start is not None and start.n:
+        fig.add_hline(y=start.mean, line_dash="dot", line_color="purple", annotation_text=f"untuned model (n={start.n})")
+    fig.update_layout(title=f"{report.experiment} ({report.metric})", xaxis_title=report.curves.x_label,
+                      yaxis_title=f"held-out {_metric_label(report.metric)}", template="simple_white")
+    if report.curves.log_x:
         fig.update_xaxes(type="log")
     return fig.to_html(full_html=False, include_plotlyjs=include_plotlyjs)
 
 
-def bars_figure(report: dict):
-    """FLAN Fig. 3: one group per held-out cluster (and the mean), a bar per setting, 95% CIs."""
+def _bars_y_label(report: Report) -> str:
+    bars = report.bars
+    return f"held-out {_metric_label(bars.metric)}" if bars.metric else "held-out score (%; each group its metric)"
+
+
+def bars_figure(report: Report):
+    """Grouped bars, 95% CIs: FLAN Fig. 3 (a group per held-out cluster and the mean, a bar per
+    untuned / tuned setting) or InstructGPT's (a group per metric, a bar per setting)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    bars = report["bars"]
-    groups, series = bars["groups"], bars["series"]
+    bars = report.bars
+    groups, series = bars.groups, bars.series
     fig, ax = plt.subplots(figsize=(1.6 * len(groups) + 2.5, 4.2), dpi=150)
     width = 0.8 / len(series)
     for i, (name, points) in enumerate(series.items()):
         xs = [g + (i - (len(series) - 1) / 2) * width for g in range(len(groups))]
-        means = [points[g]["mean"] or 0.0 for g in groups]
-        errors = [[(points[g]["mean"] - points[g]["ci_low"]) if points[g]["n"] > 1 else 0 for g in groups],
-                  [(points[g]["ci_high"] - points[g]["mean"]) if points[g]["n"] > 1 else 0 for g in groups]]
-        ax.bar(xs, means, width, yerr=errors, capsize=3, label=name)
-    for name, scores in report.get("baselines", {}).items():
-        if MEAN_LINE in scores:
-            ax.axhline(scores[MEAN_LINE], ls=BASELINE_STYLES.get(name, "--"), color="gray", lw=1,
-                       label=f"{name} baseline (mean)")
+        ax.bar(xs, [points[g].mean or 0.0 for g in groups], width, capsize=3, label=name,
+               yerr=[[points[g].error_below for g in groups], [points[g].error_above for g in groups]])
+    if bars.metric is not None:  # baselines share the bars' one metric
+        for name, mean in report.baseline_means().items():
+            ax.axhline(mean, ls=BASELINE_STYLES.get(name, "--"), color="gray", lw=1, label=f"{name} baseline (mean)")
     ax.set_xticks(range(len(groups)), groups, fontsize=8)
-    ax.set_ylabel(f"held-out {_metric_label(report['metric'])}")
-    ax.set_title(f"{report['experiment']}: mean and 95% CI over seeds", fontsize=10)
-    _metric_ylim(ax, report["metric"])
+    ax.set_xlabel(bars.group_label)
+    ax.set_ylabel(_bars_y_label(report))
+    ax.set_title(f"{report.experiment}: mean and 95% CI over seeds", fontsize=10)
+    _metric_ylim(ax, bars.metric or groups[0])
     ax.legend(fontsize=7, frameon=False)
     fig.tight_layout()
     return fig
 
 
-def bars_html(report: dict, include_plotlyjs: bool | str = True) -> str:
+def bars_html(report: Report, include_plotlyjs: bool | str = True) -> str:
     import plotly.graph_objects as go
 
-    bars = report["bars"]
-    fig = go.Figure([go.Bar(name=name, x=bars["groups"], y=[points[g]["mean"] for g in bars["groups"]],
+    bars = report.bars
+    fig = go.Figure([go.Bar(name=name, x=bars.groups, y=[points[g].mean for g in bars.groups],
                             error_y={"type": "data", "symmetric": False,
-                                     "array": [points[g]["ci_high"] - points[g]["mean"] if points[g]["n"] > 1 else 0
-                                               for g in bars["groups"]],
-                                     "arrayminus": [points[g]["mean"] - points[g]["ci_low"] if points[g]["n"] > 1
-                                                    else 0 for g in bars["groups"]]})
-                     for name, points in bars["series"].items()])
-    fig.update_layout(barmode="group", title=f"{report['experiment']} ({report['metric']})",
-                      yaxis_title=f"held-out {_metric_label(report['metric'])}", template="simple_white")
+                                     "array": [points[g].error_above for g in bars.groups],
+                                     "arrayminus": [points[g].error_below for g in bars.groups]})
+                     for name, points in bars.series.items()])
+    fig.update_layout(barmode="group", title=f"{report.experiment} ({bars.metric or 'per metric'})",
+                      xaxis_title=bars.group_label, yaxis_title=_bars_y_label(report), template="simple_white")
     return fig.to_html(full_html=False, include_plotlyjs=include_plotlyjs)
 
 
-def matrix_html(report: dict, include_plotlyjs: bool | str = True) -> str:
+def matrix_html(report: Report, include_plotlyjs: bool | str = True) -> str:
     import plotly.graph_objects as go
 
-    matrix = report["matrix"]
-    z = [[matrix["cells"][r][c]["mean"] for c in matrix["columns"]] for r in matrix["rows"]]
-    fig = go.Figure(go.Heatmap(z=z, x=matrix["columns"], y=matrix["rows"], colorscale="Viridis",
+    matrix = report.matrix
+    z = [[matrix.cell(r, c).mean for c in matrix.columns] for r in matrix.rows]
+    fig = go.Figure(go.Heatmap(z=z, x=matrix.columns, y=matrix.rows, colorscale="Viridis",
                                text=[[f"{v:.1f}" if v is not None else "missing" for v in row] for row in z],
                                texttemplate="%{text}"))
-    fig.update_layout(title=f"{report['experiment']} ({report['metric']})", xaxis_title=matrix["column_label"],
-                      yaxis_title=matrix["row_label"], template="simple_white")
+    fig.update_layout(title=f"{report.experiment} ({report.metric})", xaxis_title=matrix.column_label,
+                      yaxis_title=matrix.row_label, template="simple_white")
     return fig.to_html(full_html=False, include_plotlyjs=include_plotlyjs)
 
 
-def report_figures(report: dict, include_plotlyjs: bool | str = True):
+def report_figures(report: Report, include_plotlyjs: bool | str = True):
     """(matplotlib figure, plotly HTML fragment) for a report."""
-    if "bars" in report:
+    if report.bars is not None:
         return bars_figure(report), bars_html(report, include_plotlyjs)
-    if "matrix" in report:
+    if report.matrix is not None:
         return matrix_figure(report), matrix_html(report, include_plotlyjs)
     return curve_figure(report), curve_html(report, include_plotlyjs)
 

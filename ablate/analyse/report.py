@@ -12,6 +12,8 @@ from typing import Any
 
 from ablate import results
 from ablate.analyse.collect import CellRecord, SweepRecords, collect_sweep
+from ablate.analyse.report_model import (Bars, CellCounts, Curve, Curves, Matrix, NotDone, Point, Report,
+                                         RoundOf)
 from ablate.analyse.stats import curve_summary, point_stats
 from ablate.baselines import BaselineScores
 from ablate.errors import AblateError
@@ -93,7 +95,7 @@ def axis_positions(axis: str, cells: list[CellRecord]) -> dict[str, int]:
     return {key: position for position, (key, _) in enumerate(values)}
 
 
-def build_curves(sweep: SweepRecords, metric: str, aggregate: str = "clusters") -> dict:
+def build_curves(sweep: SweepRecords, metric: str, aggregate: str = "clusters") -> Curves:
     """One curve per line (mean and each cluster) along the first varying axis; other varying axes
     split the mean into one curve per value."""
     cells = sweep.cells
@@ -141,16 +143,12 @@ def build_curves(sweep: SweepRecords, metric: str, aggregate: str = "clusters") 
     xs_all = sorted(set(labels) | {x for line in values.values() for x in line}) if axis else [0.0]
     for line, by_x in values.items():
         points = [point_stats(x, by_x.get(x, []), bounds) for x in xs_all]
-        summary = curve_summary(points, log_scale=axis in LOG_AXES, bounds=bounds) if axis in COUNT_AXES else {"spearman": None}
-        curves[line] = {"points": [p.__dict__ | {"values": list(p.values), "label": labels.get(p.x, str(p.x)),
-                                                  **{k: v for k, v in status_by_x[p.x].items()}}
-                                   for p in points], **summary}
-        if line in untuned:
-            start = point_stats(0.0, untuned[line], bounds)
-            curves[line]["untuned"] = start.__dict__ | {"values": list(start.values), "label": "untuned"}
-    return {"axis": axis, "x_label": X_LABELS.get(axis or "", axis or ""), "encoding": encoding,
-            "x_is_count": axis in COUNT_AXES,
-            "log_x": axis in LOG_AXES, "curves": curves}
+        summary = curve_summary(points, log_scale=axis in LOG_AXES, bounds=bounds) if axis in COUNT_AXES else {}
+        start = Point.of(point_stats(0.0, untuned[line], bounds), "untuned") if line in untuned else None
+        curves[line] = Curve(points=[Point.of(p, labels.get(p.x, str(p.x)), **status_by_x[p.x]) for p in points],
+                             untuned=start, **summary)
+    return Curves(axis=axis, x_label=X_LABELS.get(axis or "", axis or ""), encoding=encoding,
+                  x_is_count=axis in COUNT_AXES, log_x=axis in LOG_AXES, lines=curves)
 
 
 def _label(axis: str, value: Any, mean_parameters: dict[str, float]) -> str:
@@ -167,7 +165,7 @@ def _value_label(value: Any) -> str:
     return format_value(value)
 
 
-def build_matrix(sweep: SweepRecords, metric: str, aggregate: str = "clusters") -> dict | None:
+def build_matrix(sweep: SweepRecords, metric: str, aggregate: str = "clusters") -> Matrix | None:
     """A grid of the mean line (mean and CI over seeds) for comparisons without an x axis:
     training x testing encoding when the training encoding varies, else the first varying axis
     x a second one that is not a count (e.g. model x train.lora). None when a curve fits better."""
@@ -201,17 +199,17 @@ def build_matrix(sweep: SweepRecords, metric: str, aggregate: str = "clusters") 
             line = line_values(record.metrics, test_encodings[0], metric, aggregate)
             if MEAN_LINE in line:
                 grid[row][_value_label(record.cell.axis_values[column_axis])].append(line[MEAN_LINE])
-    cells_out = {r: {c: point_stats(0, v, results.metric_range(metric)).__dict__ | {"values": list(v)} for c, v in row.items()}
-                 for r, row in grid.items()}
-    return {"rows": rows, "columns": columns, "cells": cells_out,
-            "row_label": "training encoding" if column_axis is None else row_axis,
-            "column_label": "testing encoding" if column_axis is None else column_axis}
+    bounds = results.metric_range(metric)
+    return Matrix(rows=rows, columns=columns,
+                  cells={r: {c: Point.of(point_stats(0, v, bounds)) for c, v in row.items()} for r, row in grid.items()},
+                  row_label="training encoding" if column_axis is None else row_axis,
+                  column_label="testing encoding" if column_axis is None else column_axis)
 
 
 LEAVE_ONE_OUT = "held_out_cluster"  # the leave-one-cluster-out axis (ablate.spec.LeaveOneClusterOut)
 
 
-def build_bars(sweep: SweepRecords, metric: str, aggregate: str = "clusters") -> dict | None:
+def build_bars(sweep: SweepRecords, metric: str, aggregate: str = "clusters") -> Bars | None:
     """FLAN Fig. 3: per held-out cluster (and their mean), the untuned model prompted zero-shot and
     few-shot beside the instruction-tuned model zero-shot. Drawn when the sweep varies whether cells
     are tuned (e.g. train.steps: [0, N]), and optionally which cluster is held out (leave one
@@ -253,13 +251,55 @@ def build_bars(sweep: SweepRecords, metric: str, aggregate: str = "clusters") ->
     groups = list(dict.fromkeys(r.cell.axis_values[LEAVE_ONE_OUT] for r in cells)) if loo else \
         sorted({g for by_line in values.values() for g in by_line if g != MEAN_LINE})
     groups = groups + [MEAN_LINE]
-    return {"groups": groups, "series": {
-        name: {g: point_stats(0, by_line.get(g, []), results.metric_range(metric)).__dict__ | {"values": list(by_line.get(g, []))} for g in groups}
-        for name, by_line in values.items()}}
+    bounds = results.metric_range(metric)
+    return Bars(groups=groups, metric=metric,
+                series={name: {g: Point.of(point_stats(0, by_line.get(g, []), bounds)) for g in groups}
+                        for name, by_line in values.items()})
+
+
+def bar_metrics(cells: list[CellRecord]) -> list[str]:
+    """The metrics of InstructGPT-style grouped bars: each evaluator's headline, then its other
+    shares (0-100), in the cells' evaluator order."""
+    from ablate.evaluators import evaluator_of
+
+    found: list[str] = []
+    for config in cells[0].cell.settings.eval.evaluators:
+        evaluator = evaluator_of(config.kind)
+        headline = evaluator.headline_of(config) if evaluator.headline_of is not None else evaluator.headline
+        shares = [m.name for m in evaluator.metrics if results.metric_range(m.name) == (0.0, 100.0)]
+        found += [m for m in dict.fromkeys([headline, *shares]) if m not in found]
+    return found
+
+
+def build_metric_bars(sweep: SweepRecords, metric: str, aggregate: str = "clusters") -> Bars | None:
+    """InstructGPT's figures: one group of bars per metric (each evaluator's headline and shares),
+    one bar per setting of the sweep's one categorical axis (e.g. stages: sft, sft+dpo, sft+dpo
+    with an SFT mix), 95% CIs over seeds. Drawn when the cells run more than one evaluator; the
+    report's `metric` is the first group."""
+    cells = sweep.cells
+    axes = varying_axes(cells)
+    if len(axes) != 1 or axes[0] in COUNT_AXES or axes[0] == "train_encoding" \
+            or len(cells[0].cell.settings.eval.evaluators) < 2:
+        return None
+    axis, encoding = axes[0], cells[0].cell.settings.test_encodings[0]
+    metrics = [metric] + [m for m in bar_metrics(cells) if m != metric]
+    settings = list(dict.fromkeys(_value_label(r.cell.axis_values[axis]) for r in cells))
+    values: dict[str, dict[str, list[float]]] = {s: defaultdict(list) for s in settings}
+    for record in cells:
+        if record.status != CellStatus.DONE:
+            continue
+        setting = _value_label(record.cell.axis_values[axis])
+        for name in metrics:
+            line = line_values(record.metrics, encoding, name, aggregate)
+            if MEAN_LINE in line:
+                values[setting][name].append(line[MEAN_LINE])
+    metrics = [m for m in metrics if any(values[s][m] for s in settings)]  # scored by some cell
+    return Bars(groups=metrics, group_label="metric", metric=None, series={
+        s: {m: Point.of(point_stats(0, values[s][m], results.metric_range(m))) for m in metrics} for s in settings})
 
 
 def make_report(tracking_uri: str, experiment: str, metric: str | None = None, aggregate: str = "clusters",
-                retry_seconds: float = DEFAULT_RETRY_SECONDS, correction: str = "holm") -> dict:
+                retry_seconds: float = DEFAULT_RETRY_SECONDS, correction: str = "holm") -> Report:
     """Collect the sweep from MLflow and compute every number behind its figures (`metric`: the
     headline metric of the sweep's first evaluator unless given), with the paired comparisons of
     its settings from the cells' per-instance records (compare_sweep.py)."""
@@ -273,11 +313,8 @@ def make_report(tracking_uri: str, experiment: str, metric: str | None = None, a
         comparisons = report_comparisons(sweep, report, cell_scores_reader(tracking_uri, metric, retry_seconds),
                                          correction)
     except AblateError as exc:  # a damaged predictions artifact: the report stands, and says why it has no comparisons
-        report["comparisons_error"] = exc.render()
-        return report
-    if comparisons is not None:
-        report["comparisons"] = comparisons
-    return report
+        return report.model_copy(update={"comparisons_error": exc.render()})
+    return report.model_copy(update={"comparisons": comparisons})
 
 
 def _status_word(status: CellStatus) -> str:
@@ -285,30 +322,24 @@ def _status_word(status: CellStatus) -> str:
     return "missing" if status == CellStatus.TO_RUN else CellStatus(status).value
 
 
-def build_report(sweep: SweepRecords, metric: str, aggregate: str = "clusters") -> dict:
-    """All numbers behind the figures (pure: typed records in, a JSON-able dict out)."""
+def build_report(sweep: SweepRecords, metric: str, aggregate: str = "clusters") -> Report:
+    """All numbers behind the figures (pure: typed records in, a typed report out)."""
     counts = defaultdict(int)
     for cell in sweep.cells:
         counts[cell.status] += 1
-    report = {
-        "experiment": sweep.experiment, "experiment_id": sweep.experiment_id, "metric": metric,
-        "sweep": sweep.sweep or sweep.experiment, "parent_run_id": sweep.parent_run_id,
-        "cells": {"total": len(sweep.cells), "done": counts[CellStatus.DONE], "failed": counts[CellStatus.FAILED],
-                  "missing": counts[CellStatus.TO_RUN],
-                  "not_done": [{"name": r.cell.name, "id": r.cell.id, "status": _status_word(r.status), "error": r.error}
-                               for r in sweep.cells if r.status != CellStatus.DONE]},
-        "aggregate": aggregate,
-        "baselines": baseline_lines(sweep.baselines, metric, aggregate),
-    }
+    rounds = None
     if sweep.plan is not None and sweep.plan.rounds:  # the round that first proposed each cell, and why
         reasons = {cid: why for r in sweep.plan.rounds for cid, why in r.reasons.items()}
-        report["rounds"] = {cid: {"round": index, "reason": reasons.get(cid)} for cid, index in sweep.plan.round_of().items()}
-    bars = build_bars(sweep, metric, aggregate)
+        rounds = {cid: RoundOf(round=index, reason=reasons.get(cid)) for cid, index in sweep.plan.round_of().items()}
+    bars = build_bars(sweep, metric, aggregate) or build_metric_bars(sweep, metric, aggregate)
     matrix = None if bars is not None else build_matrix(sweep, metric, aggregate)
-    if bars is not None:
-        report["bars"] = bars
-    elif matrix is not None:
-        report["matrix"] = matrix
-    else:
-        report.update(build_curves(sweep, metric, aggregate))
-    return report
+    curves = None if bars is not None or matrix is not None else build_curves(sweep, metric, aggregate)
+    return Report(
+        experiment=sweep.experiment, experiment_id=sweep.experiment_id, metric=metric,
+        sweep=sweep.sweep or sweep.experiment, parent_run_id=sweep.parent_run_id,
+        cells=CellCounts(total=len(sweep.cells), done=counts[CellStatus.DONE], failed=counts[CellStatus.FAILED],
+                         missing=counts[CellStatus.TO_RUN],
+                         not_done=[NotDone(name=r.cell.name, id=r.cell.id, status=_status_word(r.status), error=r.error)
+                                   for r in sweep.cells if r.status != CellStatus.DONE]),
+        aggregate=aggregate, baselines=baseline_lines(sweep.baselines, metric, aggregate), rounds=rounds,
+        curves=curves, matrix=matrix, bars=bars)

@@ -197,23 +197,6 @@ def _choose(n: int, distinct: int, flat_rss, trend_rss, slope, best, plateau, st
     return outcome, sat_wins, usable, flat_aicc, trend_aicc, sat_aicc
 
 
-def knee_text(curve: dict) -> str | None:
-    """"56 [37, 81], support 0.93" (or "[37, no upper end)"), with "beyond the range" when so."""
-    if curve.get("knee") is None:
-        return None
-    low, high = curve["knee_ci"]
-    interval = f"[{low:.3g}, {high:.3g}]" if high is not None else f"[{low:.3g}, no upper end)"
-    where = "" if curve["knee_inside_range"] else " (beyond the measured range: no plateau reached)"
-    return f"{curve['knee']:.3g} {interval}, support {curve['knee_support']:.2f}{where}"
-
-
-def spearman_text(result: dict | None) -> str | None:
-    if result is None:
-        return None
-    p = f"p={result['p']:.2g}" + ("" if result["exact"] else " (Monte-Carlo)")
-    return f"Spearman {result['rho']:.2f} (n={result['n']}, {p})"
-
-
 def _to_x(u: float, log_scale: bool) -> float:
     return math.exp(u) if log_scale else u
 
