@@ -104,7 +104,7 @@ def matrix_figure(report: Report):
                       dtype=float)
     marks = significant_marks(report)
     winners = column_winners(report)
-    fig, ax = plt.subplots(figsize=(1.1 * len(columns) + 2.5, 0.6 * (len(rows) + bool(winners)) + 2), dpi=150)
+    fig, ax = plt.subplots(figsize=(max(1.1 * len(columns) + 2.5, 5.5), 0.6 * len(rows) + 2.4), dpi=150)
     image = ax.imshow(values, cmap="viridis", aspect="auto")
     for i, row in enumerate(rows):
         for j, column in enumerate(columns):
@@ -114,16 +114,12 @@ def matrix_figure(report: Report):
             text += "*" * marks.get((row, column), 0)  # one star per row of its column it significantly beats
             ax.text(j, i, text, ha="center", va="center", fontsize=7,
                     color="white" if not cell.n or cell.mean < np.nanmean(values) else "black")
-    if winners:  # the winner row: per column, the best row, and whether it beats every other one
-        for j, column in enumerate(columns):
-            if column in winners:
-                winner = winners[column]
-                ax.text(j, len(rows) - 0.35, f"{winner.row}\n{winner.verdict}", ha="center", va="top", fontsize=6.5,
-                        clip_on=False)
-        ax.text(-0.6, len(rows) - 0.35, "best", ha="right", va="top", fontsize=7, clip_on=False)
-    ax.set_xticks(range(len(columns)), columns, rotation=35, ha="right", fontsize=8)
+    # The winner row, under each column's name: its best row, and whether it beats every other one.
+    ticks = [f"{c}\nbest: {winners[c].row}\n{winners[c].verdict}" if c in winners else c for c in columns]
+    ax.set_xticks(range(len(columns)), ticks, rotation=0 if winners else 35, ha="center" if winners else "right",
+                  fontsize=7 if winners else 8)
     ax.set_yticks(range(len(rows)), rows, fontsize=8)
-    ax.set_xlabel(matrix.column_label, labelpad=28 if winners else 4)
+    ax.set_xlabel(matrix.column_label)
     ax.set_ylabel(matrix.row_label)
     title = f"{report.experiment}: held-out {_metric_label(report.metric)}, mean over seeds"
     if report.comparisons is not None:
