@@ -52,10 +52,10 @@ from __future__ import annotations
 
 import itertools
 import math
-from dataclasses import asdict, dataclass
 from typing import Sequence
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict
 
 ALPHA = 0.05
 POWER = 0.80
@@ -66,8 +66,10 @@ CORRECTIONS = ("holm", "bh")
 NORMAL_95 = 1.959964
 
 
-@dataclass(frozen=True)
-class PairedResult:
+class PairedResult(BaseModel):
+    """A paired comparison of A and B: difference, interval, tests and power."""
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
     diff: float  # mean of A - B, in metric units
     ci_low: float
     ci_high: float
@@ -85,7 +87,7 @@ class PairedResult:
     method: str
 
     def to_json(self) -> dict:
-        return asdict(self)
+        return self.model_dump()
 
 
 def _task_index(tasks: Sequence) -> tuple[np.ndarray, int]:

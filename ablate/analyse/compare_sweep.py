@@ -11,7 +11,7 @@ from typing import Callable
 import numpy as np
 
 from ablate.analyse.collect import CellRecord, SweepRecords, collect_sweep
-from ablate.analyse.compare import (comparison_pairs, decision_reliability, paired_compare,
+from ablate.analyse.compare import (PairedResult, comparison_pairs, decision_reliability, paired_compare,
                                     signal_to_noise, variance_shares)
 from ablate.analyse.instances import InstanceScores, paired_scores, select_setting, setting_label
 from ablate.analyse.report_model import (Comparison, ComparisonGroup, Comparisons, Reliability, Report,
@@ -23,7 +23,7 @@ from ablate.track.retry import DEFAULT_RETRY_SECONDS
 Reader = Callable[[CellRecord, str], "InstanceScores | None"]
 
 
-class SettingComparison(_Model):
+class SettingComparison(PairedResult):
     """`ablate compare`: settings A and B of a sweep, paired on their test instances and seeds."""
     experiment: str
     metric: str
@@ -34,21 +34,6 @@ class SettingComparison(_Model):
     skipped: list[str]
     mean_a: float
     mean_b: float
-    diff: float
-    ci_low: float
-    ci_high: float
-    se: float
-    df: float | None
-    p: float
-    p_eval: float
-    p_rerun: float | None
-    eval_test: str
-    prob_a_beats_b: float
-    mde: float | None
-    n_seeds: int
-    n_instances: int
-    n_tasks: int
-    method: str
 
 
 def is_binary(metric: str) -> bool:

@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from ablate.analyse.compare import PairedResult
 from ablate.analyse.stats import PointStats
 
 
@@ -171,28 +172,13 @@ class RoundOf(_Model):
     reason: str | None
 
 
-class Comparison(_Model):
-    """One paired comparison A - B within a group of the other axes and a test encoding
-    (ablate.analyse.compare.PairedResult, corrected with the sweep's other comparisons)."""
+class Comparison(PairedResult):
+    """One paired comparison A - B within a group of the other axes and a test encoding,
+    corrected with the sweep's other comparisons."""
     group: str
     encoding: str
     a: str
     b: str
-    diff: float
-    ci_low: float
-    ci_high: float
-    se: float
-    df: float | None
-    p: float
-    p_eval: float
-    p_rerun: float | None
-    eval_test: str
-    prob_a_beats_b: float
-    mde: float | None
-    n_seeds: int
-    n_instances: int
-    n_tasks: int
-    method: str
     p_adjusted: float
     correction: str
     significant: bool
