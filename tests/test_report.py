@@ -202,3 +202,25 @@ def test_leave_one_cluster_out_draws_fig_3_with_each_model_on_its_own_cluster():
     assert tuned["nli"].mean == 60.5 and tuned["commonsense"].mean == 40.5
     assert tuned["mean"].values == [50.0, 51.0] and tuned["mean"].n == 2  # per seed: (60+40)/2, (61+41)/2
     assert bars.series["untuned, few-shot (def+pos2)"]["nli"].mean == 8.5
+
+
+def test_a_refined_sweep_marks_each_point_by_the_rounds_that_added_its_cells():
+    from ablate.plan import SweepPlan
+
+    orders = [["a"], ["a", "b"], ["a", "b", "c"]]
+    records = [_record(c, s, nli=40 + 10 * len(c) + s) for c in orders for s in (0, 1)]
+    plan = SweepPlan("clusters", [r.cell for r in records])
+    first = [r.cell for r in records if r.cell.settings.seed == 0 or len(r.cell.axis_values["train_clusters"]) == 1]
+    plan.add_round("refine", first, {c.id: "initial design" for c in first})
+    later = [r.cell for r in records if r.cell not in first]
+    plan.add_round("refine", later, {c.id: "a seed where the knee interval is widest" for c in later})
+    sweep = SweepRecords("clusters", "1", "parent", "sqlite:///x.db", records, {}, plan=plan)
+    report = build_report(sweep, "rougeL")
+    points = report.curves.lines["mean"].points
+    assert points[1].cells == ["n=2 seed=0", "n=2 seed=1"]
+    assert [report.rounds_of(p) for p in points] == [[0], [0, 1], [0, 1]]
+    assert report.rounds["n=3 seed=1"].reason == "a seed where the knee interval is widest"
+    figure, _ = report_figures(report)
+    assert [t.get_text() for t in figure.axes[0].texts if t.get_text().startswith("r")] == ["r0", "r0,1", "r0,1"]
+    # One round (a grid): nothing to mark.
+    assert build_report(_sweep(records), "rougeL").rounds_of(points[1]) == []

@@ -49,6 +49,7 @@ def curve_figure(report: Report):
             if p.n == 0 or p.failed or p.missing:
                 ax.plot([p.x], [means[0] if not p.n else p.mean], marker="x", color="red", ms=9, zorder=4)
     _brackets(ax, report)
+    _rounds(ax, report)
     for name, mean in report.baseline_means().items():
         ax.axhline(mean, ls=BASELINE_STYLES.get(name, "--"), color="gray", lw=1.2, label=f"{name} baseline")
     start = lines[MEAN_LINE].untuned if MEAN_LINE in lines else None
@@ -72,6 +73,17 @@ def curve_figure(report: Report):
     ax.legend(fontsize=7, frameon=False, loc="best")
     fig.tight_layout()
     return fig
+
+
+def _rounds(ax, report: Report) -> None:
+    """A refined sweep: each point of the mean line marked by the rounds that added its cells
+    ("r0", "r0,2"), so the figure shows where the refinement spent its cells."""
+    mean = report.curves.lines.get(MEAN_LINE)
+    for point in mean.present if mean is not None else []:
+        rounds = report.rounds_of(point)
+        if rounds:
+            ax.annotate("r" + ",".join(str(r) for r in rounds), (point.x, point.mean), textcoords="offset points",
+                        xytext=(4, -10), fontsize=6, color="tab:blue")
 
 
 def _brackets(ax, report: Report) -> None:

@@ -110,6 +110,7 @@ def build_curves(sweep: SweepRecords, metric: str, aggregate: str = "clusters") 
     mean_parameters = {k: sum(v) / len(v) for k, v in parameters.items()}
     positions = axis_positions(axis, cells) if axis is not None else {}
     values: dict[str, dict[float, list[float]]] = defaultdict(lambda: defaultdict(list))
+    ids: dict[str, dict[float, list[str]]] = defaultdict(lambda: defaultdict(list))  # the cells behind each value
     untuned: dict[str, list[float]] = defaultdict(list)
     labels: dict[float, str] = {}
     status_by_x: dict[float, dict[str, list[str]]] = defaultdict(lambda: {"failed": [], "missing": []})
@@ -137,7 +138,9 @@ def build_curves(sweep: SweepRecords, metric: str, aggregate: str = "clusters") 
         for line, value in line_values(record.metrics, encoding, metric, aggregate).items():
             if group and line != MEAN_LINE:
                 continue
-            values[f"{line} {group}".strip() if group else line][x].append(value)
+            name = f"{line} {group}".strip() if group else line
+            values[name][x].append(value)
+            ids[name][x].append(record.cell.id)
 
     curves = {}
     xs_all = sorted(set(labels) | {x for line in values.values() for x in line}) if axis else [0.0]
@@ -145,7 +148,8 @@ def build_curves(sweep: SweepRecords, metric: str, aggregate: str = "clusters") 
         points = [point_stats(x, by_x.get(x, []), bounds) for x in xs_all]
         summary = curve_summary(points, log_scale=axis in LOG_AXES, bounds=bounds) if axis in COUNT_AXES else {}
         start = Point.of(point_stats(0.0, untuned[line], bounds), "untuned") if line in untuned else None
-        curves[line] = Curve(points=[Point.of(p, labels.get(p.x, str(p.x)), **status_by_x[p.x]) for p in points],
+        curves[line] = Curve(points=[Point.of(p, labels.get(p.x, str(p.x)), cells=ids[line][p.x], **status_by_x[p.x])
+                                     for p in points],
                              untuned=start, **summary)
     return Curves(axis=axis, x_label=X_LABELS.get(axis or "", axis or ""), encoding=encoding,
                   x_is_count=axis in COUNT_AXES, log_x=axis in LOG_AXES, lines=curves)

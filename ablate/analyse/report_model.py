@@ -32,13 +32,16 @@ class Point(_Model):
     ci_high: float | None
     values: list[float]
     label: str = ""
+    cells: list[str] = []  # the ids of the finished cells behind `values` (curves), in the same order
     failed: list[str] = []
     missing: list[str] = []
 
     @classmethod
-    def of(cls, stats: PointStats, label: str = "", failed: list[str] = (), missing: list[str] = ()) -> "Point":
+    def of(cls, stats: PointStats, label: str = "", cells: list[str] = (), failed: list[str] = (),
+           missing: list[str] = ()) -> "Point":
         return cls(x=stats.x, n=stats.n, mean=stats.mean, ci_low=stats.ci_low, ci_high=stats.ci_high,
-                   values=list(stats.values), label=label, failed=list(failed), missing=list(missing))
+                   values=list(stats.values), label=label, cells=list(cells), failed=list(failed),
+                   missing=list(missing))
 
     @property
     def has_interval(self) -> bool:
@@ -261,6 +264,12 @@ class Report(_Model):
     bars: Bars | None = None
     comparisons: Comparisons | None = None
     comparisons_error: str | None = None  # why there are no comparisons (a damaged predictions artifact)
+
+    def rounds_of(self, point: Point) -> list[int]:
+        """The rounds of a refined sweep that added the cells behind a point (empty: one round)."""
+        if not self.rounds or len({r.round for r in self.rounds.values()}) < 2:
+            return []
+        return sorted({self.rounds[c].round for c in point.cells if c in self.rounds})
 
     def baseline_means(self) -> dict[str, float]:
         """Each baseline's mean line."""
