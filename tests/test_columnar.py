@@ -7,7 +7,6 @@ import shutil
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import pytest
 
@@ -151,7 +150,7 @@ def test_a_damaged_store_file_is_not_read(tmp_path):
 
 def test_the_same_content_under_two_names_is_stored_once(tmp_path):
     suite = write_suite(tmp_path / "suite", seed=0)
-    name = sorted(p.stem for p in (suite / "tasks").glob("*.json"))[0]
+    name = min(p.stem for p in (suite / "tasks").glob("*.json"))
     raw = json.loads((suite / "tasks" / f"{name}.json").read_text())
     for instance in raw["Instances"]:
         del instance["id"]
