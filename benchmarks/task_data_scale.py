@@ -138,7 +138,7 @@ def make_split_directory(folder: Path, instances: int) -> Path:
 
 
 CONVERT = """
-import json, resource, sys, time
+import json, re, sys, time
 from pathlib import Path
 from ablate.data.index import load_index
 from ablate.data.library import TaskLibrary
@@ -148,8 +148,9 @@ if sys.argv[3] == "store":
     library.index  # the index and the columnar store, saved in the sweep's cache folder
 else:
     load_index(library.root, library.names(), "none", None, False)  # the index alone, saved nowhere
-print(json.dumps({"seconds": time.perf_counter() - began,
-                  "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+# VmHWM: this process's own peak (ru_maxrss keeps the benchmark's peak across the exec)
+peak_kb = int(re.search(r"VmHWM:\\s+(\\d+) kB", Path("/proc/self/status").read_text()).group(1))
+print(json.dumps({"seconds": time.perf_counter() - began, "peak_mb": peak_kb / 1024}))
 """
 
 
@@ -207,6 +208,9 @@ def split_scenario(args, scratch: Path) -> list[tuple]:
     times, ref = measured["times"], reference["times"]
     wall = times["cell_wall_seconds"]
     work = times["time/train_seconds"] + times["time/eval_seconds"] + times["time/data_seconds"]
+    # Once the worker is up: the wall time less its start-up part. The start-up part can begin
+    # before the driver's clock does (a negative unaccounted rest): then the other parts' sum.
+    up = wall - times["time/startup_seconds"] - min(times["time/unaccounted_seconds"], 0.0)
     per_instance = (ref["time/data_seconds"] / (per_train * default["train"] + per_test * default["test"]))
     print(f"\nthe one-time conversion: index + columnar store {measured['conversion']['seconds']:.1f} s, "
           f"{measured['conversion']['peak_mb']:.0f} MB peak RSS (the index alone: "
@@ -217,7 +221,7 @@ def split_scenario(args, scratch: Path) -> list[tuple]:
         ("split-sized: unaccounted share of the cell's wall time", times["time/unaccounted_seconds"] / wall,
          "<=", 0.05),
         ("split-sized: wall once the worker is up / (train+eval+data)",
-         (wall - times["time/startup_seconds"]) / work, "<=", 1.1),
+         up / work, "<=", 1.1),
     ]
 
 
