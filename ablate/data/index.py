@@ -6,7 +6,8 @@ costs one pass over its files.
 The index is built by reading each task file once, in turn (memory bounded by the largest file),
 and saved as `<index_dir>/<fingerprint>.json` where a caller persists it (a sweep and its cells: in
 their cache folder); the fingerprint (task file names and sizes, split file contents) changes when
-the directory does, so a stale index is never read.
+the directory does, so a stale index is never read. A persisted index converts each task file it
+reads into the columnar store beside it (ablate/data/columnar.py), once per file content.
 """
 
 from __future__ import annotations
@@ -51,15 +52,16 @@ def _error_entry(exc: AblateError) -> IndexEntry:
     return IndexEntry(error={"message": exc.message, "file": exc.file, "field": exc.field, "fix": exc.fix})
 
 
-def build_index(task_dir: Path, names: list[str]) -> dict[str, IndexEntry]:
+def build_index(task_dir: Path, names: list[str], store: Path | None = None) -> dict[str, IndexEntry]:
     """Read every task file once (checked as a task: the same errors as loading it, without
-    building objects for its instances), keeping only its summary."""
+    building objects for its instances), keeping only its summary; with `store`, each loading
+    file's instances are also converted there (ablate.data.columnar), unless they already are."""
     entries = {}
     collecting = gc.isenabled()
     gc.disable()  # decoded JSON holds no cycles; the collector's passes over it cost ~30% of the build
     try:
         for name in names:
-            entries[name] = _index_entry(task_dir / "tasks" / f"{name}.json", name)
+            entries[name] = _index_entry(task_dir / "tasks" / f"{name}.json", name, store)
     finally:
         if collecting:
             gc.enable()
@@ -77,7 +79,7 @@ def _options_fields(instances: list) -> dict:
             "options_given": bool(instances) and all("options" in item for item in instances)}
 
 
-def _index_entry(path: Path, name: str) -> IndexEntry:
+def _index_entry(path: Path, name: str, store: Path | None = None) -> IndexEntry:
     from ablate.files import decode_json, read_bytes
 
     fix = "repair the task file (UTF-8 JSON in the SuperNI task format)."
@@ -85,9 +87,14 @@ def _index_entry(path: Path, name: str) -> IndexEntry:
         content = read_bytes(path, "the task file", fix)  # a regular file only: a FIFO would block the read
         raw = decode_json(content, path, "the task file", fix)
         task = parse_task(name, raw, path, only=())
-        return IndexEntry(tuple(task.categories), check_instances(raw["Instances"], path, name),
-                          len(content), hashlib.sha256(content).hexdigest(),
-                          len(task.positive_examples), len(task.negative_examples), **_options_fields(raw["Instances"]))
+        entry = IndexEntry(tuple(task.categories), check_instances(raw["Instances"], path, name),
+                           len(content), hashlib.sha256(content).hexdigest(),
+                           len(task.positive_examples), len(task.negative_examples), **_options_fields(raw["Instances"]))
+        if store is not None:
+            from ablate.data.columnar import write_task
+
+            write_task(store, entry.sha256, task, raw["Instances"])
+        return entry
     except AblateError as exc:
         return _error_entry(exc)
 
@@ -119,10 +126,19 @@ def save_index(index_dir: Path, fingerprint: str, task_dir: Path, entries: dict[
 
 def load_index(task_dir: Path, names: list[str], fingerprint: str, index_dir: Path | None,
                persist: bool) -> dict[str, IndexEntry]:
-    """The saved index for this fingerprint if there is one, else a new one (saved when `persist`)."""
+    """The saved index for this fingerprint if there is one, else a new one (saved when `persist`).
+    A persisted index has every loading task in the columnar store beside it: the files missing
+    there (a cache folder from before the store, a store removed) are converted now, one at a time."""
+    from ablate.data.columnar import store_dir, store_path
+
+    store = store_dir(index_dir) if index_dir is not None and persist else None
     entries = read_index(index_dir, fingerprint, names)
     if entries is None:
-        entries = build_index(task_dir, names)
-        if index_dir is not None and persist:
+        entries = build_index(task_dir, names, store)
+        if store is not None:
             save_index(index_dir, fingerprint, task_dir, entries)
+    elif store is not None:
+        missing = [name for name, entry in entries.items()
+                   if entry.error is None and not store_path(store, entry.sha256).is_file()]
+        build_index(task_dir, missing, store)
     return entries

@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
+from ablate.data.columnar import store_dir, stored_task
 from ablate.data.index import build_index, load_index, read_index
 from ablate.data.tasks import Task, TaskSplit, check_task_dir, fingerprint_task_dir, load_split, load_task
 
@@ -16,13 +17,16 @@ class TaskLibrary:
     and instance counts come from the index; a task file is read only when its instances are
     needed, and only the few most recent tasks are kept, so memory stays that of the tasks in use.
     `index_dir`: where the index is saved and found again; `persist_index`: whether to save it
-    (sweeps and cells do; `validate` and `plan` only read an existing one)."""
+    (sweeps and cells do; `validate` and `plan` only read an existing one). A persisted index
+    converts the task files into the columnar store beside it (ablate/data/columnar.py), which
+    `subset` reads instead of the JSON wherever the task is there."""
 
     RECENT = 8
 
     def __init__(self, task_dir: str | Path, index_dir: Path | None = None, persist_index: bool = False) -> None:
         self.root = check_task_dir(task_dir)
         self._index_dir, self._persist = index_dir, persist_index
+        self._store = store_dir(index_dir) if index_dir is not None else None
         self._index = None
         self._entries: dict = {}  # entries of single tasks, when no whole index is saved or wanted
         self._looked_for_index = False
@@ -91,7 +95,13 @@ class TaskLibrary:
 
     def subset(self, name: str, positions: Sequence[int]) -> Task:
         """The task with only the instances at `positions`, in that order (a cell's sample): the
-        rest of the file is never turned into objects."""
+        rest of the file is never turned into objects. Read from the columnar store when the task
+        is there (by row, memory-mapped: no JSON parsed), else from its file."""
+        if self._store is not None:
+            entry = self._entry(name)
+            task = stored_task(self._store, entry.sha256, name, positions) if entry.error is None else None
+            if task is not None:
+                return task
         return load_task(self.root / "tasks" / f"{name}.json", only=positions)
 
     def get(self, name: str) -> Task:
