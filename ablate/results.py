@@ -180,7 +180,7 @@ DATA_FINGERPRINT = "ablate.data_fingerprint"
 AXIS_PREFIX = "ablate.axis."
 ERROR = "ablate.error"
 DIVERGED = "ablate.diverged"
-RESUMED_FROM_STEP = "ablate.resumed_from_step"
+RESUMED_FROM_STEP = "ablate.resumed_from_step"  # the cell's step (over its stages) it resumed from
 SUPERSEDED = "ablate.superseded"  # on a cell run of data that changed since: the id of the cell now planned
 RUN_NAME = "mlflow.runName"  # MLflow's own tag: a run's name (a superseded run's gets " (superseded)")
 DEVICE, GPU_NAME, HOST = "ablate.device", "ablate.gpu_name", "ablate.host"
@@ -194,6 +194,13 @@ TRAINING_KIND = "custom_model_development"  # the runs table and charts (not the
 DATASET_CONTEXT = "mlflow.data.context"  # MLflow's own input tag: what a dataset was used for
 REFINE_REASON = "ablate.refine.reason"  # cell tag: why an adaptive refinement proposed the cell (ablate.refine)
 REFINE_STOPPED = "ablate.refine.stopped"  # parent tag: why the refinement stopped ("goal met after K of at most N cells ...")
+
+
+def stage_resumed_tags(kind: str, resumed_from: int, trained: int) -> dict[str, str]:
+    """A stage's own record of a resume (cell-run tags, set as the stage ends): the stage's own step
+    its trainer resumed from (0: from the start) and the steps it trained in this process."""
+    return {f"ablate.{kind}.resumed_from_step": str(resumed_from), f"ablate.{kind}.steps_trained": str(trained)}
+
 
 # -- artifacts -----------------------------------------------------------------------------
 SPEC_ARTIFACT = "spec.resolved.yaml"  # parent run

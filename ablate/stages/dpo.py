@@ -19,7 +19,9 @@ left, usually `sft`: InstructGPT's second and third steps in one, as most recipe
   ratios) on held-out pairs from the test tasks (results.DPO_HELD_OUT_ACCURACY / _MARGIN).
 - Resumable: every train.checkpoint_every steps the Trainer's own checkpoint (model, optimizer,
   scheduler, RNG, trainer state) and the reference weights go into the trial's checkpoint; a
-  killed cell resumes the stage with `Trainer.train(resume_from_checkpoint=...)`.
+  killed cell resumes the stage with `Trainer.train(resume_from_checkpoint=...)`; the stage tags the
+  run with the step its Trainer resumed from and the steps it trained (results.stage_resumed_tags;
+  tests/test_dpo_kill.py kills a real sweep mid-DPO and gets the uninterrupted cell's numbers).
 """
 
 from __future__ import annotations
@@ -215,6 +217,15 @@ def run(given: StageInput, config: DpoConfig) -> StageOutput:
                 if logs and name in logs and not any(k.startswith("eval_") for k in logs):
                     history[key].append((state.global_step, float(logs[name])))
 
+    trained = {"from": 0, "steps": 0}  # what the Trainer itself resumed from, and the steps it ran here
+
+    class Progress(TrainerCallback):
+        def on_train_begin(self, args, state, control, **kwargs):
+            trained["from"] = state.global_step  # restored from the checkpoint before training begins
+
+        def on_step_end(self, args, state, control, **kwargs):
+            trained["steps"] += 1
+
     class Checkpoints(TrainerCallback):
         """Trainer's checkpoint folder (and the reference) into the trial's checkpoint."""
 
@@ -228,7 +239,7 @@ def run(given: StageInput, config: DpoConfig) -> StageOutput:
                 "trainer_files": {str(p.relative_to(saved)): p.read_bytes() for p in saved.rglob("*") if p.is_file()}})
 
     trainer = _trainer_class(trl)(model=model, ref_model=reference, args=args, train_dataset=train_data,
-                                  processing_class=tokenizer, callbacks=[Series(), Checkpoints()])
+                                  processing_class=tokenizer, callbacks=[Series(), Progress(), Checkpoints()])
     trainer.remove_callback(PrinterCallback)  # the series go to MLflow, not to the worker's stdout
     checkpoint = None
     if resume is not None:
@@ -251,10 +262,11 @@ def run(given: StageInput, config: DpoConfig) -> StageOutput:
         _restore(model, peft)
         folder.cleanup()
     given.tracker.log_series(history)
+    given.tracker.set_tags(results.stage_resumed_tags(config.kind, trained["from"], trained["steps"]))
     if scores:
         given.tracker.log_metrics({results.DPO_HELD_OUT_ACCURACY: 100.0 * scores["eval_rewards/accuracies"],
                                    results.DPO_HELD_OUT_MARGIN: scores["eval_rewards/margins"]})
-    steps_run = config.steps - (resume["step"] if resume else 0)
+    steps_run = trained["steps"]
     return StageOutput(TrainResult(steps=config.steps, seconds=seconds,
                                    examples_per_second=steps_run * config.batch_size / max(seconds, 1e-9),
                                    loss_history=history[results.DPO_LOSS]), data_seconds)
