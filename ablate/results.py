@@ -107,6 +107,18 @@ DPO_LOSS, DPO_REWARD_MARGIN, DPO_REWARD_ACCURACY = DPO_SERIES["loss"], DPO_SERIE
     DPO_SERIES["rewards/accuracies"]
 DPO_HELD_OUT_ACCURACY, DPO_HELD_OUT_MARGIN = "dpo/held_out_reward_accuracy", "dpo/held_out_reward_margin"
 NUM_PREFERENCE_PAIRS = "num_preference_pairs"
+# The reward_model stage (ablate/stages/reward_model.py): per-step series from TRL's RewardTrainer
+# logs, its pairs, and its ranking of held-out pairs (chosen scored above rejected, in %; the margin).
+REWARD_SERIES = {"loss": "reward_model/loss", "accuracy": "reward_model/accuracy", "margin": "reward_model/margin"}
+REWARD_LOSS = REWARD_SERIES["loss"]
+REWARD_HELD_OUT_ACCURACY, REWARD_HELD_OUT_MARGIN = "reward_model/held_out_accuracy", "reward_model/held_out_margin"
+NUM_REWARD_PAIRS = "num_reward_pairs"
+# The rloo stage (ablate/stages/rloo.py): per-step series from TRL's RLOOTrainer logs (the reward
+# model's mean reward of the sampled completions, its spread, the KL to the reference, the loss).
+RLOO_SERIES = {"reward": "rloo/reward", "reward_std": "rloo/reward_std", "kl": "rloo/kl", "loss": "rloo/loss",
+               "completions/mean_length": "rloo/completion_length"}
+RLOO_REWARD = RLOO_SERIES["reward"]
+NUM_RLOO_PROMPTS = "num_rloo_prompts"
 MAX_KEY_LENGTH = 250  # MLflow's limit for metric, param and tag keys
 
 # Cell bookkeeping metrics (step 0 of the child run).

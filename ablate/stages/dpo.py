@@ -73,6 +73,12 @@ class DpoConfig(Frozen):
 
 def check(cell, config: DpoConfig) -> list[str]:
     """Errors before anything starts: TRL missing, an encoder-decoder model, a bad or short file."""
+    return trl_stage_errors(cell, "dpo", "DPOTrainer", config.source, config.pairs)
+
+
+def trl_stage_errors(cell, kind: str, trainer: str, source: str | None, pairs: int) -> list[str]:
+    """What a stage on TRL's `trainer` over preference pairs needs (dpo, reward_model, rloo): TRL,
+    a decoder-only model, and a preference file (when given) that holds `pairs` rows."""
     from ablate.errors import AblateError
     from ablate.model import is_baseline, model_kind
 
@@ -80,31 +86,31 @@ def check(cell, config: DpoConfig) -> list[str]:
     try:
         import trl  # noqa: F401
     except ImportError:
-        errors.append(f"stages: the dpo stage needs TRL, which is not installed; install it with {INSTALL} "
+        errors.append(f"stages: the {kind} stage needs TRL, which is not installed; install it with {INSTALL} "
                       "(or pip install 'trl>=1.16,<2').")
     model = cell.settings.model
     if is_baseline(model):
-        errors.append(f"stages: dpo trains a model; '{model}' is a heuristic baseline.")
+        errors.append(f"stages: {kind} trains a model; '{model}' is a heuristic baseline.")
     else:
         try:
-            kind = model_kind(model)
+            model_type = model_kind(model)
         except AblateError as exc:
-            kind = None
+            model_type = None
             errors.append(exc.as_item())
-        if kind == "seq2seq":
-            errors.append(f"stages: dpo needs a decoder-only model (TRL's DPOTrainer trains causal language models "
+        if model_type == "seq2seq":
+            errors.append(f"stages: {kind} needs a decoder-only model (TRL's {trainer} trains causal language models "
                           f"only); '{model}' is an encoder-decoder model. Use a llama preset (e.g. llama-tiny) or a "
-                          "decoder-only pretrained model, or leave dpo out of stages.")
-    if config.source is not None:
+                          f"decoder-only pretrained model, or leave {kind} out of stages.")
+    if source is not None:
         from ablate.data.preference import read_pairs
 
         try:
-            rows = len(read_pairs(config.source))
+            rows = len(read_pairs(source))
         except AblateError as exc:
             errors.append(f"stages: {exc.as_item()}")
         else:
-            if rows < config.pairs:
-                errors.append(f"stages: dpo asks for {config.pairs} pairs, but {config.source} holds {rows}; lower "
+            if rows < pairs:
+                errors.append(f"stages: {kind} asks for {pairs} pairs, but {source} holds {rows}; lower "
                               "pairs or add rows.")
     return errors
 
