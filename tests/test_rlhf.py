@@ -101,7 +101,9 @@ def test_rloo_changes_the_policy_against_the_reward_model_and_logs_its_reward_pe
     assert output.train.steps == 4
     rewards = _series(store, tracker.run_id, results.RLOO_REWARD)
     assert [s for s, _ in rewards] == [1, 2, 3, 4] and all(abs(v) < 1e6 for _, v in rewards)
-    assert [s for s, _ in _series(store, tracker.run_id, results.RLOO_SERIES["kl"])] == [1, 2, 3, 4]
+    # The KL is to the policy as the stage found it: none at the first step, some once it has moved.
+    kl = _series(store, tracker.run_id, results.RLOO_SERIES["kl"])
+    assert [s for s, _ in kl] == [1, 2, 3, 4] and kl[0][1] == 0 and any(v != 0 for _, v in kl[1:]), kl
     # The model as the evaluators expect it: TRL's fused log-prob head off, its name as it was.
     assert "forward" not in vars(built.model) and built.model.config._name_or_path == ""
     assert built.model(input_ids=torch.tensor([[1, 2, 3]])).logits.shape[-1] == built.model.config.vocab_size
