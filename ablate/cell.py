@@ -60,12 +60,15 @@ def run_cell(cell: Cell, place: CellPlace, tracker: CellTracker, *, resume_state
 
     # 3. Train: each stage in turn on the model the one before left (an untuned cell trains nothing).
     trained = [TrainResult(steps=0, seconds=0.0, examples_per_second=0.0)]
+    skipped_steps = 0
     if built is not None and settings.untuned:
         tracker.log_metrics({results.NUM_TRAIN_TASKS: 0, results.NUM_TRAIN_EXAMPLES: 0})
     elif built is not None:
         trained = []
         checkpoints = clock.timed("checkpoints", save_checkpoint) if save_checkpoint is not None else None
         offset = (resume_state or {}).get(STAGE_OFFSET_KEY, 0)  # steps of the stages before (checkpoints count on)
+        skipped_steps = offset  # of the stages finished before the checkpoint resumed from (not run again)
+        carried: dict = {}  # what a stage leaves for the later ones (StageInput.carried)
         for position, stage in enumerate(settings.stages):
             if resume_state is not None and position < resume_state.get(STAGE_KEY, 0):
                 continue  # finished before the checkpoint: its result is in the resumed weights
@@ -73,7 +76,7 @@ def run_cell(cell: Cell, place: CellPlace, tracker: CellTracker, *, resume_state
                 output = stage_of(stage.kind).run(StageInput(
                     built.model, built.tokenizer, built.tokenizer_id, built.truncation, settings, data, tracker,
                     place.cache_dir, place.device, _stage_state(resume_state, position),
-                    _stage_checkpoints(checkpoints, position, offset)), stage)
+                    _stage_checkpoints(checkpoints, position, offset), carried), stage)
             clock.move("train", "data", output.data_seconds)  # each stage builds its own data first
             trained.append(output.train)
             offset += output.train.steps
@@ -119,7 +122,7 @@ def run_cell(cell: Cell, place: CellPlace, tracker: CellTracker, *, resume_state
                          results.TRAIN_SECONDS: sum(t.seconds for t in trained),
                          results.EVAL_SECONDS: clock.seconds["eval"],
                          results.EXAMPLES_PER_SECOND: trained[0].examples_per_second,
-                         results.TRAIN_STEPS: sum(t.steps for t in trained),
+                         results.TRAIN_STEPS: skipped_steps + sum(t.steps for t in trained),
                          results.PEAK_MEMORY_MB: peak_memory_mb(place.device)})
     return {**headline, **own}
 

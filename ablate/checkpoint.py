@@ -34,6 +34,12 @@ def read_run_id(folder: Path) -> str:
     return (folder / RUN_ID_FILE).read_text().strip()
 
 
+def read_step(folder: Path) -> int:
+    """The cell's step the checkpoint was made at (counting on over its stages: a later stage's
+    state holds its own step, ablate.cell._stage_checkpoints)."""
+    return json.loads((folder / MARKER_FILE).read_text())["step"]
+
+
 def read_state(folder: Path) -> dict[str, Any] | None:
     import torch
 

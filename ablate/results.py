@@ -107,6 +107,18 @@ DPO_LOSS, DPO_REWARD_MARGIN, DPO_REWARD_ACCURACY = DPO_SERIES["loss"], DPO_SERIE
     DPO_SERIES["rewards/accuracies"]
 DPO_HELD_OUT_ACCURACY, DPO_HELD_OUT_MARGIN = "dpo/held_out_reward_accuracy", "dpo/held_out_reward_margin"
 NUM_PREFERENCE_PAIRS = "num_preference_pairs"
+# The reward_model stage (ablate/stages/reward_model.py): per-step series from TRL's RewardTrainer
+# logs, its pairs, and its ranking of held-out pairs (chosen scored above rejected, in %; the margin).
+REWARD_SERIES = {"loss": "reward_model/loss", "accuracy": "reward_model/accuracy", "margin": "reward_model/margin"}
+REWARD_LOSS = REWARD_SERIES["loss"]
+REWARD_HELD_OUT_ACCURACY, REWARD_HELD_OUT_MARGIN = "reward_model/held_out_accuracy", "reward_model/held_out_margin"
+NUM_REWARD_PAIRS = "num_reward_pairs"
+# The rloo stage (ablate/stages/rloo.py): per-step series from TRL's RLOOTrainer logs (the reward
+# model's mean reward of the sampled completions, its spread, the KL to the reference, the loss).
+RLOO_SERIES = {"reward": "rloo/reward", "reward_std": "rloo/reward_std", "kl": "rloo/kl", "loss": "rloo/loss",
+               "completions/mean_length": "rloo/completion_length"}
+RLOO_REWARD = RLOO_SERIES["reward"]
+NUM_RLOO_PROMPTS = "num_rloo_prompts"
 MAX_KEY_LENGTH = 250  # MLflow's limit for metric, param and tag keys
 
 # Cell bookkeeping metrics (step 0 of the child run).
@@ -180,7 +192,7 @@ DATA_FINGERPRINT = "ablate.data_fingerprint"
 AXIS_PREFIX = "ablate.axis."
 ERROR = "ablate.error"
 DIVERGED = "ablate.diverged"
-RESUMED_FROM_STEP = "ablate.resumed_from_step"
+RESUMED_FROM_STEP = "ablate.resumed_from_step"  # the cell's step (over its stages) it resumed from
 SUPERSEDED = "ablate.superseded"  # on a cell run of data that changed since: the id of the cell now planned
 RUN_NAME = "mlflow.runName"  # MLflow's own tag: a run's name (a superseded run's gets " (superseded)")
 DEVICE, GPU_NAME, HOST = "ablate.device", "ablate.gpu_name", "ablate.host"
@@ -194,6 +206,13 @@ TRAINING_KIND = "custom_model_development"  # the runs table and charts (not the
 DATASET_CONTEXT = "mlflow.data.context"  # MLflow's own input tag: what a dataset was used for
 REFINE_REASON = "ablate.refine.reason"  # cell tag: why an adaptive refinement proposed the cell (ablate.refine)
 REFINE_STOPPED = "ablate.refine.stopped"  # parent tag: why the refinement stopped ("goal met after K of at most N cells ...")
+
+
+def stage_resumed_tags(kind: str, resumed_from: int, trained: int) -> dict[str, str]:
+    """A stage's own record of a resume (cell-run tags, set as the stage ends): the stage's own step
+    its trainer resumed from (0: from the start) and the steps it trained in this process."""
+    return {f"ablate.{kind}.resumed_from_step": str(resumed_from), f"ablate.{kind}.steps_trained": str(trained)}
+
 
 # -- artifacts -----------------------------------------------------------------------------
 SPEC_ARTIFACT = "spec.resolved.yaml"  # parent run

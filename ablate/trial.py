@@ -140,7 +140,7 @@ def _resume(cell: Cell, context: TrialContext, retry):
     from ray import tune
 
     from ablate import results
-    from ablate.checkpoint import latest_checkpoint, read_run_id, read_state
+    from ablate.checkpoint import latest_checkpoint, read_run_id, read_state, read_step
     from ablate.track import CellTracker
 
     checkpoint = tune.get_checkpoint()
@@ -155,7 +155,7 @@ def _resume(cell: Cell, context: TrialContext, retry):
         return None, None
     state = read_state(folder)
     tracker.reopen()
-    tracker.set_tag(results.RESUMED_FROM_STEP, str(state["step"] if state else 0))
+    tracker.set_tag(results.RESUMED_FROM_STEP, str(read_step(folder) if state else 0))
     return tracker, state
 
 

@@ -8,7 +8,7 @@ order the cell lists them, each on the model the one before left.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
 if TYPE_CHECKING:
@@ -30,6 +30,7 @@ class StageInput:
     device: str
     resume_state: dict | None  # this stage's state from a checkpoint, or None
     save_checkpoint: Callable[[int, Callable[[], dict]], None] | None
+    carried: dict = field(default_factory=dict)  # what a stage leaves for the later ones (a reward model)
 
 
 @dataclass

@@ -19,7 +19,9 @@ left, usually `sft`: InstructGPT's second and third steps in one, as most recipe
   ratios) on held-out pairs from the test tasks (results.DPO_HELD_OUT_ACCURACY / _MARGIN).
 - Resumable: every train.checkpoint_every steps the Trainer's own checkpoint (model, optimizer,
   scheduler, RNG, trainer state) and the reference weights go into the trial's checkpoint; a
-  killed cell resumes the stage with `Trainer.train(resume_from_checkpoint=...)`.
+  killed cell resumes the stage with `Trainer.train(resume_from_checkpoint=...)`; the stage tags the
+  run with the step its Trainer resumed from and the steps it trained (results.stage_resumed_tags;
+  tests/test_dpo_kill.py kills a real sweep mid-DPO and gets the uninterrupted cell's numbers).
 """
 
 from __future__ import annotations
@@ -71,6 +73,12 @@ class DpoConfig(Frozen):
 
 def check(cell, config: DpoConfig) -> list[str]:
     """Errors before anything starts: TRL missing, an encoder-decoder model, a bad or short file."""
+    return trl_stage_errors(cell, "dpo", "DPOTrainer", config.source, config.pairs)
+
+
+def trl_stage_errors(cell, kind: str, trainer: str, source: str | None, pairs: int) -> list[str]:
+    """What a stage on TRL's `trainer` over preference pairs needs (dpo, reward_model, rloo): TRL,
+    a decoder-only model, and a preference file (when given) that holds `pairs` rows."""
     from ablate.errors import AblateError
     from ablate.model import is_baseline, model_kind
 
@@ -78,31 +86,31 @@ def check(cell, config: DpoConfig) -> list[str]:
     try:
         import trl  # noqa: F401
     except ImportError:
-        errors.append(f"stages: the dpo stage needs TRL, which is not installed; install it with {INSTALL} "
+        errors.append(f"stages: the {kind} stage needs TRL, which is not installed; install it with {INSTALL} "
                       "(or pip install 'trl>=1.16,<2').")
     model = cell.settings.model
     if is_baseline(model):
-        errors.append(f"stages: dpo trains a model; '{model}' is a heuristic baseline.")
+        errors.append(f"stages: {kind} trains a model; '{model}' is a heuristic baseline.")
     else:
         try:
-            kind = model_kind(model)
+            model_type = model_kind(model)
         except AblateError as exc:
-            kind = None
+            model_type = None
             errors.append(exc.as_item())
-        if kind == "seq2seq":
-            errors.append(f"stages: dpo needs a decoder-only model (TRL's DPOTrainer trains causal language models "
+        if model_type == "seq2seq":
+            errors.append(f"stages: {kind} needs a decoder-only model (TRL's {trainer} trains causal language models "
                           f"only); '{model}' is an encoder-decoder model. Use a llama preset (e.g. llama-tiny) or a "
-                          "decoder-only pretrained model, or leave dpo out of stages.")
-    if config.source is not None:
+                          f"decoder-only pretrained model, or leave {kind} out of stages.")
+    if source is not None:
         from ablate.data.preference import read_pairs
 
         try:
-            rows = len(read_pairs(config.source))
+            rows = len(read_pairs(source))
         except AblateError as exc:
             errors.append(f"stages: {exc.as_item()}")
         else:
-            if rows < config.pairs:
-                errors.append(f"stages: dpo asks for {config.pairs} pairs, but {config.source} holds {rows}; lower "
+            if rows < pairs:
+                errors.append(f"stages: {kind} asks for {pairs} pairs, but {source} holds {rows}; lower "
                               "pairs or add rows.")
     return errors
 
@@ -215,6 +223,15 @@ def run(given: StageInput, config: DpoConfig) -> StageOutput:
                 if logs and name in logs and not any(k.startswith("eval_") for k in logs):
                     history[key].append((state.global_step, float(logs[name])))
 
+    trained = {"from": 0, "steps": 0}  # what the Trainer itself resumed from, and the steps it ran here
+
+    class Progress(TrainerCallback):
+        def on_train_begin(self, args, state, control, **kwargs):
+            trained["from"] = state.global_step  # restored from the checkpoint before training begins
+
+        def on_step_end(self, args, state, control, **kwargs):
+            trained["steps"] += 1
+
     class Checkpoints(TrainerCallback):
         """Trainer's checkpoint folder (and the reference) into the trial's checkpoint."""
 
@@ -228,7 +245,7 @@ def run(given: StageInput, config: DpoConfig) -> StageOutput:
                 "trainer_files": {str(p.relative_to(saved)): p.read_bytes() for p in saved.rglob("*") if p.is_file()}})
 
     trainer = _trainer_class(trl)(model=model, ref_model=reference, args=args, train_dataset=train_data,
-                                  processing_class=tokenizer, callbacks=[Series(), Checkpoints()])
+                                  processing_class=tokenizer, callbacks=[Series(), Progress(), Checkpoints()])
     trainer.remove_callback(PrinterCallback)  # the series go to MLflow, not to the worker's stdout
     checkpoint = None
     if resume is not None:
@@ -251,10 +268,11 @@ def run(given: StageInput, config: DpoConfig) -> StageOutput:
         _restore(model, peft)
         folder.cleanup()
     given.tracker.log_series(history)
+    given.tracker.set_tags(results.stage_resumed_tags(config.kind, trained["from"], trained["steps"]))
     if scores:
         given.tracker.log_metrics({results.DPO_HELD_OUT_ACCURACY: 100.0 * scores["eval_rewards/accuracies"],
                                    results.DPO_HELD_OUT_MARGIN: scores["eval_rewards/margins"]})
-    steps_run = config.steps - (resume["step"] if resume else 0)
+    steps_run = trained["steps"]
     return StageOutput(TrainResult(steps=config.steps, seconds=seconds,
                                    examples_per_second=steps_run * config.batch_size / max(seconds, 1e-9),
                                    loss_history=history[results.DPO_LOSS]), data_seconds)
