@@ -80,18 +80,22 @@ def test_proposals_are_a_function_of_the_finished_cells():
     spec, cells = grid()
     first, proposals, finished = run(spec, cells, saturating)
     assert len(proposals) >= 2
-    # A fresh proposer (a re-run after kill -9) given the cells finished in round 0 proposes round 1 again,
-    # after the cells it already has; killed half way through round 1, it proposes the same round 1.
+    # A fresh proposer (a re-run after kill -9) given the cells finished in round 0 proposes round 0 again
+    # (all finished: cached), then round 1; killed half way through round 1, the same two rounds.
     done_after_round_0 = {c.id: finished[c.id] for c in proposals[0].cells}
     for done in (done_after_round_0, {**done_after_round_0, proposals[1].cells[0].id: finished[proposals[1].cells[0].id]}):
         again = RefineProposer(cells, spec.refine, spec.seeds, 2, bootstrap_rounds=300)
-        resumed = again.propose(0, done)
-        assert [c.id for c in resumed.cells] == [c.id for p in proposals[:2] for c in p.cells]
-    # A finished refinement re-run proposes exactly its cells, all finished: nothing to train.
+        assert [c.id for c in again.propose(0, done).cells] == [c.id for c in proposals[0].cells]
+        resumed = again.propose(1, done)
+        assert [c.id for c in resumed.cells] == [c.id for c in proposals[1].cells]
+        assert resumed.reasons == proposals[1].reasons
+    # A finished refinement re-run proposes exactly its rounds, all finished: nothing to train.
     rerun = RefineProposer(cells, spec.refine, spec.seeds, 2, bootstrap_rounds=300)
-    replay = rerun.propose(0, finished)
-    assert [c.id for c in replay.cells] == [c.id for p in proposals for c in p.cells] == list(finished)
-    assert rerun.propose(1, finished) is None
+    for index, proposal in enumerate(proposals):
+        replay = rerun.propose(index, finished)
+        assert [c.id for c in replay.cells] == [c.id for c in proposal.cells] and replay.reasons == proposal.reasons
+    assert [c.id for p in proposals for c in p.cells] == list(finished)
+    assert rerun.propose(len(proposals), finished) is None
     assert rerun.stopped == first.stopped
 
 
