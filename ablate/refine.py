@@ -34,6 +34,11 @@ from ablate.propose import FinishedCells, Proposal
 from ablate.refine_spec import LOG_AXES, BestGoal, KneeGoal, PointsGoal, RefineSpec
 
 
+# The saturating fit's AICc (4 parameters, the noise included) needs more than 5 observations: with
+# fewer, no resample can choose a knee, and "no knee" would be established by the count alone.
+SATURATING_MIN_CELLS = 6
+
+
 @dataclass(frozen=True)
 class Round:
     index: int
@@ -252,7 +257,7 @@ class RefineProposer:
         # "No knee": the whole range measured, enough points for a knee, and almost no resample finds one inside.
         xs = {p.x for p in points}
         ends = {self._x(self.values[0]), self._x(self.values[-1])}
-        if len(xs) < min(MIN_DISTINCT_X, len(self.values)) or not ends <= xs:
+        if len(xs) < min(MIN_DISTINCT_X, len(self.values)) or not ends <= xs or sum(p.n for p in points) < SATURATING_MIN_CELLS:
             return None, None
         support = self._inside_support(points)
         if support <= goal.no_knee_support:
