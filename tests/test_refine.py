@@ -175,3 +175,41 @@ def test_overrides_set_the_budget_and_the_block_is_outside_every_cell_id(tmp_pat
     plain = SweepSpec.model_validate({**{k: v for k, v in SPEC.items() if k != "refine"},
                                       "axes": {"instances_per_task": [1, 2, 4, 8, 16, 32, 64, 128, 256]}})
     assert [c.id for c in expand_grid(plain, "fp")] == [c.id for c in expand_grid(spec, "fp")]
+
+
+def test_the_look_ahead_predicts_the_profile_interval_the_fit_gives_with_that_cell():
+    """knee_log_ratio's closed form against stats' own saturating fit of the data with the extra cell
+    (at the fit's prediction): the predicted interval's ends lie in the same grid steps."""
+    import numpy as np
+    from scipy import stats as sps
+
+    from ablate.analyse import stats
+    from ablate.refine import knee_log_ratio
+
+    rng = np.random.default_rng(0)
+    us = [math.log(x) for x in (1, 1, 4, 4, 16, 16, 64, 256, 256)]
+    ys = [70 - 60 * math.exp(-u / 0.93) + rng.normal(0, 2) for u in us]
+    extra = [math.log(x) for x in (2, 8, 32, 128)]
+    widths, predicted = knee_log_ratio(us, ys, extra, log_scale=True)
+    assert len(widths) == 4 and all(np.isfinite(widths))
+    gain = math.log(20)
+    for u, width, y in zip(extra, widths, predicted):
+        u_all, y_all = np.array(us + [u]), np.array(ys + [y])
+        *_, profile = stats._saturating(u_all, y_all[None, :])
+        profile = profile[0]
+        n = len(u_all)
+        inside = np.where(profile <= profile.min() * (1 + sps.f.ppf(0.95, 1, n - 4) / (n - 4)))[0]
+        scales = stats._scales(float(u_all.max() - u_all.min()))
+        widest = (scales[inside.max() + 1] - scales[max(inside.min() - 1, 0)]) * gain
+        narrowest = (scales[inside.max()] - scales[inside.min()]) * gain
+        assert narrowest - 1e-9 <= width <= widest + 1e-9
+    # Where the curve bends (2 to 8) one more cell says more about the knee than on the plateau (128).
+    assert min(widths[:2]) < widths[3]
+
+
+def test_a_budget_limited_knee_refinement_spends_its_later_cells_where_they_narrow_the_interval():
+    spec, cells = grid(budget={"cells": 16, "round_size": 2}, goal={"kind": "knee", "ratio": 1.01})
+    proposer, proposals, finished = run(spec, cells, saturating)
+    assert len(finished) == 16 and proposer.stopped.startswith("budget spent: 16 of at most 16 cells")
+    later = [why for p in proposals[2:] for why in p.reasons.values()]
+    assert later and all("narrows the knee's interval most" in why for why in later)

@@ -55,16 +55,10 @@ def test_a_refined_sweep_records_its_rounds_and_reasons_and_a_rerun_trains_nothi
     assert first.stdout.split("Refinement: ")[1].splitlines()[0] == again.stdout.split("Refinement: ")[1].splitlines()[0]
 
 
-KILL_SPEC = {
-    "name": "refined-kill", "data": {"source": "synthetic", "num_train_tasks": 4, "instances_per_task": 8},
-    "model": "t5-tiny",
-    "train": {"steps": 20, "batch_size": 8, "learning_rate": 1e-3, "max_source_length": 64, "max_target_length": 8,
-              "encoding": "def+pos2", "checkpoint_every": 10},
-    "eval": {"instances_per_task": 4, "max_new_tokens": 8},
-    "seeds": [0, 1],
-    "resources": {"max_concurrent": 2},
+KILL_SPEC = {  # 3 rounds of baseline cells (seconds each): 3 points x 1 seed, 2 new points, then 2 more cells
+    **SPEC, "name": "refined-kill", "seeds": [0, 1, 2],
     "refine": {"axis": "instances_per_task", "candidates": [1, 2, 4, 8, 16, 32],
-               "initial": {"points": 4, "seeds": 1}, "goal": {"kind": "knee", "ratio": 1.01},
+               "initial": {"points": 3, "seeds": 1}, "goal": {"kind": "knee", "ratio": 1.01},
                "budget": {"cells": 8, "round_size": 2}},
 }
 
@@ -91,8 +85,7 @@ def _refined_state(folder):
 
 
 def test_kill_9_mid_round_then_a_rerun_ends_with_the_cells_and_rounds_of_an_uninterrupted_refinement(tmp_path):
-    """A refined sweep of real (tiny) training cells, its whole process group SIGKILLed while a cell
-    of round 1 is running, then run again: the same rounds (cell ids, reasons) and cells as the
+    """A refined sweep, its whole process group SIGKILLed while a cell of round 1 is running, then run again: the same rounds (cell ids, reasons) and cells as the
     same refinement run without interruption in another folder; a re-run of the finished sweep
     trains nothing."""
     import os
@@ -110,7 +103,7 @@ def test_kill_9_mid_round_then_a_rerun_ends_with_the_cells_and_rounds_of_an_unin
     reference = ablate_cli("sweep", "refined.yaml", "--yes", cwd=reference_dir)
     assert reference.returncode == 0, reference.stdout[-3000:] + reference.stderr[-3000:]
     expected_rounds, expected_finished, expected_steps, _ = _refined_state(reference_dir)
-    assert len(expected_rounds) == 3 and sum(len(cells) for cells, _ in expected_rounds) == 8
+    assert len(expected_rounds) >= 3 and len(expected_rounds[0][0]) == 3
 
     sweep = start_cli("sweep", "refined.yaml", "--yes", cwd=crashed_dir)
     seen: list[int] = []
@@ -137,7 +130,7 @@ def test_kill_9_mid_round_then_a_rerun_ends_with_the_cells_and_rounds_of_an_unin
     finally:
         kill_tree(sweep, also=seen)
     killed_rounds, killed_finished, _, killed_runs = _refined_state(crashed_dir)
-    assert len(killed_rounds) == 2 and len(killed_finished) < 8, "killed in round 1, before the refinement ended"
+    assert len(killed_rounds) == 2 and len(killed_finished) < len(expected_finished), "killed in round 1"
     assert any(r.info.status == "RUNNING" for r in killed_runs), "the kill left a cell run RUNNING"
 
     again = ablate_cli("sweep", "refined.yaml", "--yes", cwd=crashed_dir)
@@ -146,7 +139,7 @@ def test_kill_9_mid_round_then_a_rerun_ends_with_the_cells_and_rounds_of_an_unin
     assert rounds == expected_rounds, "the same rounds: cell ids and reasons"
     assert set(finished) == set(expected_finished) and all(len(v) == 1 for v in finished.values())
     assert not [r for r in runs if r.info.status == "RUNNING"]
-    assert steps == expected_steps == [0, 1, 2], "each round's refine/ values logged once"
+    assert steps == expected_steps == list(range(len(expected_rounds))), "each round's refine/ values logged once"
     assert again.stdout.split("Refinement: ")[1].splitlines()[0] == \
         reference.stdout.split("Refinement: ")[1].splitlines()[0]
 
