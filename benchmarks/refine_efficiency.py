@@ -133,6 +133,7 @@ def main() -> int:
     began = time.time()
     rng = np.random.default_rng(2026)
     rows, ratios, widths = [], [], []
+    by_design: dict[str, list[float]] = {}  # width ratios, adaptive / dense, per design
     tally = {"covered": [], "false_knee": [], "label": []}
     for design in args.designs:
         spec, cells = candidate_grid(design, args.ratio, args.budget, args.seeds)
@@ -168,6 +169,7 @@ def main() -> int:
                         tally["false_knee"].append(got["false_knee"])
                     if got["width"] and dense_got["width"]:
                         widths.append(got["width"] / dense_got["width"])
+                        by_design.setdefault(design, []).append(widths[-1])
                 ratios += row["ratio"]
                 rows.append((design, truth, noise, row))
                 print(f"  {design} {truth} sd {noise:g}: cells {sum(row['ratio']) / len(row['ratio']):.2f}, "
@@ -186,6 +188,9 @@ def main() -> int:
                "width_ratio": statistics.median(widths) if widths else math.nan}
     print(f"\n{len(ratios)} simulated refinements in {time.time() - began:.0f} s "
           f"({len(tally['covered'])} knees for a saturating truth, {len(widths)} interval pairs)")
+    for design, found in by_design.items():
+        print(f"median width ratio, {design}: {statistics.median(found):.2f} ({len(found)} pairs, "
+              f"{sum(w <= 1 for w in found)} <= 1)")
     failed = 0
     for name, value in figures.items():
         target, sign = TARGETS[name]

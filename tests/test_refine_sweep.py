@@ -89,7 +89,11 @@ def test_kill_9_mid_round_then_a_rerun_ends_with_the_cells_and_rounds_of_an_unin
     same refinement run without interruption in another folder; a re-run of the finished sweep
     trains nothing."""
     import os
+    import shutil
     import signal
+    import subprocess
+    import sys
+    from pathlib import Path
 
     from mlflow.tracking import MlflowClient
 
@@ -100,11 +104,11 @@ def test_kill_9_mid_round_then_a_rerun_ends_with_the_cells_and_rounds_of_an_unin
     for folder in (reference_dir, crashed_dir):
         folder.mkdir()
         (folder / "refined.yaml").write_text(yaml.safe_dump(KILL_SPEC))
-    reference = ablate_cli("sweep", "refined.yaml", "--yes", cwd=reference_dir)
-    assert reference.returncode == 0, reference.stdout[-3000:] + reference.stderr[-3000:]
-    expected_rounds, expected_finished, expected_steps, _ = _refined_state(reference_dir)
-    assert len(expected_rounds) >= 3 and len(expected_rounds[0][0]) == 3
-
+    # The uninterrupted refinement runs beside the one to be killed (its own folder, store and Ray).
+    log = (reference_dir / "sweep.log").open("w")  # a file, not a pipe nobody reads while the other runs
+    reference = subprocess.Popen([shutil.which("ablate", path=str(Path(sys.executable).parent)) or "ablate", "sweep",
+                                  "refined.yaml", "--yes"], cwd=reference_dir, stdout=log, stderr=subprocess.STDOUT,
+                                 text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"}, start_new_session=True)
     sweep = start_cli("sweep", "refined.yaml", "--yes", cwd=crashed_dir)
     seen: list[int] = []
 
@@ -123,17 +127,25 @@ def test_kill_9_mid_round_then_a_rerun_ends_with_the_cells_and_rounds_of_an_unin
         return any(r.data.tags.get(results.REFINE_REASON, "").startswith("round 1:") for r in running)
 
     try:
-        reached = wait_until(round_1_running, 600, "a cell of round 1 running in MLflow", every=0.2)
+        reached = wait_until(round_1_running, 1500, "a cell of round 1 running in MLflow", every=0.2)
         assert reached is True, "the sweep ended before round 1 was caught running"
         os.killpg(sweep.pid, signal.SIGKILL)  # the whole process group, mid-round
         sweep.wait(timeout=30)
+        reference.wait(timeout=1500)
     finally:
         kill_tree(sweep, also=seen)
+        if reference.poll() is None:
+            kill_tree(reference)
+    log.close()
+    reference_output = (reference_dir / "sweep.log").read_text()
+    assert reference.returncode == 0, reference_output[-3000:]
+    expected_rounds, expected_finished, expected_steps, _ = _refined_state(reference_dir)
+    assert len(expected_rounds) >= 3 and len(expected_rounds[0][0]) == 3
     killed_rounds, killed_finished, _, killed_runs = _refined_state(crashed_dir)
     assert len(killed_rounds) == 2 and len(killed_finished) < len(expected_finished), "killed in round 1"
     assert any(r.info.status == "RUNNING" for r in killed_runs), "the kill left a cell run RUNNING"
 
-    again = ablate_cli("sweep", "refined.yaml", "--yes", cwd=crashed_dir)
+    again = ablate_cli("sweep", "refined.yaml", "--yes", cwd=crashed_dir, timeout=1500)
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
     rounds, finished, steps, runs = _refined_state(crashed_dir)
     assert rounds == expected_rounds, "the same rounds: cell ids and reasons"
@@ -141,9 +153,9 @@ def test_kill_9_mid_round_then_a_rerun_ends_with_the_cells_and_rounds_of_an_unin
     assert not [r for r in runs if r.info.status == "RUNNING"]
     assert steps == expected_steps == list(range(len(expected_rounds))), "each round's refine/ values logged once"
     assert again.stdout.split("Refinement: ")[1].splitlines()[0] == \
-        reference.stdout.split("Refinement: ")[1].splitlines()[0]
+        reference_output.split("Refinement: ")[1].splitlines()[0]
 
-    final = ablate_cli("sweep", "refined.yaml", "--yes", cwd=crashed_dir)
+    final = ablate_cli("sweep", "refined.yaml", "--yes", cwd=crashed_dir, timeout=1500)
     assert final.returncode == 0, final.stdout[-3000:] + final.stderr[-3000:]
     assert "0 trained" in final.stdout
     assert _refined_state(crashed_dir)[0] == expected_rounds
