@@ -13,8 +13,9 @@ A points goal adds the unmeasured candidates, then seeds where the CI is widest;
 goal adds seeds to the best setting and to the one it is least clearly above.
 
 Proposals are a function of the finished cells only: each call replays the refinement from its
-initial design, round by round, over the finished cells each round proposed. A sweep killed
-mid-round proposes the rest of that round again, and a finished refinement replays to its stop
+initial design, round by round, over the finished cells each round proposed, and round i is the
+replay's round i. A sweep killed mid-round and run again gets the same rounds: the finished ones
+(all cached) and then the rest of the interrupted one; a finished refinement replays to its stop
 without training anything. A proposed cell that failed is given up for the rest of the process.
 """
 
@@ -26,10 +27,16 @@ from typing import Any, Callable, Mapping, Sequence
 
 from ablate import results
 from ablate.analyse.report import MEAN_LINE, line_values
-from ablate.analyse.stats import BOOTSTRAP_ROUNDS, MIN_DISTINCT_X, PointStats, bootstrap_knees, curve_summary, point_stats
+from ablate.analyse.stats import (BOOTSTRAP_ROUNDS, KNEE_FRACTION, MIN_DISTINCT_X, PointStats, _scales, bootstrap_knees,
+                                  curve_summary, point_stats)
 from ablate.plan import Cell, format_value
 from ablate.propose import FinishedCells, Proposal
 from ablate.refine_spec import LOG_AXES, BestGoal, KneeGoal, PointsGoal, RefineSpec
+
+
+# The saturating fit's AICc (4 parameters, the noise included) needs more than 5 observations: with
+# fewer, no resample can choose a knee, and "no knee" would be established by the count alone.
+SATURATING_MIN_CELLS = 6
 
 
 @dataclass(frozen=True)
@@ -83,7 +90,6 @@ class RefineProposer:
     stopped: str | None = None  # why the refinement stopped (goal met / budget spent / no candidate left)
     _handed: set[str] = field(default_factory=set)
     _given_up: set[str] = field(default_factory=set)
-    _calls: int = 0
     _refits: dict = field(default_factory=dict, repr=False)  # the replay refits the same rounds on every call
 
     def __post_init__(self) -> None:
@@ -121,23 +127,23 @@ class RefineProposer:
 
     # -- the protocol -----------------------------------------------------------------------
     def propose(self, round_index: int, finished: FinishedCells) -> Proposal | None:
-        first_call = self._calls == 0
-        self._calls += 1
+        """Round `round_index` of the refinement the finished cells replay to: a round already
+        complete (a re-run: all its cells cached), the round to run now, or None (stopped)."""
         while True:
             history, current = self._replay(finished)
-            if current is None and first_call and history:  # a finished refinement run again: its cells, all cached
+            if round_index < len(history):  # finished before (a re-run): the same round, nothing to train
+                chosen = history[round_index]
                 break
             if current is None:
                 return None
             missing = [c for c in current.cells if c.id not in finished]
-            if missing and all(c.id in self._handed for c in missing):  # proposed before and failed
-                self._given_up.update(c.id for c in missing)
+            if round_index > current.index and all(c.id in self._handed for c in missing):
+                self._given_up.update(c.id for c in missing)  # proposed and run before, and failed: given up
                 continue
+            chosen = current
             break
-        shown = [r for r in ([*history, current] if first_call else [current]) if r is not None]
-        cells = [c for r in shown for c in r.cells]
-        self._handed.update(c.id for c in cells)
-        return Proposal(cells, {cid: why for r in shown for cid, why in r.reasons.items()})
+        self._handed.update(c.id for c in chosen.cells)
+        return Proposal(list(chosen.cells), dict(chosen.reasons))
 
     def _replay(self, finished: FinishedCells) -> tuple[list[Round], Round | None]:
         """The refinement's completed rounds, and the round to run now (None: stopped)."""
@@ -251,7 +257,7 @@ class RefineProposer:
         # "No knee": the whole range measured, enough points for a knee, and almost no resample finds one inside.
         xs = {p.x for p in points}
         ends = {self._x(self.values[0]), self._x(self.values[-1])}
-        if len(xs) < min(MIN_DISTINCT_X, len(self.values)) or not ends <= xs:
+        if len(xs) < min(MIN_DISTINCT_X, len(self.values)) or not ends <= xs or sum(p.n for p in points) < SATURATING_MIN_CELLS:
             return None, None
         support = self._inside_support(points)
         if support <= goal.no_knee_support:
@@ -295,6 +301,8 @@ class RefineProposer:
             taken.add(cell.id)
             return True
 
+        add.free = lambda cell: cell.id not in taken  # type: ignore[attr-defined]
+
         def new_point(value: Any, why: str) -> None:
             for seed in list(self.seeds)[:self.refine.initial.seeds]:
                 add(self._cell(value, seed), why)
@@ -319,6 +327,8 @@ class RefineProposer:
                 new_point(value, f"new point {self._label(value)} in the widest gap ({gap}): a knee needs "
                                  f"{MIN_DISTINCT_X} points over the whole range")
         knees = self._knees_inside(refit.points) if len(refit.points) >= MIN_DISTINCT_X else []
+        if refit.summary.get("knee") is not None and len(picks) < room:
+            self._narrowest(measured, add, room - len(picks))
         if knees:
             support = len(knees) / self.bootstrap_rounds
             for value, share, gap in self._densest_gaps(xs_measured, unmeasured, knees):
@@ -333,6 +343,32 @@ class RefineProposer:
         for value, half in self._widest(measured, taken):
             self._add_seed(value, measured, add, f"the widest CI (half-width {half:.2f})")
         return picks
+
+    def _narrowest(self, measured: dict, add, count: int) -> None:
+        """`count` cells, one at a time, each where one more cell narrows the knee's profile
+        interval most (`knee_log_ratio`: an observation at the fit's prediction there), the
+        earlier picks counted in at their predictions."""
+        us = [self._u(v) for v in self.values for _ in measured.get(self._key(v), [])]
+        ys = [y for v in self.values for _, y in measured.get(self._key(v), [])]
+        for _ in range(count):
+            free = []
+            for value in self.values:
+                have = {s for s, _ in measured.get(self._key(value), [])}
+                cell = next((c for s in self.seeds if s not in have and (c := self._cell(value, s)) is not None
+                             and add.free(c)), None)
+                if cell is not None:
+                    free.append((value, cell))
+            if not free:
+                return
+            widths, predicted = knee_log_ratio(us, ys, [self._u(v) for v, _ in free], self.log_scale)
+            best = min(range(len(free)), key=lambda j: (widths[j], j))
+            value, cell = free[best]
+            if not math.isfinite(widths[best]) or not add(cell, (
+                    f"seed {cell.settings.seed} at {self._label(value)}: narrows the knee's interval most "
+                    f"(its profile interval's ratio {math.exp(widths[best]):.2f} predicted after it)")):
+                return
+            us.append(self._u(value))
+            ys.append(float(predicted[best]))
 
     def _add_seed(self, value: Any, measured: dict, add, why: str) -> None:
         have = {s for s, _ in measured.get(self._key(value), [])}
@@ -407,6 +443,55 @@ class RefineProposer:
             if weight > 0 and free:
                 found.append((value, weight, half))
         return sorted(found, key=lambda item: -(item[1] * (item[2] if math.isfinite(item[2]) else 1e6)))
+
+
+def knee_log_ratio(us: Sequence[float], ys: Sequence[float], extra: Sequence[float], log_scale: bool):
+    """The profile-likelihood knee interval's log(upper / lower end) (as `curve_summary` draws it
+    from the RSS profile over the scale grid, ends interpolated between grid scales) after one more
+    observation at each of the u values `extra`, each at the current saturating fit's prediction:
+    how much one more cell there would narrow the interval. An array, one value per `extra`
+    (inf: the interval stays open), and the fit's prediction at each."""
+    import numpy as np
+    from scipy import stats as sps
+
+    u, y, c = np.asarray(us, float), np.asarray(ys, float), np.asarray(extra, float)
+    u0 = float(u.min())
+    scales = _scales(float(u.max() - u0))[:, None]  # S x 1
+    e, ec = np.exp(-(u[None, :] - u0) / scales), np.exp(-(c[None, :] - u0) / scales)  # S x n, S x C
+    a, ac = 1 - e, 1 - ec
+    sums = [(a * a).sum(1), (a * e).sum(1), (e * e).sum(1), (a * y).sum(1), (e * y).sum(1), float((y * y).sum())]
+
+    def rss(saa, sab, sbb, say, sby, syy):
+        det = np.maximum(saa * sbb - sab ** 2, 1e-300)
+        return syy - (sbb * say ** 2 - 2 * sab * say * sby + saa * sby ** 2) / det
+
+    profile = rss(*sums)
+    best = int(profile.argmin())
+    det = sums[0][best] * sums[2][best] - sums[1][best] ** 2
+    plateau = (sums[2][best] * sums[3][best] - sums[1][best] * sums[4][best]) / det
+    start = (sums[0][best] * sums[4][best] - sums[1][best] * sums[3][best]) / det
+    yc = plateau * ac[best] + start * ec[best]  # C: the fit's prediction at each extra u
+    after = rss(sums[0][:, None] + ac * ac, sums[1][:, None] + ac * ec, sums[2][:, None] + ec * ec,
+                sums[3][:, None] + ac * yc, sums[4][:, None] + ec * yc, sums[5] + yc * yc)  # S x C
+    n = len(u) + 1
+    if n - 4 <= 0:
+        return np.full(len(c), np.inf), yc
+    allowed = after.min(0) * (1 + sps.f.ppf(0.95, 1, n - 4) / (n - 4))
+    gain = math.log(1 / (1 - KNEE_FRACTION))
+    found = []
+    s = scales[:, 0]
+    for j in range(len(c)):
+        col, limit = after[:, j], allowed[j]
+        inside = np.where(col <= limit)[0]
+        lo, hi = int(inside.min()), int(inside.max())
+        if hi >= len(s) - 1:
+            found.append(math.inf)
+            continue
+        s_lo = s[lo] if lo == 0 else np.interp(limit, [col[lo], col[lo - 1]], [s[lo], s[lo - 1]])
+        s_hi = np.interp(limit, [col[hi], col[hi + 1]], [s[hi], s[hi + 1]])
+        k_lo, k_hi = u0 + s_lo * gain, u0 + s_hi * gain
+        found.append(k_hi - k_lo if log_scale else math.log(k_hi / k_lo) if k_lo > 0 else math.inf)
+    return np.array(found), yc
 
 
 def spread(values: Sequence[Any], us: Sequence[float], count: int) -> list[Any]:

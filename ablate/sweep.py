@@ -132,6 +132,8 @@ class RoundRunner:
         """Every round's outcomes, or None when interrupted (runs closed, resume command printed)."""
         plan = self.tracked.plan
         index = 0
+        if getattr(proposer, "progress", None) is not None:  # a re-run replays the rounds the parent run holds
+            self.logged_progress = self._logged_rounds()
         while (proposal := proposer.propose(index, self._finished_cells())) is not None:
             self._log_progress(proposer)
             self.reasons = dict(proposal.reasons)
@@ -158,6 +160,13 @@ class RoundRunner:
         for round_index, metrics in getattr(proposer, "progress", [])[self.logged_progress:]:
             self.store.log_metrics(self.tracked.parent_run_id, metrics, step=round_index)
         self.logged_progress = max(self.logged_progress, len(getattr(proposer, "progress", [])))
+
+    def _logged_rounds(self) -> int:
+        """Rounds whose refine/... values the parent run already holds (from a killed or finished
+        run of the sweep: the replay gives them again, the same, and they are not logged twice)."""
+        history = self.store.retry.call(
+            lambda: self.store.client.get_metric_history(self.tracked.parent_run_id, results.REFINE_CELLS))
+        return len({m.step for m in history})
 
     def _run(self, cells: list, total: int) -> bool:
         """Run `cells` on Tune; False when interrupted."""

@@ -80,18 +80,22 @@ def test_proposals_are_a_function_of_the_finished_cells():
     spec, cells = grid()
     first, proposals, finished = run(spec, cells, saturating)
     assert len(proposals) >= 2
-    # A fresh proposer (a re-run after kill -9) given the cells finished in round 0 proposes round 1 again,
-    # after the cells it already has; killed half way through round 1, it proposes the same round 1.
+    # A fresh proposer (a re-run after kill -9) given the cells finished in round 0 proposes round 0 again
+    # (all finished: cached), then round 1; killed half way through round 1, the same two rounds.
     done_after_round_0 = {c.id: finished[c.id] for c in proposals[0].cells}
     for done in (done_after_round_0, {**done_after_round_0, proposals[1].cells[0].id: finished[proposals[1].cells[0].id]}):
         again = RefineProposer(cells, spec.refine, spec.seeds, 2, bootstrap_rounds=300)
-        resumed = again.propose(0, done)
-        assert [c.id for c in resumed.cells] == [c.id for p in proposals[:2] for c in p.cells]
-    # A finished refinement re-run proposes exactly its cells, all finished: nothing to train.
+        assert [c.id for c in again.propose(0, done).cells] == [c.id for c in proposals[0].cells]
+        resumed = again.propose(1, done)
+        assert [c.id for c in resumed.cells] == [c.id for c in proposals[1].cells]
+        assert resumed.reasons == proposals[1].reasons
+    # A finished refinement re-run proposes exactly its rounds, all finished: nothing to train.
     rerun = RefineProposer(cells, spec.refine, spec.seeds, 2, bootstrap_rounds=300)
-    replay = rerun.propose(0, finished)
-    assert [c.id for c in replay.cells] == [c.id for p in proposals for c in p.cells] == list(finished)
-    assert rerun.propose(1, finished) is None
+    for index, proposal in enumerate(proposals):
+        replay = rerun.propose(index, finished)
+        assert [c.id for c in replay.cells] == [c.id for c in proposal.cells] and replay.reasons == proposal.reasons
+    assert [c.id for p in proposals for c in p.cells] == list(finished)
+    assert rerun.propose(len(proposals), finished) is None
     assert rerun.stopped == first.stopped
 
 
@@ -171,3 +175,41 @@ def test_overrides_set_the_budget_and_the_block_is_outside_every_cell_id(tmp_pat
     plain = SweepSpec.model_validate({**{k: v for k, v in SPEC.items() if k != "refine"},
                                       "axes": {"instances_per_task": [1, 2, 4, 8, 16, 32, 64, 128, 256]}})
     assert [c.id for c in expand_grid(plain, "fp")] == [c.id for c in expand_grid(spec, "fp")]
+
+
+def test_the_look_ahead_predicts_the_profile_interval_the_fit_gives_with_that_cell():
+    """knee_log_ratio's closed form against stats' own saturating fit of the data with the extra cell
+    (at the fit's prediction): the predicted interval's ends lie in the same grid steps."""
+    import numpy as np
+    from scipy import stats as sps
+
+    from ablate.analyse import stats
+    from ablate.refine import knee_log_ratio
+
+    rng = np.random.default_rng(0)
+    us = [math.log(x) for x in (1, 1, 4, 4, 16, 16, 64, 256, 256)]
+    ys = [70 - 60 * math.exp(-u / 0.93) + rng.normal(0, 2) for u in us]
+    extra = [math.log(x) for x in (2, 8, 32, 128)]
+    widths, predicted = knee_log_ratio(us, ys, extra, log_scale=True)
+    assert len(widths) == 4 and all(np.isfinite(widths))
+    gain = math.log(20)
+    for u, width, y in zip(extra, widths, predicted):
+        u_all, y_all = np.array(us + [u]), np.array(ys + [y])
+        *_, profile = stats._saturating(u_all, y_all[None, :])
+        profile = profile[0]
+        n = len(u_all)
+        inside = np.where(profile <= profile.min() * (1 + sps.f.ppf(0.95, 1, n - 4) / (n - 4)))[0]
+        scales = stats._scales(float(u_all.max() - u_all.min()))
+        widest = (scales[inside.max() + 1] - scales[max(inside.min() - 1, 0)]) * gain
+        narrowest = (scales[inside.max()] - scales[inside.min()]) * gain
+        assert narrowest - 1e-9 <= width <= widest + 1e-9
+    # Where the curve bends (2 to 8) one more cell says more about the knee than on the plateau (128).
+    assert min(widths[:2]) < widths[3]
+
+
+def test_a_budget_limited_knee_refinement_spends_its_later_cells_where_they_narrow_the_interval():
+    spec, cells = grid(budget={"cells": 16, "round_size": 2}, goal={"kind": "knee", "ratio": 1.01})
+    proposer, proposals, finished = run(spec, cells, saturating)
+    assert len(finished) == 16 and proposer.stopped.startswith("budget spent: 16 of at most 16 cells")
+    later = [why for p in proposals[2:] for why in p.reasons.values()]
+    assert later and all("narrows the knee's interval most" in why for why in later)
