@@ -161,3 +161,37 @@ def test_the_same_content_under_two_names_is_stored_once(tmp_path):
     assert [i.id for i in library.subset("task_b", [2]).instances] == ["task_b-2"]
     assert len(list(store_dir(tmp_path / "index").glob("*.arrow"))) == len(library.names()) - 1
     shutil.rmtree(suite)
+
+
+def test_a_task_file_edited_to_the_same_size_is_read_from_the_file_not_the_stale_store(tmp_path):
+    """The fingerprint holds file names and sizes: a label fixed in place keeps both, and the
+    stored rows are older than the file, so the cell gets the file's current content."""
+    import os
+
+    suite = write_suite(tmp_path / "suite", seed=0)
+    library = TaskLibrary(suite, index_dir=tmp_path / "index", persist_index=True)
+    name = library.names()[0]
+    path = suite / "tasks" / f"{name}.json"
+    text, instance = path.read_text(), json.loads(path.read_text())["Instances"][1]
+    old = instance["output"][0]
+    at = text.index(json.dumps(old), text.index(json.dumps(instance["id"])))  # instance 1's answer, in place
+    size = path.stat().st_size
+    path.write_text(text[:at] + json.dumps("Z" * len(old)) + text[at + len(json.dumps(old)):])
+    assert path.stat().st_size == size
+    stored = store_path(store_dir(tmp_path / "index"), library.index[name].sha256)
+    os.utime(path, ns=(stored.stat().st_mtime_ns + 10**9,) * 2)  # edited after the rows were stored
+    assert library.subset(name, [1]).instances[0].references[0] == "Z" * len(old)
+
+
+def test_a_store_that_cannot_be_written_only_costs_speed(tmp_path, monkeypatch):
+    import ablate.data.columnar
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(ablate.data.columnar, "write_task", full_disk)
+    suite = write_suite(tmp_path / "suite", seed=0)
+    library = TaskLibrary(suite, index_dir=tmp_path / "index", persist_index=True)
+    name = library.names()[0]
+    assert library.index[name].error is None and not list(store_dir(tmp_path / "index").glob("*.arrow"))
+    assert library.subset(name, [1]) == load_task(suite / "tasks" / f"{name}.json", only=[1])

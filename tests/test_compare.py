@@ -364,3 +364,21 @@ def _comparison(a, b, significant):
                       p_eval=0.01, p_rerun=None, eval_test="sign-flip", prob_a_beats_b=0.99, mde=None, n_seeds=1,
                       n_instances=10, n_tasks=2, method="m", p_adjusted=0.01 if significant else 0.5,
                       correction="holm", significant=significant, winner=a if significant else None)
+
+
+def test_where_lower_is_better_the_winner_is_the_lower_setting():
+    rng = np.random.default_rng(14)
+    sweep, read = _sweep_with_predictions(rng)
+    for record in sweep.cells:  # the same scores, read as a metric where lower is better
+        scores = read(record, "def")
+        record.metrics["def/cluster/nli/hallucination_rate"] = float(scores.scores["exact_match"].mean())
+
+    def as_hallucination(record, encoding):
+        scores = read(record, encoding)
+        return type(scores)(scores.ids, scores.tasks, {"hallucination_rate": scores.scores["exact_match"]})
+
+    section = sweep_comparisons(sweep, "train_encoding", ["def"], as_hallucination, "hallucination_rate",
+                                numeric=False, rounds=300, permutations=1000)
+    (entry,) = section.comparisons
+    assert entry.diff > 0 and entry.significant and entry.winner == "pos2"  # def is higher: worse here
+    assert section.groups[0].reliability.winner == "pos2"

@@ -224,3 +224,35 @@ def test_a_refined_sweep_marks_each_point_by_the_rounds_that_added_its_cells():
     assert [t.get_text() for t in figure.axes[0].texts if t.get_text().startswith("r")] == ["r0", "r0,1", "r0,1"]
     # One round (a grid): nothing to mark.
     assert build_report(_sweep(records), "rougeL").rounds_of(points[1]) == []
+
+
+def test_report_json_is_strict_json_and_reads_back_into_the_report():
+    """NaN (one-seed signal-to-noise, an unplaceable point) and infinities (an undefined AICc)
+    are null in report.json, which reads back into the typed report."""
+    import json
+
+    from ablate.analyse.report_model import Fit, SignalToNoise
+
+    records = [_record(c, 0) for c in (["a"], ["a", "b"], ["a", "b", "c"])]
+    report = build_report(_sweep(records), "rougeL")
+    curve = report.curves.lines["mean"].model_copy(update={"fit": Fit(model="flat", params={"c": 1.0},
+                                                                      aicc=float("inf"), rss=0.0)})
+    report = report.model_copy(update={"curves": report.curves.model_copy(update={"lines": {"mean": curve}})})
+    text = json.dumps(report.to_json(), allow_nan=False)  # raises on NaN or Infinity
+    back = Report.model_validate(json.loads(text))
+    assert back.curves.lines["mean"].fit.aicc is None and back.curves.lines["mean"].points == curve.points
+    assert not SignalToNoise(snr=float("nan"), spread=0.0, seed_sd=0.0, df=None).known
+
+
+def test_no_finished_cell_gives_no_per_metric_bars():
+    from ablate.plan import Cell
+
+    evaluators = EvalSpec(evaluators=["generate", "preference"])
+    records = []
+    for position, lr in enumerate((1e-3, 3e-4)):
+        cell = _cell(f"lr={lr}", {"train.learning_rate": lr, "seed": 0})
+        cell = Cell(cell.id, cell.name, cell.axis_values, cell.settings.model_copy(update={"eval": evaluators}))
+        records.append(CellRecord(cell, "failed", {}, error="boom"))
+    report = build_report(_sweep(records), "rougeL")
+    assert report.bars is None and report.cells.failed == 2
+    report_figures(report)  # draws (the cells are listed as not done)

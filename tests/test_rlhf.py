@@ -150,3 +150,12 @@ def test_rloo_batches_hold_whole_groups_of_completions(tmp_path):
 
     with pytest.raises(AblateError, match="must be a multiple of num_generations"):
         planned_cells(tmp_path, {**SPEC, "stages": ["sft", REWARD, {**RLOO, "batch_size": 6}]})
+
+
+def test_rloo_must_follow_its_reward_model_directly(tmp_path):
+    """The reward model lives in memory only: a checkpointing stage between it and rloo would
+    make a resumed cell skip it."""
+    done = _validate(tmp_path, {**SPEC, "stages": ["sft", REWARD, {"kind": "dpo", "steps": 2}, RLOO]})
+    assert done.returncode == 2, done.stderr
+    assert "rloo must come right after its reward_model stage (sft -> reward_model -> dpo -> rloo)" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -121,6 +121,7 @@ def sweep_comparisons(sweep: SweepRecords, axis: str, encodings: list[str], read
     signal-to-noise and decision reliability per group."""
     from ablate.analyse.compare import ALPHA, adjust
 
+    higher = results.metric_spec(metric).higher_is_better
     found, entries = [], []
     for group, by_value in _groups(sweep, axis).items():
         # by_value is keyed by the value's label ("16", "def+pos2", a clusters list "a+b+c").
@@ -151,11 +152,12 @@ def sweep_comparisons(sweep: SweepRecords, axis: str, encodings: list[str], read
                 group=group, encoding=encoding, variance=shares, skipped=sorted(set(skipped)),
                 signal_to_noise=SignalToNoise.model_validate(signal_to_noise(seed_table))
                 if seed_table is not None else None,
-                reliability=Reliability.model_validate(_named(decision_reliability(seed_table), values))
+                reliability=Reliability.model_validate(_named(decision_reliability(seed_table, higher), values))
                 if seed_table is not None else None))
     # One family per sweep: every comparison corrected with every other.
     comparisons = [Comparison(**entry, p_adjusted=adjusted, correction=correction, significant=bool(adjusted < ALPHA),
-                              winner=(entry["a"] if entry["diff"] > 0 else entry["b"]) if adjusted < ALPHA else None)
+                              winner=(entry["a"] if (entry["diff"] > 0) == higher else entry["b"])
+                              if adjusted < ALPHA else None)
                    for entry, adjusted in zip(entries, adjust([e["p"] for e in entries], correction))]
     return Comparisons(axis=axis, metric=metric, correction=correction, comparisons=comparisons, groups=found,
                        scores="the mean over test instances of each instance's score (from the cells' predictions)",

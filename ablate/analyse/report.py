@@ -298,6 +298,8 @@ def build_metric_bars(sweep: SweepRecords, metric: str, aggregate: str = "cluste
             if MEAN_LINE in line:
                 values[setting][name].append(line[MEAN_LINE])
     metrics = [m for m in metrics if any(values[s][m] for s in settings)]  # scored by some cell
+    if not metrics:  # no cell finished: the curve over the settings' positions lists them as not done
+        return None
     return Bars(groups=metrics, group_label="metric", metric=None, series={
         s: {m: Point.of(point_stats(0, values[s][m], results.metric_range(m))) for m in metrics} for s in settings})
 

@@ -25,7 +25,7 @@ class _Model(BaseModel):
 class Point(_Model):
     """One point (of a curve, a matrix cell or a bar): mean and 95% t-interval over seeds, the
     values behind them, and the cells that should have been there and are not."""
-    x: float = 0.0
+    x: float | None = 0.0  # None: not placeable (a model whose parameter count is unknown)
     n: int
     mean: float | None
     ci_low: float | None
@@ -81,9 +81,9 @@ class Spearman(_Model):
 class Fit(_Model):
     """A fitted curve model (ablate.analyse.stats.Fit) as the report holds it."""
     model: str  # "flat" | "trend" | "saturating"
-    params: dict[str, float]
-    aicc: float
-    rss: float
+    params: dict[str, float | None]
+    aicc: float | None  # None: undefined (too few points for the model's parameters)
+    rss: float | None
     at_bound: bool = False
 
 
@@ -132,7 +132,7 @@ class Curves(_Model):
 
     def labels(self) -> dict[float, str]:
         """Each measured x's tick label ("27", "t5-mini (7.4M)")."""
-        return {p.x: p.label for c in self.lines.values() for p in c.points if not math.isnan(p.x)}
+        return {p.x: p.label for c in self.lines.values() for p in c.points if p.x is not None and math.isfinite(p.x)}
 
 
 class Matrix(_Model):
@@ -194,9 +194,9 @@ class Comparison(PairedResult):
 
 class VarianceShares(_Model):
     """Where a setting's mean score is uncertain: seeds, test instances and task sampling."""
-    variance_of_mean: dict[str, float]
+    variance_of_mean: dict[str, float | None]
     share: dict[str, float | None]
-    seed_sd: float
+    seed_sd: float | None
     n_seeds: int
     n_instances: int
     n_tasks: int
@@ -204,14 +204,14 @@ class VarianceShares(_Model):
 
 
 class SignalToNoise(_Model):
-    snr: float
-    spread: float
-    seed_sd: float
+    snr: float | None  # None or NaN: undefined (one seed, or no spread to measure)
+    spread: float | None
+    seed_sd: float | None
     df: float | None
 
     @property
     def known(self) -> bool:
-        return not math.isnan(self.snr)
+        return self.snr is not None and math.isfinite(self.snr)
 
 
 class Reliability(_Model):
@@ -278,5 +278,8 @@ class Report(_Model):
         return {name: scores[MEAN_LINE] for name, scores in self.baselines.items() if MEAN_LINE in scores}
 
     def to_json(self) -> dict[str, Any]:
-        """report.json: the report as JSON values (NaN and None as null)."""
-        return self.model_dump(mode="json")
+        """report.json: the report as strict JSON values (None, NaN and infinities as null, which
+        read back as None: the fields that can be undefined are optional)."""
+        import json
+
+        return json.loads(self.model_dump_json())

@@ -86,12 +86,19 @@ def read_task(path: Path, name: str, positions: Sequence[int]) -> Task:
                 instances=instances, categories=tuple(described["categories"]), metadata=described["metadata"])
 
 
-def stored_task(store: Path | None, sha256: str, name: str, positions: Sequence[int]) -> Task | None:
-    """The task from the store, or None where it is not there (or unreadable: the caller reads the JSON)."""
+def stored_task(store: Path | None, sha256: str, name: str, positions: Sequence[int],
+                newer_than: Path | None = None) -> Task | None:
+    """The task from the store, or None where it is not there, unreadable, or older than the task
+    file `newer_than` (edited since it was stored): the caller reads the JSON."""
     if store is None or not sha256:
         return None
     path = store_path(store, sha256)
     if not path.is_file():
+        return None
+    try:
+        if newer_than is not None and newer_than.stat().st_mtime_ns > path.stat().st_mtime_ns:
+            return None
+    except OSError:
         return None
     import pyarrow as pa
 

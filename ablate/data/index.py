@@ -91,12 +91,23 @@ def _index_entry(path: Path, name: str, store: Path | None = None) -> IndexEntry
                            len(content), hashlib.sha256(content).hexdigest(),
                            len(task.positive_examples), len(task.negative_examples), **_options_fields(raw["Instances"]))
         if store is not None:
-            from ablate.data.columnar import write_task
-
-            write_task(store, entry.sha256, task, raw["Instances"])
+            _store_columns(store, entry.sha256, task, raw["Instances"])
         return entry
     except AblateError as exc:
         return _error_entry(exc)
+
+
+def _store_columns(store: Path, sha256: str, task, instances: list[dict]) -> None:
+    """The task's rows into the columnar store; a store that cannot be written (a full disk, a
+    read-only cache) only costs speed: cells read that task from its JSON file."""
+    import pyarrow as pa
+
+    from ablate.data.columnar import write_task
+
+    try:
+        write_task(store, sha256, task, instances)
+    except (OSError, pa.ArrowException):
+        pass
 
 
 def read_index(index_dir: Path | None, fingerprint: str, names: list[str]) -> dict[str, IndexEntry] | None:

@@ -97,12 +97,16 @@ class TaskLibrary:
         """The task with only the instances at `positions`, in that order (a cell's sample): the
         rest of the file is never turned into objects. Read from the columnar store when the task
         is there (by row, memory-mapped: no JSON parsed), else from its file."""
+        path = self.root / "tasks" / f"{name}.json"
         if self._store is not None:
             entry = self._entry(name)
-            task = stored_task(self._store, entry.sha256, name, positions) if entry.error is None else None
+            # The fingerprint holds names and sizes: a file edited to the same size after its rows
+            # were stored is newer than its stored copy, and is read from the file itself.
+            task = stored_task(self._store, entry.sha256, name, positions, newer_than=path) \
+                if entry.error is None else None
             if task is not None:
                 return task
-        return load_task(self.root / "tasks" / f"{name}.json", only=positions)
+        return load_task(path, only=positions)
 
     def get(self, name: str) -> Task:
         task = self._recent.pop(name, None) or load_task(self.root / "tasks" / f"{name}.json")

@@ -74,6 +74,11 @@ def check(cell, config: RlooConfig) -> list[str]:
     if "reward_model" not in kinds[:position]:
         errors.append(f"stages: rloo optimises the policy against a reward model, but no reward_model stage comes "
                       f"before it ({' -> '.join(kinds)}); list one first, e.g. stages: [sft, reward_model, rloo].")
+    elif kinds[position - 1] != "reward_model":
+        # The reward model is held in memory only: a cell resumed from a checkpoint of a stage in
+        # between would skip the reward_model stage and have none.
+        errors.append(f"stages: rloo must come right after its reward_model stage ({' -> '.join(kinds)}); "
+                      "move the stages in between before reward_model, e.g. [sft, dpo, reward_model, rloo].")
     return errors
 
 
