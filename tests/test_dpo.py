@@ -250,4 +250,17 @@ def test_stage_lists_scored_by_several_evaluators_draw_instructgpt_grouped_bars(
     assert bars.series["sft+dpo(beta=0.1,sft_mix=1.0)"]["hallucination_rate"].mean == 30.0
     figure, html = report_figures(report)
     assert len(figure.axes[0].patches) == 3 * 4 and "bar" in html
+    assert figure.axes[0].get_xticklabels()[-1].get_text() == "hallucination_rate\n(lower is better)"
     assert "| setting \\ metric | rougeL | pref_acc |" in report_markdown(report)
+
+
+def test_held_out_pairs_are_scored_again_from_the_preference_records():
+    """Paired comparisons of pref_acc read each cell's predictions/preference/<enc>.jsonl."""
+    from ablate.analyse.instances import parse_predictions, score_records
+
+    text = "\n".join(json.dumps(r) for r in (
+        {"id": "t-0", "task": "t", "chosen": "two", "rejected": "one", "logp_chosen": -1.0, "logp_rejected": -3.0},
+        {"id": "t-1", "task": "t", "chosen": "none", "rejected": "cat", "logp_chosen": -4.0, "logp_rejected": -2.5}))
+    scores = score_records(parse_predictions(text, "x", frozenset({"logp_chosen", "logp_rejected"})), "preference")
+    assert scores.ids == ("t-0", "t-1") and list(scores.scores["pref_acc"]) == [100.0, 0.0]
+    assert list(scores.scores["pref_margin"]) == [2.0, -1.5]

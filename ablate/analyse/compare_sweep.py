@@ -175,7 +175,7 @@ def _seed_table(by_value: dict, values: list, encoding: str, metric: str, read: 
             scores = read(record, encoding)
             if scores is not None:
                 table[i, seeds.index(record.cell.settings.seed)] = float(scores.scores[metric].mean())
-    return table
+    return None if np.isnan(table).all() else table  # no per-instance records (an evaluator without them)
 
 
 def _named(reliability: dict, values: list) -> dict:

@@ -40,14 +40,16 @@ def score_records(records: Sequence[dict], evaluator: str = "generate") -> Insta
                           scores={m: np.array(v) for m, v in per_metric.items()})
 
 
-def parse_predictions(text: str, where: str, fields: frozenset[str] = frozenset({"prediction"})) -> list[dict]:
+def parse_predictions(text: str, where: str, fields: frozenset[str] = frozenset({"prediction", "references"})
+                      ) -> list[dict]:
+    """The records of a predictions artifact: each has an id, a task and the evaluator's `fields`."""
     records = []
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         try:
             record = json.loads(line)
-            if not {"id", "task", "references", *fields} <= set(record):
+            if not {"id", "task", *fields} <= set(record):
                 raise KeyError
         except (json.JSONDecodeError, KeyError, TypeError):
             raise AblateError(f"line {number} of the predictions artifact is not a prediction record.", file=where,
@@ -69,8 +71,8 @@ def cell_scores_reader(tracking_uri: str, metric: str = "rougeL", retry_seconds:
     cache: dict[tuple[str, str], InstanceScores | None] = {}
 
     def read(record: CellRecord, encoding: str) -> InstanceScores | None:
-        if record.status != CellStatus.DONE or record.run_id is None:
-            return None
+        if record.status != CellStatus.DONE or record.run_id is None or evaluator.instance_scores is None:
+            return None  # an evaluator without per-instance scores (abstention, lm_eval): nothing to pair
         if (record.run_id, encoding) not in cache:
             artifact = results.predictions_artifact(encoding, evaluator.kind)
             text = store.read_text(record.run_id, artifact)

@@ -191,7 +191,9 @@ def bars_figure(report: Report):
     if bars.metric is not None:  # baselines share the bars' one metric
         for name, mean in report.baseline_means().items():
             ax.axhline(mean, ls=BASELINE_STYLES.get(name, "--"), color="gray", lw=1, label=f"{name} baseline (mean)")
-    ax.set_xticks(range(len(groups)), groups, fontsize=8)
+    # A group per metric: say which of them are better low (hallucination_rate, perplexity).
+    names = [g + "\n(lower is better)" if bars.metric is None and not _higher_is_better(g) else g for g in groups]
+    ax.set_xticks(range(len(groups)), names, fontsize=8)
     ax.set_xlabel(bars.group_label)
     ax.set_ylabel(_bars_y_label(report))
     ax.set_title(f"{report.experiment}: mean and 95% CI over seeds", fontsize=10)
@@ -235,6 +237,12 @@ def report_figures(report: Report, include_plotlyjs: bool | str = True):
     if report.matrix is not None:
         return matrix_figure(report), matrix_html(report, include_plotlyjs)
     return curve_figure(report), curve_html(report, include_plotlyjs)
+
+
+def _higher_is_better(metric: str) -> bool:
+    from ablate.results import metric_spec
+
+    return metric_spec(metric).higher_is_better
 
 
 def _metric_label(metric: str) -> str:

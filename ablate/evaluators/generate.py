@@ -45,4 +45,5 @@ def instance_scores(records) -> dict[str, list[float]]:
 
 
 GENERATE = Evaluator(kind="generate", config=GenerateConfig, metrics=METRICS, headline="rougeL", evaluate=evaluate,
-                     needs_model=False, instance_scores=instance_scores, record_fields=frozenset({"prediction"}))
+                     needs_model=False, instance_scores=instance_scores,
+                     record_fields=frozenset({"prediction", "references"}))

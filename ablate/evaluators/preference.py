@@ -94,5 +94,14 @@ def check(cell, selection, library, config: PreferenceConfig) -> tuple[list[str]
     return [], []
 
 
+def instance_scores(records) -> dict[str, list[float]]:
+    """Each held-out pair's scores from its record's log-probabilities (so paired comparisons
+    of pref_acc and pref_margin read the cells' predictions artifacts)."""
+    spec = {m.name: m for m in METRICS}
+    return {"pref_acc": [spec["pref_acc"].scale * float(r["logp_chosen"] > r["logp_rejected"]) for r in records],
+            "pref_margin": [spec["pref_margin"].scale * (r["logp_chosen"] - r["logp_rejected"]) for r in records]}
+
+
 PREFERENCE = Evaluator(kind="preference", config=PreferenceConfig, metrics=METRICS, headline="pref_acc",
-                       evaluate=evaluate, check=check)
+                       evaluate=evaluate, check=check, instance_scores=instance_scores,
+                       record_fields=frozenset({"logp_chosen", "logp_rejected"}))

@@ -76,4 +76,5 @@ def instance_scores(records) -> dict[str, list[float]]:
 
 
 RANK = Evaluator(kind="rank", config=RankConfig, metrics=METRICS, headline="acc", evaluate=evaluate, check=check,
-                 instance_scores=instance_scores, record_fields=frozenset(m.name for m in METRICS))
+                 instance_scores=instance_scores,
+                 record_fields=frozenset({"references", *(m.name for m in METRICS)}))
