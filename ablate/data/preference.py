@@ -133,3 +133,13 @@ def sample_pairs(pairs: Sequence[PreferencePair], count: int, seed: int) -> list
 def is_abstention_question(references: Sequence[str]) -> bool:
     """A question whose truthful answer is 'none' (nothing in the input fits)."""
     return any(r.strip().lower() == NONE_ANSWER for r in references)
+
+
+def existing_preference_file(value: str | None, otherwise: str) -> str | None:
+    """A stage's `source`: a preference file that exists, or None (the stage then does `otherwise`)."""
+    from pathlib import Path
+
+    if value is not None and not Path(value).is_file():
+        raise ValueError(f"preference file '{value}' does not exist; give a JSONL file of {{prompt, chosen, "
+                         f"rejected}} rows, or null to {otherwise}")
+    return value

@@ -26,7 +26,6 @@ import copy
 import math
 import tempfile
 import time
-from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, field_validator
@@ -53,10 +52,9 @@ class RewardModelConfig(Frozen):
     @field_validator("source")
     @classmethod
     def _file_exists(cls, value: str | None) -> str | None:
-        if value is not None and not Path(value).is_file():
-            raise ValueError(f"preference file '{value}' does not exist; give a JSONL file of {{prompt, chosen, "
-                             "rejected} rows, or null to build pairs from the training tasks")
-        return value
+        from ablate.data.preference import existing_preference_file
+
+        return existing_preference_file(value, "build pairs from the training tasks")
 
 
 def check(cell, config: RewardModelConfig) -> list[str]:

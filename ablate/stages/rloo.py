@@ -52,10 +52,9 @@ class RlooConfig(Frozen):
     @field_validator("source")
     @classmethod
     def _file_exists(cls, value: str | None) -> str | None:
-        if value is not None and not Path(value).is_file():
-            raise ValueError(f"preference file '{value}' does not exist; give a JSONL file of {{prompt, chosen, "
-                             "rejected} rows, or null to take the prompts of the training tasks")
-        return value
+        from ablate.data.preference import existing_preference_file
+
+        return existing_preference_file(value, "take the prompts of the training tasks")
 
     @model_validator(mode="after")
     def _whole_groups(self) -> RlooConfig:
