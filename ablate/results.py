@@ -349,10 +349,12 @@ def curve_key(line: str, metric: str, statistic: str = "mean") -> str:
     return f"curve/{name_key(line)}/{metric}{suffix}"
 
 
-def comparison_key(comparison: str, metric: str, statistic: str = "diff") -> str:
-    """A paired comparison of the report ("def+pos2 | def vs pos2"), as a parent-run metric:
-    its difference, interval ends, corrected p, or P(A beats B)."""
-    return f"compare/{name_key(comparison)}/{metric}_{statistic}"
+def comparison_key(parts: tuple[str, ...], metric: str, statistic: str = "diff") -> str:
+    """A paired comparison of the report as a parent-run metric: its difference, interval ends,
+    corrected p, or P(A beats B). `parts` are the comparison's group, test encoding and "A vs B",
+    one key segment each (empty parts left out), so the UI shows compare/def:2b:pos2/def vs pos2."""
+    segments = "/".join(name_key(part) for part in parts if part)
+    return f"compare/{segments}/{metric}_{statistic}"
 
 
 def axis_metric_key(axis: str) -> str:

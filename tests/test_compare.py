@@ -272,7 +272,7 @@ def test_the_report_gets_comparisons_and_the_heatmap_marks_the_significant_winne
 
     metrics = comparison_metrics(report)
     entry = report.comparisons.comparisons[0]
-    assert metrics[results.comparison_key("def | def vs pos2", "exact_match", "diff")] == entry.diff
+    assert metrics[results.comparison_key(("", "def", "def vs pos2"), "exact_match", "diff")] == entry.diff
     assert len(metrics) == 5
 
 

@@ -136,7 +136,7 @@ def test_the_mlflow_ui_shows_runs_nested_the_report_and_the_curve(ui, smoke_swee
 
     # The parent run's overview: its description is the report.
     chrome.get(f"{base}/runs/{parent.info.run_id}?workflowType=machine_learning")
-    body = _wait_text(chrome, "held-out rougeL (%), mean over seeds")
+    body = _wait_text(chrome, "held-out rougeL, mean over seeds")
     assert "training instances per task" in body and "curve/mean/rougeL" in body
     _screenshot(chrome, tmp_path, "report")
 

@@ -72,7 +72,7 @@ def comparison_metrics(report: Report) -> dict[str, float]:
     found = {}
     for entry in report.comparisons.comparisons if report.comparisons is not None else []:
         for statistic in ("diff", "ci_low", "ci_high", "p_adjusted", "prob_a_beats_b"):
-            key = results.comparison_key(entry.name, report.metric, statistic)
+            key = results.comparison_key(entry.parts, report.metric, statistic)
             if len(key) <= results.MAX_KEY_LENGTH:
                 found[key] = float(getattr(entry, statistic))
     return found

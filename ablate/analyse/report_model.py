@@ -188,8 +188,13 @@ class Comparison(PairedResult):
     winner: str | None
 
     @property
+    def parts(self) -> tuple[str, ...]:
+        """The group, the test encoding (either may be empty) and "A vs B"."""
+        return (self.group, self.encoding, f"{self.a} vs {self.b}")
+
+    @property
     def name(self) -> str:
-        return " | ".join(x for x in (self.group, self.encoding) if x) + f" | {self.a} vs {self.b}"
+        return " | ".join(x for x in self.parts if x)
 
 
 class VarianceShares(_Model):
