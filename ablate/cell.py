@@ -6,6 +6,7 @@ evaluator), report.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import tempfile
@@ -23,6 +24,7 @@ from ablate.evaluators import evaluator_of
 from ablate.evaluators.base import EvalInput
 from ablate.model import PRESETS, add_lora, build_model, is_baseline, load_pretrained_tokenizer
 from ablate.plan import Cell
+from ablate.status import RUN_FINISHED
 from ablate.stages import stage_of
 from ablate.stages.base import StageInput
 from ablate.track.cell_run import CellTracker
@@ -37,11 +39,23 @@ class CellPlace:
     device: str = "cpu"
 
 
+@dataclass(frozen=True)
+class FoldPoint:
+    """A cell evaluated on the way through this cell's training (ablate.fold): when training reaches
+    its steps, its own child run is started (`start_run`), scored and finished."""
+
+    cell: Cell
+    start_run: Callable[[], CellTracker]
+
+
 def run_cell(cell: Cell, place: CellPlace, tracker: CellTracker, *, resume_state: dict | None = None,
-             save_checkpoint: Callable | None = None, clock: CellClock | None = None) -> dict[str, float]:
+             save_checkpoint: Callable | None = None, clock: CellClock | None = None,
+             fold_points: tuple[FoldPoint, ...] = ()) -> dict[str, float]:
     """Train and evaluate one cell, logging everything to its MLflow child run; returns the
     headline metrics (each evaluator's overall scores on the first test encoding). `clock`
-    (ablate.cell_clock) holds where the cell's time went, its trial's start-up included."""
+    (ablate.cell_clock) holds where the cell's time went, its trial's start-up included.
+    `fold_points`: cells of fewer steps this training passes through, each evaluated and logged
+    as its own cell on the way (only a cell with one sft stage trains them)."""
     settings = cell.settings
     clock = clock or CellClock(lambda: tracker.store_seconds)
     tracker.set_tags(runtime_tags(place.device))
@@ -50,10 +64,7 @@ def run_cell(cell: Cell, place: CellPlace, tracker: CellTracker, *, resume_state
     # 1. Data: the cell's tasks (seeded, nested) and its test set.
     with clock.part("data"):
         data = open_cell_data(settings, place.cache_dir)
-        tracker.log_metrics({f"{results.TASKS_REMOVED_PREFIX}{rule}": count for rule, count in data.selection.removed})
-        tracker.log_text(json.dumps({"train_tasks": data.selection.train_tasks,
-                                     "test_tasks": data.selection.test_tasks}, indent=1), results.TASKS_ARTIFACT)
-        log_datasets(tracker, cell, data.selection, len(data.test_pairs))
+        log_cell_data(tracker, cell, data)
 
     # 2. Model: a heuristic baseline needs none; otherwise a preset from config or a pretrained model.
     built = None if is_baseline(settings.model) else build_cell_model(settings, data.library.root, place, tracker, clock)
@@ -72,11 +83,15 @@ def run_cell(cell: Cell, place: CellPlace, tracker: CellTracker, *, resume_state
         for position, stage in enumerate(settings.stages):
             if resume_state is not None and position < resume_state.get(STAGE_KEY, 0):
                 continue  # finished before the checkpoint: its result is in the resumed weights
+            pauses = {}
+            if stage.kind == "sft":  # folded cells: scored as the training passes their steps
+                pauses = {p.cell.settings.train.steps: functools.partial(_score_fold_point, p, built, data, place, clock)
+                          for p in fold_points}
             with clock.part("train"):
                 output = stage_of(stage.kind).run(StageInput(
                     built.model, built.tokenizer, built.tokenizer_id, built.truncation, settings, data, tracker,
                     place.cache_dir, place.device, _stage_state(resume_state, position),
-                    _stage_checkpoints(checkpoints, position, offset), carried), stage)
+                    _stage_checkpoints(checkpoints, position, offset), carried, pauses), stage)
             clock.move("train", "data", output.data_seconds)  # each stage builds its own data first
             trained.append(output.train)
             offset += output.train.steps
@@ -84,39 +99,8 @@ def run_cell(cell: Cell, place: CellPlace, tracker: CellTracker, *, resume_state
             log_model(tracker, built.model, built.tokenizer)
 
     # 4. Evaluate: every evaluator on every test encoding of the held-out tasks (one training serves them all).
-    headline: dict[str, float] = {}
-    names: dict[str, str] = {}
-    own: dict[str, float] = {}  # metrics logged under an evaluator's own keys, returned with the headline
-    truncation = built.truncation if built is not None else None
     with clock.part("eval"):
-        for position, encoding in enumerate(settings.test_encodings):
-            rows = build_test_dataset(data.test_pairs, encoding, truncation, data.cluster_of,
-                                      data.test_options if settings.eval.options_in_prompt else None).to_dict()
-            for config in settings.eval.evaluators:
-                evaluator = evaluator_of(config.kind)
-                output = evaluator.evaluate(EvalInput(
-                    built.model if built else None, built.tokenizer if built else None, settings.model,
-                    data.test_pairs, rows, encoding, settings.eval, settings.train.max_source_length,
-                    settings.train.max_target_length, data.test_options, place.device), config)
-
-                # 5. Report: metrics per encoding / category / task / cluster, and the per-instance records.
-                if output.metrics:  # under the evaluator's own keys (lm_eval/<task>/<metric>)
-                    tracker.log_metrics(output.metrics)
-                    own.update(output.metrics)
-                for path, text in output.artifacts.items():
-                    tracker.log_text(text, path)
-                if output.unscored:
-                    tracker.log_text(json.dumps(output.unscored, indent=1),
-                                     results.unscored_artifact(encoding, evaluator.kind))
-                if not output.scores:
-                    continue
-                tracker.log_metrics(results.eval_metrics(encoding, output.scores, evaluator.metric_names))
-                names.update(results.names_in(output.scores))
-                tracker.log_text("\n".join(json.dumps(r, ensure_ascii=False) for r in output.records),
-                                 results.predictions_artifact(encoding, evaluator.kind))
-                if position == 0:  # the first test encoding gives the run's headline numbers
-                    headline.update({m: output.scores[m] for m in evaluator.metric_names})
-        tracker.log_text(json.dumps(names, indent=1, ensure_ascii=False), results.NAMES_ARTIFACT)
+        headline, own = evaluate_cell(settings, built, data, place, tracker)
     tracker.log_metrics({**headline, **cell_times(clock),
                          results.DATA_SECONDS: clock.seconds["data"],
                          results.TRAIN_SECONDS: sum(t.seconds for t in trained),
@@ -125,6 +109,68 @@ def run_cell(cell: Cell, place: CellPlace, tracker: CellTracker, *, resume_state
                          results.TRAIN_STEPS: skipped_steps + sum(t.steps for t in trained),
                          results.PEAK_MEMORY_MB: peak_memory_mb(place.device)})
     return {**headline, **own}
+
+
+def log_cell_data(tracker: CellTracker, cell: Cell, data) -> None:
+    """The cell's task selection (what each rule removed, the tasks it trains and tests on) and its datasets."""
+    tracker.log_metrics({f"{results.TASKS_REMOVED_PREFIX}{rule}": count for rule, count in data.selection.removed})
+    tracker.log_text(json.dumps({"train_tasks": data.selection.train_tasks,
+                                 "test_tasks": data.selection.test_tasks}, indent=1), results.TASKS_ARTIFACT)
+    log_datasets(tracker, cell, data.selection, len(data.test_pairs))
+
+
+def evaluate_cell(settings, built: "BuiltModel | None", data, place: CellPlace,
+                  tracker: CellTracker) -> tuple[dict[str, float], dict[str, float]]:
+    """Every evaluator on every test encoding, logged to `tracker`: (the headline scores, the
+    metrics under evaluators' own keys)."""
+    headline: dict[str, float] = {}
+    names: dict[str, str] = {}
+    own: dict[str, float] = {}  # metrics logged under an evaluator's own keys, returned with the headline
+    truncation = built.truncation if built is not None else None
+    for position, encoding in enumerate(settings.test_encodings):
+        rows = build_test_dataset(data.test_pairs, encoding, truncation, data.cluster_of,
+                                  data.test_options if settings.eval.options_in_prompt else None).to_dict()
+        for config in settings.eval.evaluators:
+            evaluator = evaluator_of(config.kind)
+            output = evaluator.evaluate(EvalInput(
+                built.model if built else None, built.tokenizer if built else None, settings.model,
+                data.test_pairs, rows, encoding, settings.eval, settings.train.max_source_length,
+                settings.train.max_target_length, data.test_options, place.device), config)
+
+            # Report: metrics per encoding / category / task / cluster, and the per-instance records.
+            if output.metrics:  # under the evaluator's own keys (lm_eval/<task>/<metric>)
+                tracker.log_metrics(output.metrics)
+                own.update(output.metrics)
+            for path, text in output.artifacts.items():
+                tracker.log_text(text, path)
+            if output.unscored:
+                tracker.log_text(json.dumps(output.unscored, indent=1),
+                                 results.unscored_artifact(encoding, evaluator.kind))
+            if not output.scores:
+                continue
+            tracker.log_metrics(results.eval_metrics(encoding, output.scores, evaluator.metric_names))
+            names.update(results.names_in(output.scores))
+            tracker.log_text("\n".join(json.dumps(r, ensure_ascii=False) for r in output.records),
+                             results.predictions_artifact(encoding, evaluator.kind))
+            if position == 0:  # the first test encoding gives the run's headline numbers
+                headline.update({m: output.scores[m] for m in evaluator.metric_names})
+    tracker.log_text(json.dumps(names, indent=1, ensure_ascii=False), results.NAMES_ARTIFACT)
+    return headline, own
+
+
+def _score_fold_point(point: FoldPoint, built: "BuiltModel", data, place: CellPlace, clock: CellClock,
+                      loss_history: list, stage_logged: dict) -> None:
+    """A folded cell, when the training reaches its steps: its own run, with what it would have
+    logged trained alone (data, parameters, loss curve, scores); the time goes to this cell's eval."""
+    with clock.part("eval"):
+        tracker = point.start_run()
+        tracker.set_tags(runtime_tags(place.device))
+        log_cell_data(tracker, point.cell, data)
+        tracker.log_metrics({**parameter_counts(built.model), **stage_logged})
+        tracker.log_series({results.TRAIN_LOSS: loss_history})
+        headline, _ = evaluate_cell(point.cell.settings, built, data, place, tracker)
+        tracker.log_metrics({**headline, results.TRAIN_STEPS: point.cell.settings.train.steps})
+        tracker.finish(RUN_FINISHED)
 
 
 def cell_times(clock: CellClock) -> dict[str, float]:
@@ -174,10 +220,13 @@ def build_cell_model(settings, task_dir: Path, place: CellPlace, tracker: CellTr
         if settings.train.lora is not None and not settings.untuned:
             model = add_lora(model, settings.train.lora)
         model.to(place.device)
-    tracker.log_metrics({results.NUM_PARAMETERS: sum(p.numel() for p in model.parameters()),
-                         results.NUM_TRAINABLE_PARAMETERS: sum(p.numel() for p in model.parameters()
-                                                               if p.requires_grad)})
+    tracker.log_metrics(parameter_counts(model))
     return BuiltModel(model, tokenizer, tokenizer_id, truncation)
+
+
+def parameter_counts(model) -> dict[str, int]:
+    return {results.NUM_PARAMETERS: sum(p.numel() for p in model.parameters()),
+            results.NUM_TRAINABLE_PARAMETERS: sum(p.numel() for p in model.parameters() if p.requires_grad)}
 
 
 def _tokenizer_for(model_name: str, task_dir: Path, cache_dir: Path):

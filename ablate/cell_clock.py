@@ -1,7 +1,7 @@
 """Where a cell's wall time goes, in parts that do not overlap: each second is charged to exactly
 one part, so the parts add up to the cell's wall time with only the rest unaccounted.
 
-    startup      a worker's first cell: the process start and the imports (torch, transformers, MLflow)
+    startup      the trial's imports (torch, transformers, MLflow: slow in a worker's first cell only)
     setup        the trial's own start: reattaching or creating the MLflow run, the first checkpoint
     data         reading tasks, sampling, encoding and tokenizing (every stage's data too)
     tokenizer    building or loading the tokenizer
@@ -11,7 +11,9 @@ one part, so the parts add up to the cell's wall time with only the rest unaccou
     eval         every evaluator on every test encoding
     logging      every call to the tracking store (metrics, params, artifacts), wherever it happens
 
-The driver adds `cell_wall_seconds` (trial start to end, as it saw it) and the unaccounted rest.
+The driver adds `cell_wall_seconds` (trial start to end, as it saw it), the launch before the
+trial's first line (`time/launch_seconds`: a new worker process's start is in it) and the
+unaccounted rest.
 """
 
 from __future__ import annotations

@@ -130,6 +130,10 @@ DATA_SECONDS = "data_seconds"  # the cell's time reading tasks, sampling, encodi
 PEAK_MEMORY_MB = "peak_memory_mb"  # GPU memory allocated by torch on a GPU; the process's peak RSS on a CPU
 CELL_WALL_SECONDS = "cell_wall_seconds"  # logged by the driver: trial start to end, worker start-up included
 CELL_UNACCOUNTED = "time/unaccounted_seconds"  # logged by the driver: the wall time no part holds
+# Logged by the driver: from the trial's start to its first line (Ray placing it, starting a worker
+# process when none is idle, importing the trial's module); a prestarted worker's earlier life is not in it.
+CELL_LAUNCH = "time/launch_seconds"
+TRIAL_ENTERED_AT = "trial_entered_at"  # reported by a trial: the wall-clock time of its first line
 TASKS_REMOVED_PREFIX = "tasks_removed/"  # + a rule of ablate.data.select.RULES: how many tasks it removed
 
 
@@ -139,7 +143,7 @@ def cell_time_key(part: str) -> str:
 
 
 def is_cell_time_key(key: str) -> bool:
-    return key.startswith("time/") and key.endswith("_seconds") and key != CELL_UNACCOUNTED
+    return key.startswith("time/") and key.endswith("_seconds") and key not in (CELL_UNACCOUNTED, CELL_LAUNCH)
 
 
 def is_machine_measure(key: str) -> bool:
@@ -205,6 +209,7 @@ EXPERIMENT_KIND = "mlflow.experimentKind"  # MLflow's own tag: which view the UI
 TRAINING_KIND = "custom_model_development"  # the runs table and charts (not the GenAI pages)
 DATASET_CONTEXT = "mlflow.data.context"  # MLflow's own input tag: what a dataset was used for
 REFINE_REASON = "ablate.refine.reason"  # cell tag: why an adaptive refinement proposed the cell (ablate.refine)
+FOLDED_INTO = "ablate.folded_into"  # cell tag: the cell whose training scored this one on the way (ablate.fold)
 REFINE_STOPPED = "ablate.refine.stopped"  # parent tag: why the refinement stopped ("goal met after K of at most N cells ...")
 
 

@@ -15,7 +15,7 @@ from typing import TextIO
 
 from ablate.plan import Cell
 from ablate.errors import SHORT_ERROR_LENGTH, last_line
-from ablate.results import is_cell_time_key, is_metric
+from ablate.results import TRIAL_ENTERED_AT, is_cell_time_key, is_metric
 from ablate.status import CellStatus
 from ablate.spec import ResourcesSpec
 from ablate.trial import CELL_DONE, CELL_FAILED, ERROR, ERROR_ARTIFACT, NODE, RUN_ID, TrialContext, cell_trial
@@ -31,6 +31,7 @@ class CellOutcome:
     node: str | None = None  # "<host> <Ray node id>" the cell ran on
     run_id: str | None = None  # its MLflow child run
     seconds: float | None = None  # its wall time as the driver saw it (retried attempts included)
+    launch_seconds: float | None = None  # its last attempt's start to the trial's first line (results.CELL_LAUNCH)
     times: dict[str, float] = field(default_factory=dict)  # where the cell's time went (results.cell_time_key)
 
 
@@ -43,10 +44,12 @@ def _progress_callback(total: int, cached: int, concurrency: int, stream: TextIO
         def __init__(self, out: TextIO) -> None:
             self.out = out
             self.started: dict[str, float] = {}
-            self.durations: list[float] = []
+            self.durations: list[float] = []  # per finished trial
+            self.cells_timed = 0  # the cells those trials scored (a folded trial scores several)
             self.done = self.failed = 0
             self.names: dict[str, str] = {}
             self.seconds: dict[str, float] = {}  # by cell id: wall time from trial start to its end
+            self.last_start: dict[str, float] = {}  # by cell id: when its last attempt started
             self.most_at_once = 0  # the concurrency the cluster's resources actually allowed
 
         def _stop_clock(self, trial) -> float:
@@ -60,7 +63,7 @@ def _progress_callback(total: int, cached: int, concurrency: int, stream: TextIO
             remaining = total - cached - finished
             eta = ""
             if self.durations and remaining > 0:
-                seconds = sum(self.durations) / len(self.durations) * remaining / max(1, concurrency)
+                seconds = sum(self.durations) / self.cells_timed * remaining / max(1, concurrency)
                 eta = f" | ETA {int(seconds // 60)}m{int(seconds % 60):02d}s"
             running = ", ".join(self.names[t] for t in self.started) or "-"
             print(f"[{finished + cached}/{total}] done {self.done}, cached {cached}, failed {self.failed}"
@@ -72,7 +75,7 @@ def _progress_callback(total: int, cached: int, concurrency: int, stream: TextIO
             return {**self.__dict__, "out": None}
 
         def on_trial_start(self, iteration, trials, trial, **info):
-            self.started[trial.trial_id] = time.time()
+            self.started[trial.trial_id] = self.last_start[trial.config["cell"]["id"]] = time.time()
             self.most_at_once = max(self.most_at_once, len(self.started))
             self.names[trial.trial_id] = trial.config["cell"]["name"]
             self._line(f"started {self.names[trial.trial_id]}")
@@ -83,20 +86,28 @@ def _progress_callback(total: int, cached: int, concurrency: int, stream: TextIO
 
         def on_trial_complete(self, iteration, trials, trial, **info):
             self.durations.append(self._stop_clock(trial))
+            cells = _cells_of(trial.config)
+            self.cells_timed += cells
             result = trial.last_result or {}
+            name = self.names[trial.trial_id] + (f" and {cells - 1} folded cell(s)" if cells > 1 else "")
             if result.get(CELL_FAILED):
-                self.failed += 1
-                self._line(f"FAILED {self.names[trial.trial_id]}: {result.get(ERROR, '')[:SHORT_ERROR_LENGTH]}")
+                self.failed += cells
+                self._line(f"FAILED {name}: {result.get(ERROR, '')[:SHORT_ERROR_LENGTH]}")
             else:
-                self.done += 1
-                self._line(f"finished {self.names[trial.trial_id]}")
+                self.done += cells
+                self._line(f"finished {name}")
 
         def on_trial_error(self, iteration, trials, trial, **info):
             self._stop_clock(trial)
-            self.failed += 1
+            self.failed += _cells_of(trial.config)
             self._line(f"FAILED {self.names.get(trial.trial_id, trial.trial_id)} (worker lost, retries used up)")
 
     return Progress(stream)
+
+
+def _cells_of(config: dict) -> int:
+    """The cells a trial scores: its own, and those folded into its training (ablate.fold)."""
+    return 1 + len((config["context"].get("folds") or {}).get(config["cell"]["id"], []))
 
 
 @dataclass
@@ -144,8 +155,12 @@ def schedule_cells(cells: list[Cell], context: TrialContext, resources: Resource
         results = tuner.fit()
         by_id = {c.id: c for c in cells}
         outcomes = [_outcome(by_id[result.config["cell"]["id"]], result) for result in results]
-        for outcome in outcomes:
+        for outcome, result in zip(outcomes, results):
             outcome.seconds = progress.seconds.get(outcome.cell.id)
+            entered_at, started_at = (result.metrics or {}).get(TRIAL_ENTERED_AT), progress.last_start.get(outcome.cell.id)
+            if entered_at is not None and started_at is not None:
+                # The trial's clock and the driver's are one machine's, or NTP-close on a cluster.
+                outcome.launch_seconds = max(0.0, entered_at - started_at)
         return Scheduled(outcomes, progress.most_at_once)
     finally:
         logging.getLogger("ray.tune.tune").setLevel(logging.INFO)

@@ -178,6 +178,39 @@ class CumulativeClusters(Frozen):
                              "'number of clusters' is not confounded with which cluster was added")
 
 
+# Schedules under which the first s steps of a longer training are exactly an s-step training
+# (a decaying schedule's learning rate at step s depends on the total), so steps can be folded.
+FOLDABLE_SCHEDULES = ("constant", "constant_with_warmup")
+FOLDABLE_AXIS = "train.steps"
+
+
+class FoldedSteps(Frozen):
+    """A train.steps axis trained once per cell: one training to the largest number of steps is
+    evaluated at each listed one, and each point is logged as the cell it stands for (ablate/fold.py)."""
+    values: list[Any] = Field(min_length=1, description="the numbers of steps, as a list axis takes them")
+    fold: bool = Field(strict=True, description="true: train once to the largest and evaluate at each; false: one training each")
+
+
+def folded_axis(spec: "SweepSpec") -> str | None:
+    """The axis whose values one training serves (`train.steps: {values: [...], fold: true}`), or None."""
+    axis = spec.axes.get(FOLDABLE_AXIS)
+    return FOLDABLE_AXIS if isinstance(axis, dict) and axis.get("fold") is True else None
+
+
+def _check_fold(spec: "SweepSpec") -> None:
+    """A folded axis gives exactly the scores of separate trainings, or it is refused."""
+    if spec.train.schedule not in FOLDABLE_SCHEDULES:
+        raise ValueError(f"folding {FOLDABLE_AXIS} needs a schedule whose first steps do not depend on the total "
+                         f"({' or '.join(FOLDABLE_SCHEDULES)}), but train.schedule is '{spec.train.schedule}'; set "
+                         "train.schedule: constant (or constant_with_warmup), or give the axis as a plain list")
+    if [s.kind for s in spec.stages] != ["sft"] or "stages" in spec.axes:
+        raise ValueError(f"folding {FOLDABLE_AXIS} evaluates during supervised fine-tuning, so the cells must have "
+                         "one stage, sft; give the axis as a plain list to train each cell with later stages")
+    if spec.refine is not None:
+        raise ValueError(f"a refinement proposes cells one round at a time, and a folded {FOLDABLE_AXIS} axis trains "
+                         "them together; give the axis as a plain list (or drop the refine block)")
+
+
 class LeaveOneClusterOut(Frozen):
     """FLAN's evaluation: one model per held-out cluster, trained on every other cluster except
     those excluded with it (e.g. paraphrase with NLI)."""
@@ -359,6 +392,18 @@ def expand_axis(spec: SweepSpec, key: str, values: Any) -> tuple[str, list[Any]]
         except AblateError as exc:
             raise ValueError(exc.as_item()) from None
         return path, values
+    if isinstance(values, dict) and "fold" in values:
+        if key != FOLDABLE_AXIS:
+            raise ValueError(f"only {FOLDABLE_AXIS} can be folded (one training evaluated at each of its values); "
+                             f"give axis '{key}' as a list of values")
+        try:
+            folded = FoldedSteps.model_validate(values)
+        except ValidationError as exc:
+            wrong = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+            raise ValueError(f"a folded axis is {{values: [n1, n2, ...], fold: true or false}} ({wrong})") from None
+        if folded.fold:
+            _check_fold(spec)
+        values = folded.values
     if key == "train_clusters" and isinstance(values, dict):
         order = CumulativeClusters.model_validate(values)
         start = 0 if order.from_none else 1

@@ -169,27 +169,31 @@ class RoundRunner:
         return len({m.step for m in history})
 
     def _run(self, cells: list, total: int) -> bool:
-        """Run `cells` on Tune; False when interrupted."""
+        """Run `cells` on Tune (under a folded axis, one trial per training: ablate.fold); False when interrupted."""
+        from ablate.fold import FoldGroup, fold_groups
         from ablate.schedule import schedule_cells
+        from ablate.spec import folded_axis
         from ablate.trial import TrialContext
 
         prepared, spec = self.prepared, self.prepared.spec
+        groups = fold_groups(cells) if folded_axis(spec) else [FoldGroup(c) for c in cells]
         context = TrialContext(sweep=spec.name, output_dir=str(prepared.output_dir.resolve()),
                                tracking_uri=prepared.tracking_uri, experiment_id=self.tracked.experiment_id,
                                parent_run_id=self.tracked.parent_run_id, retry_seconds=spec.tracking.retry_seconds,
                                storage_path=prepared.storage_path, threads=max(1, int(spec.resources.cpus_per_cell)),
                                use_gpu=spec.resources.gpus_per_cell > 0,
                                reasons={c.id: self.reasons[c.id] for c in cells if c.id in self.reasons}
-                               if spec.refine is not None else {})
+                               if spec.refine is not None else {},
+                               folds={g.lead.id: [p.to_json() for p in g.points] for g in groups if g.points} or None)
         outcomes: list = []
         try:
             with self.timing.phase("cells"):
-                scheduled = schedule_cells(longest_first(cells), context, spec.resources, total=total,
-                                           cached=total - len(cells), out=self.out)
+                scheduled = schedule_cells(longest_first([g.lead for g in groups]), context, spec.resources,
+                                           total=total, cached=total - len(cells), out=self.out)
         except KeyboardInterrupt:
             interrupted = True
         else:
-            outcomes = scheduled.outcomes
+            outcomes = scheduled.outcomes + self._fold_point_outcomes(groups, scheduled.outcomes)
             self.timing.concurrency = max(self.timing.concurrency, scheduled.most_at_once)
             interrupted = any(o.status == CellStatus.INTERRUPTED for o in outcomes)
         close_unfinished_runs(self.store, self.tracked.experiment_id, cells, outcomes, interrupted)
@@ -202,6 +206,33 @@ class RoundRunner:
         for outcome in outcomes:
             self.statuses[outcome.cell.id] = CellStatus(outcome.status)
         return True
+
+    def _fold_point_outcomes(self, groups: list, outcomes: list) -> list:
+        """The outcome of each cell scored on the way through another's training: done when its run
+        finished (read from MLflow by the one status rule), else what became of that training."""
+        from ablate.results import is_metric
+        from ablate.schedule import CellOutcome
+        from ablate.status import counted_run
+
+        folded = [g for g in groups if g.points]
+        if not folded:
+            return []
+        runs = self.store.cell_runs(self.tracked.experiment_id)
+        by_lead = {o.cell.id: o for o in outcomes}
+        found = []
+        for group in folded:
+            lead = by_lead[group.lead.id]
+            for point in group.points:
+                status, run = counted_run(runs.get(point.id, []))
+                if status == CellStatus.DONE:
+                    found.append(CellOutcome(point, CellStatus.DONE, {k: v for k, v in run.data.metrics.items()
+                                                                      if is_metric(k)}, node=lead.node,
+                                             run_id=run.info.run_id))
+                else:
+                    status = lead.status if lead.status != CellStatus.DONE else CellStatus.FAILED
+                    found.append(CellOutcome(point, status, error=lead.error or f"not scored by {group.lead.name}'s "
+                                             "training", log_path=lead.log_path, node=lead.node))
+        return found
 
     def _finished_cells(self) -> dict[str, dict[str, float]]:
         """Every finished cell of the experiment with its metrics (cached ones included), read from

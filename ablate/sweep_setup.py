@@ -77,8 +77,11 @@ def log_timing(store, parent_run_id: str, timing: SweepTiming, outcomes) -> None
     for outcome in outcomes:
         if outcome.run_id and outcome.seconds is not None:
             wall = {results.CELL_WALL_SECONDS: outcome.seconds}
-            if outcome.times:  # the seconds no part of the cell holds (scheduling, Ray's own bookkeeping)
-                wall[results.CELL_UNACCOUNTED] = outcome.seconds - sum(outcome.times.values())
+            if outcome.launch_seconds is not None:
+                wall[results.CELL_LAUNCH] = outcome.launch_seconds
+            if outcome.times:  # the seconds no part of the cell holds (Tune's bookkeeping, reporting the result)
+                wall[results.CELL_UNACCOUNTED] = (outcome.seconds - sum(outcome.times.values())
+                                                  - (outcome.launch_seconds or 0.0))
             store.log_metrics(outcome.run_id, wall)
     store.log_metrics(parent_run_id, timing.metrics())
 

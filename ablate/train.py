@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 from ablate.spec import TrainSpec
 
@@ -100,11 +100,15 @@ def _set_rng_state(state: dict[str, Any]) -> None:
 
 def train_model(model, tokenizer, dataset, train: TrainSpec, seed: int, *, device: str = "cpu",
                 resume_state: dict | None = None,
-                save_checkpoint: Callable[[int, Callable[[], dict]], None] | None = None) -> TrainResult:
+                save_checkpoint: Callable[[int, Callable[[], dict]], None] | None = None,
+                pauses: Mapping[int, Callable[[list[tuple[int, float]]], None]] | None = None) -> TrainResult:
     """Train `model` (already on `device`) in place on a tokenized dataset (input_ids, attention_mask, labels).
 
     `save_checkpoint(step, make_state)` is called every `train.checkpoint_every` steps;
-    `resume_state` (a state made by `make_state`) continues an interrupted run.
+    `resume_state` (a state made by `make_state`) continues an interrupted run. `pauses[step](loss_history)`
+    is called after that optimizer step (before the last), with the model in eval mode and the loss
+    history a training of that many steps would have logged (ablate.fold evaluates there); the
+    training then goes on as if it had not paused (its generators restored).
     """
     import torch
     from transformers import DataCollatorForSeq2Seq, get_scheduler
@@ -173,6 +177,13 @@ def train_model(model, tokenizer, dataset, train: TrainSpec, seed: int, *, devic
         if (step + 1) % train.log_every == 0 or step + 1 == steps:
             history.append((step + 1, sum(running) / len(running)))
             running = []
+        if pauses and step + 1 in pauses and step + 1 < steps:
+            rng = _rng_state()
+            model.eval()
+            pauses[step + 1](history + ([(step + 1, sum(running) / len(running))] if running else []))
+            model.train()
+            tokenizer.padding_side = "right"  # an evaluation pads decoder-only prompts on the left
+            _set_rng_state(rng)
         if save_checkpoint is not None and (step + 1) % train.checkpoint_every == 0 and step + 1 < steps:
             save_checkpoint(step + 1, make_state)
     seconds = time.perf_counter() - began

@@ -10,6 +10,7 @@ it; only a worker that dies (the process is gone) is retried, from its last chec
 
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
 import time
@@ -42,17 +43,15 @@ class TrialContext:
     threads: int
     use_gpu: bool  # resources.gpus_per_cell > 0: run on the GPU Ray assigned (CUDA_VISIBLE_DEVICES)
     reasons: dict[str, str] | None = None  # cell id -> why an adaptive refinement proposed it (a tag on its run)
+    folds: dict[str, list[dict]] | None = None  # trained cell id -> the cells (as JSON) scored on the way (ablate.fold)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
 
-_WORKER = {"cells": 0}  # cells this worker process has run: only its first pays the process start and imports
-
-
 def cell_trial(config: dict[str, Any]) -> None:
     """A Ray Tune function trainable: run one cell, resuming from a checkpoint if there is one."""
-    entered = time.perf_counter()
+    entered, entered_at = time.perf_counter(), time.time()
     import torch
     from ray import tune
 
@@ -64,8 +63,7 @@ def cell_trial(config: dict[str, Any]) -> None:
 
     tracker = None
     clock = CellClock(lambda: tracker.store_seconds if tracker is not None else 0.0)
-    clock.add("startup", _worker_start_seconds(entered) + time.perf_counter() - entered)
-    _WORKER["cells"] += 1
+    clock.add("startup", time.perf_counter() - entered)
     with clock.part("setup"):
         cell, context = Cell.from_json(config["cell"]), TrialContext(**config["context"])
         retry = RetryPolicy(context.retry_seconds)
@@ -92,7 +90,7 @@ def cell_trial(config: dict[str, Any]) -> None:
         place = CellPlace(cache_dir=_cache_dir(context), device="cuda" if context.use_gpu else "cpu")
         with tracker.system_metrics():
             metrics = run_cell(cell, place, tracker, resume_state=resume_state, save_checkpoint=save_checkpoint,
-                               clock=clock)
+                               clock=clock, fold_points=_fold_points(cell, context, retry, resume_state, node))
     except Exception as exc:  # the cell failed: record it once; Tune must not retry it
         trace = traceback.format_exc()
         tracker.log_text(trace, ERROR_ARTIFACT)
@@ -101,17 +99,30 @@ def cell_trial(config: dict[str, Any]) -> None:
                      RUN_ID: tracker.run_id, NODE: node})
         return
     tracker.finish(RUN_FINISHED)
-    tune.report({**metrics, **cell_times(clock), CELL_DONE: 1, RUN_ID: tracker.run_id, NODE: node})
+    tune.report({**metrics, **cell_times(clock), CELL_DONE: 1, RUN_ID: tracker.run_id, NODE: node,
+                 results.TRIAL_ENTERED_AT: entered_at})
 
 
-def _worker_start_seconds(entered: float) -> float:
-    """For a worker's first cell, the time from its process start to this trial's start (the
-    worker's imports and Ray's set-up); 0 for a reused worker."""
-    if _WORKER["cells"]:
-        return 0.0
-    import psutil
+def _fold_points(cell: Cell, context: TrialContext, retry, resume_state: dict | None, node: str) -> tuple:
+    """The cells scored on the way through this cell's training; those of no more steps than a
+    checkpoint resumed from were scored (and their runs finished) before it was written."""
+    from ablate import results
+    from ablate.cell import FoldPoint
+    from ablate.track import CellTracker
 
-    return max(0.0, time.time() - (time.perf_counter() - entered) - psutil.Process().create_time())
+    resumed_step = (resume_state or {}).get("step", 0)
+    points = [Cell.from_json(saved) for saved in (context.folds or {}).get(cell.id, [])]
+
+    def start_run(point: Cell):
+        return CellTracker.start(context.tracking_uri, context.experiment_id, context.parent_run_id,
+                                 cell_id=point.id, name=point.name, sweep=context.sweep,
+                                 axis_values=point.axis_values, settings=point.settings.model_dump(mode="json"),
+                                 data_fingerprint=point.settings.data_fingerprint, retry=retry,
+                                 tags={results.FOLDED_INTO: cell.id, results.NODE_ID: node.split()[-1],
+                                       results.WORKER_PID: str(os.getpid())})
+
+    return tuple(FoldPoint(point, functools.partial(start_run, point))
+                 for point in points if point.settings.train.steps > resumed_step)
 
 
 def _cache_dir(context: TrialContext) -> Path:

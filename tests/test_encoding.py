@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from ablate.data.encoding import (Encoding, Truncation, build_source, choose_reference, parse_encoding,
-                                  punctuate)
+from ablate.data.encoding import (Encoding, Truncation, build_source, build_sources, choose_reference,
+                                  parse_encoding, punctuate)
 from ablate.data.tasks import load_task
 from ablate.errors import AblateError
 
@@ -69,7 +69,8 @@ def test_definition_ending_in_colon_keeps_it(summary):
 
 
 def _word_truncation(limit):
-    return Truncation(limit, lambda text: len(text.split()), lambda text, n: " ".join(text.split()[:n]))
+    return Truncation(limit, lambda texts: [len(text.split()) for text in texts],
+                      lambda texts, n: [" ".join(text.split()[:n]) for text in texts])
 
 
 def test_truncation_adds_examples_while_they_fit_then_cuts(weather):
@@ -87,6 +88,27 @@ def test_truncation_adds_examples_while_they_fit_then_cuts(weather):
 def test_truncation_measures_without_task_id_as_the_official_collator(weather):
     with_id = build_source(weather, weather.instances[0], parse_encoding("task_id+def+pos2"), _word_truncation(35))
     assert "Positive Example 1" in with_id and "Positive Example 2" not in with_id
+
+
+def test_prompts_built_together_each_keep_what_fits_them_alone_with_one_measure_per_demonstration_slot(weather, summary):
+    """A batch mixes prompts that keep both, one or none of their demonstrations and one cut to
+    the limit: each is the prompt built alone, and the tokenizer is called once per slot."""
+    calls = []
+
+    def count(texts):
+        calls.append(len(texts))
+        return [len(text.split()) for text in texts]
+
+    truncation = Truncation(35, count, lambda texts, n: [" ".join(text.split()[:n]) for text in texts])
+    encoding = parse_encoding("def+pos2+neg2")
+    pairs = [(weather, instance) for instance in weather.instances] + [(summary, i) for i in summary.instances]
+    alone = [build_source(task, instance, encoding, truncation) for task, instance in pairs]
+    assert len({s.count("Positive Example") for s in alone}) > 1, "the fixtures differ in what fits"
+    calls.clear()
+    assert build_sources(pairs, encoding, truncation) == alone
+    assert len(calls) <= 2 + 2 + 1, "two positive slots, two negative slots, then the whole prompts"
+    assert build_sources(pairs, encoding) == [build_source(t, i, encoding) for t, i in pairs]
+    assert build_sources([], encoding, truncation) == []
 
 
 @pytest.mark.parametrize("name, expected", [
@@ -156,7 +178,7 @@ def test_truncated_prompts_are_cut_as_transformers_4_cut_them(name):
     for cut in expected["cuts"][name]:
         source = prompts[cut["prompt"]]["source"]
         truncation = tokenizer_truncation(tokenizer, cut["limit"])
-        assert truncation.cut(source, cut["limit"]) == cut["text"], (cut["prompt"], cut["limit"])
+        assert truncation.cut([source], cut["limit"]) == [cut["text"]], (cut["prompt"], cut["limit"])
         plain = tokenizer.decode(tokenizer(source)["input_ids"][:cut["limit"]], skip_special_tokens=True,
                                  clean_up_tokenization_spaces=False)
         cleaned += plain != cut["text"]

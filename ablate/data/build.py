@@ -11,7 +11,7 @@ import uuid
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from ablate.data.encoding import Truncation, build_source, choose_reference, parse_encoding
+from ablate.data.encoding import Truncation, build_sources, choose_reference, parse_encoding
 from ablate.data.clusters import cluster_label
 from ablate.data.select import TaskSelection, eval_positions, sample_positions
 from ablate.data.library import TaskLibrary
@@ -27,9 +27,8 @@ def build_train_dataset(library: TaskLibrary, selection: TaskSelection, instance
 
     from ablate.data.options import instance_options, instance_with_options
 
-    parsed = parse_encoding(encoding)
     rng = random.Random(f"{seed}:targets")
-    rows = []
+    pairs, targets = [], []
     for name in selection.train_tasks:
         # Only the sampled instances are read into objects (a release's task holds thousands).
         task = library.subset(name, sample_positions(name, library.instance_count(name), instances_per_task, seed))
@@ -37,10 +36,11 @@ def build_train_dataset(library: TaskLibrary, selection: TaskSelection, instance
         for instance in task.instances:
             if options_max:
                 instance = instance_with_options(instance, instance_options(instance, label_set))
-            rows.append({"id": instance.id, "task": name,
-                         "source": build_source(task, instance, parsed, truncation),
-                         "target": choose_reference(instance, rng)})
-    return Dataset.from_list(rows)
+            pairs.append((task, instance))
+            targets.append(choose_reference(instance, rng))
+    sources = build_sources(pairs, parse_encoding(encoding), truncation)
+    return Dataset.from_list([{"id": instance.id, "task": task.name, "source": source, "target": target}
+                              for (task, instance), source, target in zip(pairs, sources, targets)])
 
 
 def eval_pairs(library: TaskLibrary, test_tasks: Sequence[str], instances_per_task: int) -> list[tuple[Task, Instance]]:
@@ -70,13 +70,12 @@ def build_test_dataset(pairs: Sequence[tuple[Task, Instance]], encoding: str, tr
 
     from ablate.data.options import instance_with_options
 
-    parsed = parse_encoding(encoding)
     options = options if options is not None else [None] * len(pairs)
+    sources = build_sources([(task, instance_with_options(instance, row_options) if row_options else instance)
+                             for (task, instance), row_options in zip(pairs, options)], parse_encoding(encoding), truncation)
     rows = [{"id": instance.id, "task": task.name, "category": task.category,
-             "cluster": cluster_label(cluster_of, task.category),
-             "source": build_source(task, instance_with_options(instance, row_options) if row_options else instance,
-                                    parsed, truncation),
-             "references": list(instance.references)} for (task, instance), row_options in zip(pairs, options)]
+             "cluster": cluster_label(cluster_of, task.category), "source": source,
+             "references": list(instance.references)} for (task, instance), source in zip(pairs, sources)]
     return Dataset.from_list(rows)
 
 

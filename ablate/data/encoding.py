@@ -2,7 +2,8 @@
 
 An encoding name joins elements with '+': `task_id`, `def`, `posK`, `negK`, `expl`
 (e.g. `def+pos2`, `def+pos2+neg2+expl`). `build_source` renders the exact text the
-official Tk-Instruct collator feeds the model, truncation rules included.
+official Tk-Instruct collator feeds the model, truncation rules included; `build_sources` does
+the same for many instances with one tokenizer call per demonstration slot.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import random
 import re
 import string
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Sequence
 
 from ablate.data.tasks import Example, Instance, Task
 from ablate.errors import AblateError
@@ -104,45 +105,64 @@ def render_definition(task: Task) -> str:
 
 @dataclass(frozen=True)
 class Truncation:
-    """How the official collator measures and cuts a source: token count, and keep-first-N."""
+    """How the official collator measures and cuts a source: token counts, and keep-first-N. Both
+    take a batch of texts (a fast tokenizer encodes a batch in one call)."""
 
     max_source_length: int
-    count_tokens: Callable[[str], int]
-    cut: Callable[[str, int], str]
+    count_tokens: Callable[[Sequence[str]], list[int]]
+    cut: Callable[[Sequence[str], int], list[str]]
 
 
 def build_source(task: Task, instance: Instance, encoding: Encoding,
                  truncation: Truncation | None = None) -> str:
-    """The exact Tk-Instruct source text for one instance.
+    """The exact Tk-Instruct source text for one instance (see `build_sources`)."""
+    return build_sources([(task, instance)], encoding, truncation)[0]
+
+
+def build_sources(pairs: Sequence[tuple[Task, Instance]], encoding: Encoding,
+                  truncation: Truncation | None = None) -> list[str]:
+    """The exact Tk-Instruct source text of each (task, instance).
 
     With `truncation`, demonstrations are added one at a time while the prompt still fits
     (measured as the official collator does: without the task id, blocks joined by a space),
-    then the whole text is cut to the maximum length.
+    then the whole text is cut to the maximum length. The prompts are measured together, one
+    demonstration slot at a time: what fits is decided per prompt exactly as one at a time.
     """
-    instance_text = render_instance(instance)
-    task_id = f"{task.name}. " if encoding.task_id else ""
-    definition = render_definition(task) if encoding.definition else ""
+    instance_texts = [render_instance(instance) for _, instance in pairs]
+    definitions = [render_definition(task) if encoding.definition else "" for task, _ in pairs]
+    positives: list[list[str]] = [[] for _ in pairs]
+    negatives: list[list[str]] = [[] for _ in pairs]
 
-    def fits(text: str) -> bool:
-        return truncation is None or truncation.count_tokens(text) <= truncation.max_source_length
+    def fits(texts: list[str]) -> list[bool]:
+        if truncation is None:
+            return [True] * len(texts)
+        return [count <= truncation.max_source_length for count in truncation.count_tokens(texts)]
 
-    positives: list[str] = []
-    for number, example in enumerate(task.positive_examples[:encoding.num_pos], start=1):
-        block = render_example("Positive", number, example, encoding.explanation)
-        if not fits(definition + " ".join(positives) + block + instance_text):
-            break
-        positives.append(block)
-    negatives: list[str] = []
-    for number, example in enumerate(task.negative_examples[:encoding.num_neg], start=1):
-        block = render_example("Negative", number, example, encoding.explanation)
-        if not fits(definition + " ".join(positives) + " ".join(negatives) + block + instance_text):
-            break
-        negatives.append(block)
+    for kind, count, added in (("Positive", encoding.num_pos, positives), ("Negative", encoding.num_neg, negatives)):
+        still_adding = list(range(len(pairs)))  # prompts whose previous demonstration fitted
+        for number in range(1, count + 1):
+            blocks = {}
+            for i in still_adding:
+                examples = pairs[i][0].positive_examples if kind == "Positive" else pairs[i][0].negative_examples
+                if number <= len(examples):
+                    blocks[i] = render_example(kind, number, examples[number - 1], encoding.explanation)
+            trying = list(blocks)
+            # The collator's measure: definition, the blocks kept so far joined by a space, the new one.
+            measured = [definitions[i] + " ".join(positives[i]) + (" ".join(negatives[i]) if kind == "Negative" else "")
+                        + blocks[i] + instance_texts[i] for i in trying]
+            still_adding = []
+            for i, fitted in zip(trying, fits(measured)):
+                if fitted:
+                    added[i].append(blocks[i])
+                    still_adding.append(i)
 
-    source = task_id + definition + "".join(positives) + "".join(negatives) + instance_text
-    if truncation is not None and not fits(source):
-        source = truncation.cut(source, truncation.max_source_length)
-    return source
+    sources = [(f"{task.name}. " if encoding.task_id else "") + definitions[i] + "".join(positives[i])
+               + "".join(negatives[i]) + instance_texts[i] for i, (task, _) in enumerate(pairs)]
+    if truncation is not None:
+        too_long = [i for i, fitted in enumerate(fits(sources)) if not fitted]
+        for i, cut in zip(too_long, truncation.cut([sources[i] for i in too_long], truncation.max_source_length)):
+            sources[i] = cut
+    return sources
 
 
 # What `clean_up_tokenization` of transformers 4.x removed from decoded text, in its order: the
@@ -168,13 +188,14 @@ def tokenizer_truncation(tokenizer, max_source_length: int) -> Truncation:
     decoded, special tokens skipped and tokenization spaces cleaned up as on the transformers
     version Tk-Instruct pins (`clean_up_spaces`)."""
 
-    def count_tokens(text: str) -> int:
-        return len(tokenizer(text)["input_ids"])
+    def count_tokens(texts: Sequence[str]) -> list[int]:
+        return [len(ids) for ids in tokenizer(list(texts))["input_ids"]] if texts else []
 
-    def cut(text: str, limit: int) -> str:
-        decoded = tokenizer.decode(tokenizer(text)["input_ids"][:limit], skip_special_tokens=True,
-                                   clean_up_tokenization_spaces=False)
-        return clean_up_spaces(decoded)
+    def cut(texts: Sequence[str], limit: int) -> list[str]:
+        if not texts:
+            return []
+        return [clean_up_spaces(tokenizer.decode(ids[:limit], skip_special_tokens=True, clean_up_tokenization_spaces=False))
+                for ids in tokenizer(list(texts))["input_ids"]]
 
     return Truncation(max_source_length, count_tokens, cut)
 

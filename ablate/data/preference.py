@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ablate.data.encoding import Truncation, build_source, parse_encoding
+from ablate.data.encoding import Truncation, build_sources, parse_encoding
 from ablate.data.library import TaskLibrary
 from ablate.data.tasks import Instance, Task
 from ablate.errors import AblateError
@@ -52,15 +52,15 @@ def rejected_answer(references: Sequence[str], pool: Sequence[str], rng: random.
 
 def _task_pairs(task: Task, instances: Sequence[Instance], pool: Sequence[str], encoding: str,
                 truncation: Truncation | None, rng: random.Random) -> list[PreferencePair]:
-    parsed = parse_encoding(encoding)
-    found = []
+    answered = []  # (instance, chosen, rejected), the seeded draws in the order they always had
     for instance in instances:
         wrong = rejected_answer(instance.references, pool, rng)
         if wrong is None:
             continue
-        found.append(PreferencePair(build_source(task, instance, parsed, truncation), rng.choice(instance.references),
-                                    wrong, task.name, task.category, instance.id))
-    return found
+        answered.append((instance, rng.choice(instance.references), wrong))
+    sources = build_sources([(task, instance) for instance, _, _ in answered], parse_encoding(encoding), truncation)
+    return [PreferencePair(source, chosen, wrong, task.name, task.category, instance.id)
+            for source, (instance, chosen, wrong) in zip(sources, answered)]
 
 
 def pairs_from_tasks(library: TaskLibrary, tasks: Sequence[str], count: int, encoding: str,

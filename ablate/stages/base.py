@@ -31,6 +31,8 @@ class StageInput:
     resume_state: dict | None  # this stage's state from a checkpoint, or None
     save_checkpoint: Callable[[int, Callable[[], dict]], None] | None
     carried: dict = field(default_factory=dict)  # what a stage leaves for the later ones (a reward model)
+    # step -> called there with (loss history, what the stage logged): folded cells evaluate (ablate.fold)
+    pauses: dict[int, Callable[[list, dict], None]] = field(default_factory=dict)
 
 
 @dataclass

@@ -159,7 +159,7 @@ def run(given: StageInput, config: DpoConfig) -> StageOutput:
     from transformers import PrinterCallback, TrainerCallback
 
     from ablate import results
-    from ablate.data.encoding import build_source, parse_encoding
+    from ablate.data.encoding import build_sources, parse_encoding
     from ablate.data.preference import (
         pairs_from_tasks,
         pairs_from_test,
@@ -180,8 +180,8 @@ def run(given: StageInput, config: DpoConfig) -> StageOutput:
         pairs = pairs_from_tasks(given.data.library, given.data.selection.train_tasks, config.pairs, train.encoding,
                                  given.truncation, seed)
     encoding = parse_encoding(settings.test_encodings[0])
-    held_out = pairs_from_test(given.data.test_pairs, [build_source(t, i, encoding, given.truncation)
-                                                       for t, i in given.data.test_pairs], seed=0)
+    held_out = pairs_from_test(given.data.test_pairs, build_sources(given.data.test_pairs, encoding, given.truncation),
+                               seed=0)
     lengths = (train.max_source_length, train.max_target_length)
     train_data, held_out_data = _tokenized(tokenizer, pairs, *lengths), _tokenized(tokenizer, held_out, *lengths)
     data_seconds = time.perf_counter() - began

@@ -66,7 +66,7 @@ def check(cell, config: RewardModelConfig) -> list[str]:
 def cell_pairs(given: StageInput, source: str | None, count: int):
     """(training pairs, held-out pairs) of a preference stage: from `source` or the cell's training
     tasks; held out: one per test instance (its source in the first test encoding)."""
-    from ablate.data.encoding import build_source, parse_encoding
+    from ablate.data.encoding import build_sources, parse_encoding
     from ablate.data.preference import (
         pairs_from_tasks,
         pairs_from_test,
@@ -81,8 +81,8 @@ def cell_pairs(given: StageInput, source: str | None, count: int):
         pairs = pairs_from_tasks(given.data.library, given.data.selection.train_tasks, count,
                                  settings.train.encoding, given.truncation, settings.seed)
     encoding = parse_encoding(settings.test_encodings[0])
-    held_out = pairs_from_test(given.data.test_pairs, [build_source(t, i, encoding, given.truncation)
-                                                       for t, i in given.data.test_pairs], seed=0)
+    held_out = pairs_from_test(given.data.test_pairs, build_sources(given.data.test_pairs, encoding, given.truncation),
+                               seed=0)
     return pairs, held_out
 
 

@@ -29,9 +29,11 @@ def run(given: StageInput, config: SftConfig) -> StageOutput:
     train_data = tokenize_dataset(train_rows, given.tokenizer, given.tokenizer_id, train.max_source_length,
                                   train.max_target_length, given.cache_dir, causal=not model.config.is_encoder_decoder)
     data_seconds = time.perf_counter() - began
-    given.tracker.log_metrics({results.NUM_TRAIN_TASKS: len(given.data.selection.train_tasks),
-                               results.NUM_TRAIN_EXAMPLES: len(train_data)})
+    logged = {results.NUM_TRAIN_TASKS: len(given.data.selection.train_tasks), results.NUM_TRAIN_EXAMPLES: len(train_data)}
+    given.tracker.log_metrics(logged)
+    pauses = {step: (lambda history, pause=pause: pause(history, logged)) for step, pause in given.pauses.items()}
     result = train_model(model, given.tokenizer, train_data, train, settings.seed, device=given.device,
-                         resume_state=given.resume_state, save_checkpoint=given.save_checkpoint)
+                         resume_state=given.resume_state, save_checkpoint=given.save_checkpoint,
+                         pauses=pauses)
     given.tracker.log_series({results.TRAIN_LOSS: result.loss_history})
     return StageOutput(result, data_seconds)
