@@ -10,19 +10,23 @@ from ablate.cost import seconds_per_step
 from ablate.model import is_baseline
 from ablate.plan import Cell
 from ablate.prepare import PreparedSweep
+from ablate.spec import folded_axis
 from ablate.train import total_steps
 
 
-def estimate_seconds(cell: Cell) -> float:
-    """A rough CPU estimate from the model's step time on a 2-core machine (ablate/cost.py)."""
+def estimate_seconds(cell: Cell, trained: bool = True) -> float:
+    """A rough CPU estimate from the model's step time on a 2-core machine (ablate/cost.py);
+    `trained=False`: its evaluation only (a cell scored on the way through another's training)."""
     settings = cell.settings
     if is_baseline(settings.model):
         return 2.0
     per_step = seconds_per_step(settings.model) * settings.train.batch_size / 16
     examples = settings.data.instances_per_task * (settings.data.num_train_tasks or 40)
     evaluations = len(settings.test_encodings) * 20 * min(settings.eval.instances_per_task, 100)
-    seconds = (8 + per_step * total_steps(settings.train, examples) + evaluations * per_step / 16
-               + _evaluator_seconds(settings, per_step / settings.train.batch_size))
+    seconds = evaluations * per_step / 16 + _evaluator_seconds(settings, per_step / settings.train.batch_size)
+    if not trained:
+        return seconds
+    seconds += 8 + per_step * total_steps(settings.train, examples)
     for stage in settings.stages if not settings.untuned else ():
         if stage.kind == "dpo":  # a pair is two sequences, with the reference's forward pass: ~3 SFT steps
             seconds += 10 + 3 * per_step * stage.batch_size / settings.train.batch_size * stage.steps
@@ -37,10 +41,15 @@ def _evaluator_seconds(settings, seconds_per_example: float) -> float:
                for c in settings.eval.evaluators if evaluator_of(c.kind).estimate_seconds is not None)
 
 
-def sweep_estimate(cells: list[Cell], concurrency: int) -> tuple[float, float]:
-    """(cell-seconds, wall seconds) of running `cells`, `concurrency` at a time, on this machine's CPU."""
-    cell_seconds = sum(estimate_seconds(c) for c in cells)
-    return cell_seconds, cell_seconds / max(1, min(concurrency, len(cells) or 1))
+def sweep_estimate(cells: list[Cell], concurrency: int, folded: bool = False) -> tuple[float, float]:
+    """(cell-seconds, wall seconds) of running `cells`, `concurrency` at a time, on this machine's
+    CPU; `folded`: the spec folds train.steps, so a group of cells trains once (ablate.fold)."""
+    from ablate.fold import FoldGroup, fold_groups
+
+    groups = fold_groups(cells) if folded else [FoldGroup(c) for c in cells]
+    cell_seconds = sum(estimate_seconds(g.lead) + sum(estimate_seconds(p, trained=False) for p in g.points)
+                       for g in groups)
+    return cell_seconds, cell_seconds / max(1, min(concurrency, len(groups) or 1))
 
 
 
@@ -54,7 +63,7 @@ def longest_first(cells: list[Cell]) -> list[Cell]:
 def over_thresholds(prepared: PreparedSweep, to_run: list[Cell]) -> bool:
     """Whether running these cells needs a confirmation (resources.confirm_over_cells / _hours)."""
     resources = prepared.spec.resources
-    hours = sweep_estimate(to_run, resources.max_concurrent)[1] / 3600
+    hours = sweep_estimate(to_run, resources.max_concurrent, folded_axis(prepared.spec) is not None)[1] / 3600
     return len(to_run) > resources.confirm_over_cells or hours > resources.confirm_over_hours
 
 
@@ -62,7 +71,7 @@ def confirm_cost(prepared: PreparedSweep, to_run: list[Cell], yes: bool, out: Te
     """Print the estimate; a sweep over the spec's thresholds goes ahead only with --yes (or a 'y'
     typed at a terminal), so a typo such as steps: 1e9 or a 100,000-cell grid costs nothing."""
     resources = prepared.spec.resources
-    cell_seconds, wall_seconds = sweep_estimate(to_run, resources.max_concurrent)
+    cell_seconds, wall_seconds = sweep_estimate(to_run, resources.max_concurrent, folded_axis(prepared.spec) is not None)
     hours = wall_seconds / 3600
     print(f"Estimated cost of the {len(to_run)} cell(s) to run: ~{cell_seconds / 60:.1f} cell-minutes, "
           f"~{hours * 60:.1f} minutes of wall time at {resources.max_concurrent} at once (on this machine's CPU).",

@@ -6,6 +6,7 @@ from typing import TextIO
 
 from ablate.estimate import estimate_seconds, sweep_estimate
 from ablate.prepare import PreparedSweep
+from ablate.spec import folded_axis
 from ablate.status import CellStatus, StatusPrefetch, cell_statuses, cells_to_run
 
 
@@ -15,7 +16,8 @@ def plan_report(prepared: PreparedSweep, prefetch: StatusPrefetch | None = None)
               "test_encodings": c.settings.test_encodings, "estimated_seconds": round(estimate_seconds(c), 1)}
              for c in prepared.cells]
     cell_seconds, wall_seconds = sweep_estimate(cells_to_run(prepared.cells, statuses),
-                                                prepared.spec.resources.max_concurrent)
+                                                prepared.spec.resources.max_concurrent,
+                                                folded_axis(prepared.spec) is not None)
     counts = {status: sum(c["status"] == status for c in cells) for status in CellStatus}
     return {"sweep": prepared.spec.name, "experiment": prepared.experiment, "tracking_uri": prepared.tracking_uri,
             "total": len(cells), "done": counts[CellStatus.DONE], "failed": counts[CellStatus.FAILED],

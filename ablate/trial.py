@@ -69,7 +69,7 @@ def cell_trial(config: dict[str, Any]) -> None:
         retry = RetryPolicy(context.retry_seconds)
         torch.set_num_threads(context.threads)
 
-        tracker, resume_state = _resume(cell, context, retry)
+        tracker, resume_state, retried = _resume(cell, context, retry)
         if tracker is None:
             reasons = context.reasons or {}
             tracker = CellTracker.start(context.tracking_uri, context.experiment_id, context.parent_run_id,
@@ -83,6 +83,9 @@ def cell_trial(config: dict[str, Any]) -> None:
         node = _node()
         tracker.set_tags({results.NODE_ID: node.split()[-1], results.WORKER_PID: str(os.getpid())})
 
+    points = _fold_points(cell, context, retry, (resume_state or {}).get("step", 0) if retried else 0, node)
+    resume_state = resume_for_folds(resume_state, retried, points)
+
     def save_checkpoint(step: int, make_state) -> None:
         _report_checkpoint(cell.id, tracker.run_id, step, make_state())
 
@@ -90,7 +93,7 @@ def cell_trial(config: dict[str, Any]) -> None:
         place = CellPlace(cache_dir=_cache_dir(context), device="cuda" if context.use_gpu else "cpu")
         with tracker.system_metrics():
             metrics = run_cell(cell, place, tracker, resume_state=resume_state, save_checkpoint=save_checkpoint,
-                               clock=clock, fold_points=_fold_points(cell, context, retry, resume_state, node))
+                               clock=clock, fold_points=points)
     except Exception as exc:  # the cell failed: record it once; Tune must not retry it
         trace = traceback.format_exc()
         tracker.log_text(trace, ERROR_ARTIFACT)
@@ -103,14 +106,24 @@ def cell_trial(config: dict[str, Any]) -> None:
                  results.TRIAL_ENTERED_AT: entered_at})
 
 
-def _fold_points(cell: Cell, context: TrialContext, retry, resume_state: dict | None, node: str) -> tuple:
-    """The cells scored on the way through this cell's training; those of no more steps than a
-    checkpoint resumed from were scored (and their runs finished) before it was written."""
+def resume_for_folds(resume_state: dict | None, retried: bool, points: tuple) -> dict | None:
+    """The training state to resume from, given the cells to score on the way: a re-run's folded
+    cells are the ones not scored yet, and one of no more steps than the checkpoint can only be
+    scored by training again from the start (Tune's own retry scored them before its checkpoint)."""
+    if resume_state is not None and not retried and any(p.cell.settings.train.steps <= resume_state["step"]
+                                                        for p in points):
+        return None
+    return resume_state
+
+
+def _fold_points(cell: Cell, context: TrialContext, retry, scored_to: int, node: str) -> tuple:
+    """The cells scored on the way through this cell's training, less those of no more than
+    `scored_to` steps (Tune retrying this trial from a checkpoint of that step: it scored them,
+    and finished their runs, before it wrote the checkpoint)."""
     from ablate import results
     from ablate.cell import FoldPoint
     from ablate.track import CellTracker
 
-    resumed_step = (resume_state or {}).get("step", 0)
     points = [Cell.from_json(saved) for saved in (context.folds or {}).get(cell.id, [])]
 
     def start_run(point: Cell):
@@ -122,7 +135,7 @@ def _fold_points(cell: Cell, context: TrialContext, retry, resume_state: dict | 
                                        results.WORKER_PID: str(os.getpid())})
 
     return tuple(FoldPoint(point, functools.partial(start_run, point))
-                 for point in points if point.settings.train.steps > resumed_step)
+                 for point in points if point.settings.train.steps > scored_to)
 
 
 def _cache_dir(context: TrialContext) -> Path:
@@ -145,9 +158,10 @@ def _node() -> str:
 
 
 def _resume(cell: Cell, context: TrialContext, retry):
-    """(tracker, training state) to continue: Tune's checkpoint when Tune retries this trial, else
-    the cell's last checkpoint from an earlier, interrupted `ablate sweep` (e.g. killed with -9),
-    unless that run already finished (`--force` starts afresh). (None, None): nothing to resume."""
+    """(tracker, training state, whether Tune is retrying this trial) to continue: Tune's checkpoint
+    when Tune retries this trial, else the cell's last checkpoint from an earlier, interrupted
+    `ablate sweep` (e.g. killed with -9), unless that run already finished (`--force` starts
+    afresh). (None, None, False): nothing to resume."""
     from ray import tune
 
     from ablate import results
@@ -155,19 +169,20 @@ def _resume(cell: Cell, context: TrialContext, retry):
     from ablate.track import CellTracker
 
     checkpoint = tune.get_checkpoint()
-    if checkpoint is not None:
+    retried = checkpoint is not None
+    if retried:
         folder = Path(checkpoint.to_directory())
     else:
         folder = latest_checkpoint(context.storage_path, cell.id)
     if folder is None:
-        return None, None
+        return None, None, False
     tracker = CellTracker(context.tracking_uri, read_run_id(folder), retry)
     if tracker.status() == RUN_FINISHED:
-        return None, None
+        return None, None, False
     state = read_state(folder)
     tracker.reopen()
     tracker.set_tag(results.RESUMED_FROM_STEP, str(read_step(folder) if state else 0))
-    return tracker, state
+    return tracker, state, retried
 
 
 def _report_checkpoint(cell_id: str, run_id: str, step: int, state: dict | None) -> None:

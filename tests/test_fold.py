@@ -143,3 +143,39 @@ def test_a_folded_sweep_trains_once_per_seed_logs_every_cell_and_caches_them(tmp
     assert report["cells"]["done"] == 6
     second = ablate_cli("sweep", "fold.yaml", "--yes", cwd=tmp_path)
     assert second.returncode == 0 and "6 cached, 0 to run" in second.stdout
+
+
+def test_a_resumed_training_skips_the_cells_it_scored_and_restarts_for_one_it_passed_unscored(tmp_path):
+    """Tune retrying a trial from its step-4 checkpoint scored the 2- and 4-step cells before
+    writing it; a re-run after kill -9 lists only cells not scored yet, so a checkpoint past one
+    of them is not used (the cell could not be scored from it)."""
+    from ablate.trial import TrialContext, _fold_points, resume_for_folds
+
+    cells = sorted(planned_cells(tmp_path, {**SPEC, "axes": {"train.steps": {"values": [2, 4, 6, 8], "fold": True}}}),
+                   key=lambda c: c.settings.train.steps)
+    [group] = fold_groups(cells)
+    context = TrialContext(sweep="fold", output_dir=str(tmp_path), storage_path=str(tmp_path), tracking_uri="unused",
+                           experiment_id="0", parent_run_id="p", retry_seconds=1, threads=1, use_gpu=False,
+                           folds={group.lead.id: [p.to_json() for p in group.points]})
+    every = _fold_points(group.lead, context, None, 0, "host node1234")
+    assert [p.cell.settings.train.steps for p in every] == [2, 4, 6]
+    after_retry = _fold_points(group.lead, context, None, 4, "host node1234")
+    assert [p.cell.settings.train.steps for p in after_retry] == [6]
+    state = {"step": 4}
+    assert resume_for_folds(state, True, after_retry) is state, "Tune's retry resumes: 6 is still ahead"
+    assert resume_for_folds(state, False, every) is None, "a re-run with 2 and 4 unscored trains from the start"
+    assert resume_for_folds(state, False, after_retry) is state, "a re-run with only 6 unscored resumes"
+    assert resume_for_folds(None, False, every) is None
+
+
+def test_the_cost_estimate_counts_each_folded_training_once(tmp_path):
+    from ablate.estimate import estimate_seconds, sweep_estimate
+
+    cells = planned_cells(tmp_path, {**SPEC, "axes": {"train.steps": {"values": [200, 400, 800], "fold": True}}})
+    plain, _ = sweep_estimate(cells, 1)
+    folded, _ = sweep_estimate(cells, 1, folded=True)
+    longest = max(cells, key=lambda c: c.settings.train.steps)
+    shorter = [c for c in cells if c is not longest]
+    assert folded == pytest.approx(estimate_seconds(longest) + sum(estimate_seconds(c, trained=False) for c in shorter))
+    assert folded == pytest.approx(plain - sum(estimate_seconds(c) - estimate_seconds(c, trained=False) for c in shorter))
+    assert folded < 0.7 * plain, "800 steps trained instead of 1,400"
