@@ -15,13 +15,16 @@ def plan_report(prepared: PreparedSweep, prefetch: StatusPrefetch | None = None)
     cells = [{"id": c.id, "name": c.name, "axis_values": c.axis_values, "status": statuses[c.id].value,
               "test_encodings": c.settings.test_encodings, "estimated_seconds": round(estimate_seconds(c), 1)}
              for c in prepared.cells]
-    cell_seconds, wall_seconds = sweep_estimate(cells_to_run(prepared.cells, statuses),
-                                                prepared.spec.resources.max_concurrent,
-                                                folded_axis(prepared.spec) is not None)
+    from ablate.fold import fold_groups
+
+    to_run = cells_to_run(prepared.cells, statuses)
+    folded = folded_axis(prepared.spec) is not None
+    cell_seconds, wall_seconds = sweep_estimate(to_run, prepared.spec.resources.max_concurrent, folded)
     counts = {status: sum(c["status"] == status for c in cells) for status in CellStatus}
     return {"sweep": prepared.spec.name, "experiment": prepared.experiment, "tracking_uri": prepared.tracking_uri,
             "total": len(cells), "done": counts[CellStatus.DONE], "failed": counts[CellStatus.FAILED],
             "to_run": counts[CellStatus.TO_RUN],
+            "trainings": len(fold_groups(to_run)) if folded else len(to_run),  # one per folded group
             "cells": cells, "warnings": list(prepared.warnings), "notes": list(prepared.notes),
             "estimate": {"cell_seconds": round(cell_seconds, 1), "wall_seconds": round(wall_seconds, 1)}}
 
@@ -36,6 +39,11 @@ def print_plan(report: dict, out: TextIO) -> None:
         print(f"Tasks: {note}", file=out)
     for cell in report["cells"]:
         print(f"  {cell['id']}  {cell['status']:<7} {cell['name']}  (~{cell['estimated_seconds']:.0f}s)", file=out)
+    not_done = report["failed"] + report["to_run"]
+    if report["trainings"] < not_done:
+        trainings = report["trainings"]
+        print(f"train.steps is folded: the {not_done} cells not done take {trainings} training"
+              f"{'s' if trainings != 1 else ''}, each scoring its shorter cells on the way.", file=out)
     minutes = report["estimate"]["wall_seconds"] / 60
     print(f"Estimated cost of the {report['failed'] + report['to_run']} cells not done: "
           f"~{report['estimate']['cell_seconds'] / 60:.1f} cell-minutes, ~{minutes:.1f} minutes of wall time here.",

@@ -168,6 +168,17 @@ def test_a_resumed_training_skips_the_cells_it_scored_and_restarts_for_one_it_pa
     assert resume_for_folds(None, False, every) is None
 
 
+def test_plan_says_how_many_trainings_the_folded_cells_take(tmp_path):
+    import yaml
+
+    spec = {**SPEC, "seeds": [0, 1], "axes": {"train.steps": {"values": [2, 4, 6], "fold": True}}}
+    (tmp_path / "fold.yaml").write_text(yaml.safe_dump(spec))
+    result = ablate_cli("plan", "fold.yaml", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "6 cells (0 done, 0 failed, 6 to run)" in result.stdout
+    assert "the 6 cells not done take 2 trainings" in result.stdout
+
+
 def test_the_cost_estimate_counts_each_folded_training_once(tmp_path):
     from ablate.estimate import estimate_seconds, sweep_estimate
 
