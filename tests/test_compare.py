@@ -211,6 +211,16 @@ def test_settings_are_named_by_axis_value_or_cell_and_compared():
     with pytest.raises(AblateError, match="matches 2 settings"):
         select_setting(SweepRecords("enc", "1", "p", "u", two_axes, {}), "train_encoding=def", "A")
     assert len(select_setting(SweepRecords("enc", "1", "p", "u", two_axes, {}), "train_encoding=def,lr=2", "A")) == 3
+    # A block axis (train.lora) named as the run names print it (its own commas kept), as YAML or as null.
+    lora = [CellRecord(Cell(r.cell.id + f"-{i}", r.cell.name, {**r.cell.axis_values, "train.lora": block},
+                            r.cell.settings), "done")
+            for r in sweep.cells for i, block in enumerate((None, {"r": 16, "alpha": 32}))]
+    blocks = SweepRecords("enc", "1", "p", "u", lora, {})
+    for selector in ("train.lora=r=16,alpha=32,train_encoding=def", "train_encoding=def, train.lora={r: 16, alpha: 32}"):
+        found = select_setting(blocks, selector, "A")
+        assert len(found) == 3 and all(r.cell.axis_values["train.lora"] == {"r": 16, "alpha": 32} for r in found)
+    assert all(r.cell.axis_values["train.lora"] is None
+               for r in select_setting(blocks, "train_encoding=pos2,train.lora=null", "B"))
     result = compare_two(sweep, "train_encoding=def", "train_encoding=pos2", read, metric="exact_match")
     assert result.diff == pytest.approx(result.mean_a - result.mean_b) and result.diff > 20
     assert result.eval_test == "mcnemar" and result.p < 0.05 and result.seeds == [0, 1, 2]

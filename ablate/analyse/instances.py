@@ -95,21 +95,41 @@ def setting_label(record: CellRecord) -> str:
     return ", ".join(parts) or "(the only setting)"
 
 
-def _matches(record: CellRecord, selector: str) -> bool:
+def _selector_parts(selector: str, axes: list[str]) -> list[str]:
+    """`axis=value` parts of a selector: split at the commas that start another axis, so a block's
+    value keeps its own (train.lora=r=16,alpha=32,model=t5-tiny is two parts)."""
+    import re
+
+    if not axes:
+        return [part.strip() for part in selector.split(",") if part.strip()]
+    starts = "|".join(re.escape(a) for a in sorted(axes, key=len, reverse=True))
+    return [part.strip() for part in re.split(rf",\s*(?=(?:{starts})\s*=)", selector) if part.strip()]
+
+
+def _value_matches(value: str, actual) -> bool:
+    """A value as `format_value` prints it, as JSON, as YAML (`{r: 16, alpha: 32}`, `null`), or a
+    clusters list by its count."""
+    import yaml
+
     from ablate.plan import format_value
 
+    if value in (format_value(actual), json.dumps(actual)) or (isinstance(actual, list) and value == str(len(actual))):
+        return True
+    try:
+        return yaml.safe_load(value) == actual
+    except yaml.YAMLError:
+        return False
+
+
+def _matches(record: CellRecord, selector: str, axes: list[str]) -> bool:
     if selector in (record.cell.id, record.cell.name):
         return True
-    wanted = [part.strip() for part in selector.split(",") if part.strip()]
+    wanted = _selector_parts(selector, axes)
     if not wanted or not all("=" in part for part in wanted):
         return False
     for part in wanted:
         axis, value = (s.strip() for s in part.split("=", 1))
-        if axis not in record.cell.axis_values:
-            return False
-        actual = record.cell.axis_values[axis]
-        if value not in (format_value(actual), json.dumps(actual)) and not (
-                isinstance(actual, list) and value == str(len(actual))):
+        if axis not in record.cell.axis_values or not _value_matches(value, record.cell.axis_values[axis]):
             return False
     return True
 
@@ -117,12 +137,12 @@ def _matches(record: CellRecord, selector: str) -> bool:
 def select_setting(sweep: SweepRecords, selector: str, field: str) -> list[CellRecord]:
     """The cells (one per seed) of the setting `selector` names: a cell id, a cell name, or
     `axis=value[,axis=value]` (a clusters list by its count or as a+b+c). Exactly one setting."""
-    found = [r for r in sweep.cells if _matches(r, selector)]
+    axes = sorted({k for r in sweep.cells for k in r.cell.axis_values if k != "seed"})
+    found = [r for r in sweep.cells if _matches(r, selector, axes)]
     if len(found) == 1 and selector in (found[0].cell.id, found[0].cell.name):
         # A single cell names its setting: every seed of it.
         found = [r for r in sweep.cells if _setting_of(r) == _setting_of(found[0])]
     settings = list(dict.fromkeys(_setting_of(r) for r in found))
-    axes = sorted({k for r in sweep.cells for k in r.cell.axis_values if k != "seed"})
     if not found:
         raise AblateError(f"'{selector}' names no cell of sweep '{sweep.experiment}'.", field=field,
                           fix=f"give a cell id, a cell name or axis=value with an axis of the sweep ({', '.join(axes) or 'none'}).")
