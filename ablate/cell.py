@@ -168,6 +168,8 @@ def _score_fold_point(point: FoldPoint, built: "BuiltModel", data, place: CellPl
         log_cell_data(tracker, point.cell, data)
         tracker.log_metrics({**parameter_counts(built.model), **stage_logged})
         tracker.log_series({results.TRAIN_LOSS: loss_history})
+        if point.cell.settings.train.save_model:
+            log_model(tracker, built.model, built.tokenizer)
         headline, _ = evaluate_cell(point.cell.settings, built, data, place, tracker)
         tracker.log_metrics({**headline, results.TRAIN_STEPS: point.cell.settings.train.steps})
         tracker.finish(RUN_FINISHED)

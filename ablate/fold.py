@@ -29,11 +29,21 @@ class FoldGroup:
     def cells(self) -> tuple[Cell, ...]:
         return (*self.points, self.lead)
 
+    def trial_entry(self) -> dict:
+        """The lead cell as a trial's config holds it, with the cells it scores on the way (`FOLDED`)."""
+        return {**self.lead.to_json(), FOLDED: [p.to_json() for p in self.points]} if self.points else self.lead.to_json()
+
+
+FOLDED = "folded"  # in a trial's cell entry: the cells (as JSON) its training scores on the way
+
 
 def foldable(cell: Cell) -> bool:
     """Whether a cell's training can stop at any step on the way to it and give a shorter cell's."""
+    from ablate.model import is_baseline
+
     settings = cell.settings
     return (settings.train.steps is not None and settings.train.steps > 0 and not settings.untuned
+            and not is_baseline(settings.model)  # a heuristic baseline trains nothing to pause
             and settings.train.schedule in FOLDABLE_SCHEDULES and [s.kind for s in settings.stages] == ["sft"])
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
+from ablate.fold import FOLDED, FoldGroup
 from ablate.plan import Cell
 from ablate.errors import SHORT_ERROR_LENGTH, last_line
 from ablate.results import TRIAL_ENTERED_AT, is_cell_time_key, is_metric
@@ -107,7 +108,7 @@ def _progress_callback(total: int, cached: int, concurrency: int, stream: TextIO
 
 def _cells_of(config: dict) -> int:
     """The cells a trial scores: its own, and those folded into its training (ablate.fold)."""
-    return 1 + len((config["context"].get("folds") or {}).get(config["cell"]["id"], []))
+    return 1 + len(config["cell"].get(FOLDED, []))
 
 
 @dataclass
@@ -116,9 +117,10 @@ class Scheduled:
     most_at_once: int  # the most cells that ran at the same time
 
 
-def schedule_cells(cells: list[Cell], context: TrialContext, resources: ResourcesSpec, *, total: int, cached: int,
-                   out: TextIO = sys.stdout) -> Scheduled:
-    """Run `cells` as Tune trials on the connected Ray runtime (see `ablate.ray_runtime`)."""
+def schedule_cells(groups: list[FoldGroup], context: TrialContext, resources: ResourcesSpec, *, total: int,
+                   cached: int, out: TextIO = sys.stdout) -> Scheduled:
+    """Run a Tune trial per group (its lead cell, scoring the group's folded cells on the way: ablate.fold)
+    on the connected Ray runtime (see `ablate.ray_runtime`); the outcomes are the leads'."""
     # Every cell checkpoints once at its start (the MLflow run id, for retries); Tune warns about that.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     # ablate prints its own progress; Tune's console tables (its "new output") would drown it.
@@ -139,7 +141,7 @@ def schedule_cells(cells: list[Cell], context: TrialContext, resources: Resource
         trainable = tune.with_resources(cell_trial, {"cpu": resources.cpus_per_cell, "gpu": resources.gpus_per_cell})
         tuner = tune.Tuner(
             trainable,
-            param_space={"cell": tune.grid_search([c.to_json() for c in cells]), "context": context.to_json()},
+            param_space={"cell": tune.grid_search([g.trial_entry() for g in groups]), "context": context.to_json()},
             # A finished cell's worker runs the next one: torch, transformers and MLflow stay imported.
             tune_config=tune.TuneConfig(max_concurrent_trials=resources.max_concurrent, reuse_actors=True),
             run_config=tune.RunConfig(
@@ -153,7 +155,7 @@ def schedule_cells(cells: list[Cell], context: TrialContext, resources: Resource
             ),
         )
         results = tuner.fit()
-        by_id = {c.id: c for c in cells}
+        by_id = {g.lead.id: g.lead for g in groups}
         outcomes = [_outcome(by_id[result.config["cell"]["id"]], result) for result in results]
         for outcome, result in zip(outcomes, results):
             outcome.seconds = progress.seconds.get(outcome.cell.id)

@@ -183,17 +183,18 @@ class RoundRunner:
                                storage_path=prepared.storage_path, threads=max(1, int(spec.resources.cpus_per_cell)),
                                use_gpu=spec.resources.gpus_per_cell > 0,
                                reasons={c.id: self.reasons[c.id] for c in cells if c.id in self.reasons}
-                               if spec.refine is not None else {},
-                               folds={g.lead.id: [p.to_json() for p in g.points] for g in groups if g.points} or None)
+                               if spec.refine is not None else {})
         outcomes: list = []
+        began_ms = int(time.time() * 1000)
         try:
             with self.timing.phase("cells"):
-                scheduled = schedule_cells(longest_first([g.lead for g in groups]), context, spec.resources,
-                                           total=total, cached=total - len(cells), out=self.out)
+                by_lead = {g.lead.id: g for g in groups}
+                scheduled = schedule_cells([by_lead[c.id] for c in longest_first([g.lead for g in groups])], context,
+                                           spec.resources, total=total, cached=total - len(cells), out=self.out)
         except KeyboardInterrupt:
             interrupted = True
         else:
-            outcomes = scheduled.outcomes + self._fold_point_outcomes(groups, scheduled.outcomes)
+            outcomes = scheduled.outcomes + self._fold_point_outcomes(groups, scheduled.outcomes, began_ms)
             self.timing.concurrency = max(self.timing.concurrency, scheduled.most_at_once)
             interrupted = any(o.status == CellStatus.INTERRUPTED for o in outcomes)
         close_unfinished_runs(self.store, self.tracked.experiment_id, cells, outcomes, interrupted)
@@ -207,9 +208,10 @@ class RoundRunner:
             self.statuses[outcome.cell.id] = CellStatus(outcome.status)
         return True
 
-    def _fold_point_outcomes(self, groups: list, outcomes: list) -> list:
-        """The outcome of each cell scored on the way through another's training: done when its run
-        finished (read from MLflow by the one status rule), else what became of that training."""
+    def _fold_point_outcomes(self, groups: list, outcomes: list, began_ms: int) -> list:
+        """The outcome of each cell scored on the way through another's training: done when a run
+        of it started since `began_ms` finished (read from MLflow by the one status rule; an older
+        run is not this sweep's work under --force), else what became of that training."""
         from ablate.results import is_metric
         from ablate.schedule import CellOutcome
         from ablate.status import counted_run
@@ -223,7 +225,7 @@ class RoundRunner:
         for group in folded:
             lead = by_lead[group.lead.id]
             for point in group.points:
-                status, run = counted_run(runs.get(point.id, []))
+                status, run = counted_run([r for r in runs.get(point.id, []) if r.info.start_time >= began_ms])
                 if status == CellStatus.DONE:
                     found.append(CellOutcome(point, CellStatus.DONE, {k: v for k, v in run.data.metrics.items()
                                                                       if is_metric(k)}, node=lead.node,

@@ -92,8 +92,12 @@ def describe_sweep(prepared: PreparedSweep) -> str:
     from ablate.plan import format_value
 
     spec = prepared.spec
-    axes = "; ".join(f"`{k}`: {', '.join(format_value(v) for v in values) if isinstance(values, list) else values}"
-                     for k, values in spec.axes.items()) or "nothing (one point)"
+    def listed(values) -> str:
+        if isinstance(values, dict) and "fold" in values:  # train.steps: {values: [...], fold: true}
+            return ", ".join(format_value(v) for v in values["values"]) + (" (folded)" if values["fold"] else "")
+        return ", ".join(format_value(v) for v in values) if isinstance(values, list) else str(values)
+
+    axes = "; ".join(f"`{k}`: {listed(values)}" for k, values in spec.axes.items()) or "nothing (one point)"
     data = spec.data
     held_out = ", ".join(data.held_out_clusters) or f"the test tasks of split '{data.split}'"
     return (f"**ablate sweep `{spec.name}`**: varies {axes}, over seeds {', '.join(map(str, spec.seeds))} "

@@ -148,7 +148,7 @@ def train_model(model, tokenizer, dataset, train: TrainSpec, seed: int, *, devic
                 "rng": _rng_state()}
 
     model.train()
-    began, examples = time.perf_counter(), 0
+    began, examples, paused = time.perf_counter(), 0, 0.0
     for step in range(start, steps):
         indices = _batch_indices(step, len(features), examples_per_step(train), seed)
         rows = _rows(features, indices)
@@ -178,14 +178,16 @@ def train_model(model, tokenizer, dataset, train: TrainSpec, seed: int, *, devic
             history.append((step + 1, sum(running) / len(running)))
             running = []
         if pauses and step + 1 in pauses and step + 1 < steps:
+            pause_began = time.perf_counter()
             rng = _rng_state()
             model.eval()
             pauses[step + 1](history + ([(step + 1, sum(running) / len(running))] if running else []))
             model.train()
             tokenizer.padding_side = "right"  # an evaluation pads decoder-only prompts on the left
             _set_rng_state(rng)
+            paused += time.perf_counter() - pause_began
         if save_checkpoint is not None and (step + 1) % train.checkpoint_every == 0 and step + 1 < steps:
             save_checkpoint(step + 1, make_state)
-    seconds = time.perf_counter() - began
+    seconds = time.perf_counter() - began - paused  # the pauses' evaluations are not training
     return TrainResult(steps=steps, seconds=seconds, examples_per_second=examples / max(seconds, 1e-9),
                        loss_history=history)

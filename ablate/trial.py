@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ablate.errors import error_text
+from ablate.fold import FOLDED
 from ablate.plan import Cell
 from ablate.status import RUN_FINISHED
 
@@ -43,7 +44,6 @@ class TrialContext:
     threads: int
     use_gpu: bool  # resources.gpus_per_cell > 0: run on the GPU Ray assigned (CUDA_VISIBLE_DEVICES)
     reasons: dict[str, str] | None = None  # cell id -> why an adaptive refinement proposed it (a tag on its run)
-    folds: dict[str, list[dict]] | None = None  # trained cell id -> the cells (as JSON) scored on the way (ablate.fold)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -83,8 +83,11 @@ def cell_trial(config: dict[str, Any]) -> None:
         node = _node()
         tracker.set_tags({results.NODE_ID: node.split()[-1], results.WORKER_PID: str(os.getpid())})
 
-    points = _fold_points(cell, context, retry, (resume_state or {}).get("step", 0) if retried else 0, node)
-    resume_state = resume_for_folds(resume_state, retried, points)
+    points = _fold_points(cell, config["cell"].get(FOLDED, []), context, retry,
+                          (resume_state or {}).get("step", 0) if retried else 0, node)
+    if resume_state is not None and resume_for_folds(resume_state, retried, points) is None:
+        resume_state = None
+        tracker.set_tag(results.RESUMED_FROM_STEP, "0")  # trained again from the start, to score a folded cell
 
     def save_checkpoint(step: int, make_state) -> None:
         _report_checkpoint(cell.id, tracker.run_id, step, make_state())
@@ -116,7 +119,7 @@ def resume_for_folds(resume_state: dict | None, retried: bool, points: tuple) ->
     return resume_state
 
 
-def _fold_points(cell: Cell, context: TrialContext, retry, scored_to: int, node: str) -> tuple:
+def _fold_points(cell: Cell, folded: list[dict], context: TrialContext, retry, scored_to: int, node: str) -> tuple:
     """The cells scored on the way through this cell's training, less those of no more than
     `scored_to` steps (Tune retrying this trial from a checkpoint of that step: it scored them,
     and finished their runs, before it wrote the checkpoint)."""
@@ -124,7 +127,7 @@ def _fold_points(cell: Cell, context: TrialContext, retry, scored_to: int, node:
     from ablate.cell import FoldPoint
     from ablate.track import CellTracker
 
-    points = [Cell.from_json(saved) for saved in (context.folds or {}).get(cell.id, [])]
+    points = [Cell.from_json(saved) for saved in folded]
 
     def start_run(point: Cell):
         return CellTracker.start(context.tracking_uri, context.experiment_id, context.parent_run_id,

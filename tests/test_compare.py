@@ -221,6 +221,7 @@ def test_settings_are_named_by_axis_value_or_cell_and_compared():
         assert len(found) == 3 and all(r.cell.axis_values["train.lora"] == {"r": 16, "alpha": 32} for r in found)
     assert all(r.cell.axis_values["train.lora"] is None
                for r in select_setting(blocks, "train_encoding=pos2,train.lora=null", "B"))
+    assert [r.cell.axis_values["seed"] for r in select_setting(blocks, "train_encoding=def,train.lora=null,seed=1", "A")] == [1]
     result = compare_two(sweep, "train_encoding=def", "train_encoding=pos2", read, metric="exact_match")
     assert result.diff == pytest.approx(result.mean_a - result.mean_b) and result.diff > 20
     assert result.eval_test == "mcnemar" and result.p < 0.05 and result.seeds == [0, 1, 2]

@@ -9,7 +9,7 @@ import pytest
 
 from ablate import results
 from ablate.cell import CellPlace, FoldPoint, run_cell
-from ablate.fold import fold_groups
+from ablate.fold import FOLDED, fold_groups
 from ablate.track.cell_run import CellTracker
 from ablate.track.store import Store
 from tests.conftest import ablate_cli, planned_cells
@@ -45,22 +45,27 @@ def test_cells_that_differ_only_in_steps_share_one_training_led_by_the_longest(t
     # A decaying schedule's first steps depend on the total: nothing folds.
     linear = planned_cells(tmp_path, {**spec, "train": {**SPEC["train"], "schedule": "linear"}})
     assert all(not g.points for g in fold_groups(linear))
+    # A heuristic baseline trains nothing, so nothing pauses to score it: each of its cells alone.
+    baseline = planned_cells(tmp_path, {**SPEC, "model": "copy_input"})
+    assert len(baseline) == 2 and all(not g.points for g in fold_groups(baseline))
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"train": {**SPEC["train"], "schedule": "cosine"}}, "needs a schedule whose first steps do not depend"),
-    ({"stages": ["sft", "dpo"]}, "must have one stage, sft"),
-    ({"axes": {"train.learning_rate": {"values": [1e-3], "fold": True}}}, "only train.steps can be folded"),
-    ({"axes": {"train.steps": {"values": [3, 6], "fold": "yes"}}}, "fold: Input should be a valid boolean"),
+@pytest.mark.parametrize("change, field, message", [
+    ({"train": {**SPEC["train"], "schedule": "cosine"}}, "axes.train.steps", "needs a schedule whose first steps"),
+    ({"stages": ["sft", "dpo"]}, "axes.train.steps", "must have one stage, sft"),
+    ({"axes": {"train.learning_rate": {"values": [1e-3], "fold": True}}}, "axes.train.learning_rate",
+     "only train.steps can be folded"),
+    ({"axes": {"train.steps": {"values": [3, 6], "fold": "yes"}}}, "axes.train.steps",
+     "fold: Input should be a valid boolean"),
 ])
-def test_a_fold_that_could_change_the_scores_is_refused_naming_the_field(tmp_path, change, message):
+def test_a_fold_that_could_change_the_scores_is_refused_naming_the_field(tmp_path, change, field, message):
     spec = tmp_path / "spec.yaml"
     import yaml
 
     spec.write_text(yaml.safe_dump({**SPEC, **change}))
     result = ablate_cli("validate", str(spec), cwd=tmp_path)
     assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert message in result.stderr and ("axes." in result.stderr or "stages" in result.stderr)
+    assert message in result.stderr and f"- {field}: " in result.stderr
 
 
 def _store(tmp_path: Path):
@@ -155,11 +160,11 @@ def test_a_resumed_training_skips_the_cells_it_scored_and_restarts_for_one_it_pa
                    key=lambda c: c.settings.train.steps)
     [group] = fold_groups(cells)
     context = TrialContext(sweep="fold", output_dir=str(tmp_path), storage_path=str(tmp_path), tracking_uri="unused",
-                           experiment_id="0", parent_run_id="p", retry_seconds=1, threads=1, use_gpu=False,
-                           folds={group.lead.id: [p.to_json() for p in group.points]})
-    every = _fold_points(group.lead, context, None, 0, "host node1234")
+                           experiment_id="0", parent_run_id="p", retry_seconds=1, threads=1, use_gpu=False)
+    folded = group.trial_entry()[FOLDED]
+    every = _fold_points(group.lead, folded, context, None, 0, "host node1234")
     assert [p.cell.settings.train.steps for p in every] == [2, 4, 6]
-    after_retry = _fold_points(group.lead, context, None, 4, "host node1234")
+    after_retry = _fold_points(group.lead, folded, context, None, 4, "host node1234")
     assert [p.cell.settings.train.steps for p in after_retry] == [6]
     state = {"step": 4}
     assert resume_for_folds(state, True, after_retry) is state, "Tune's retry resumes: 6 is still ahead"

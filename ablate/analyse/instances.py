@@ -138,7 +138,7 @@ def select_setting(sweep: SweepRecords, selector: str, field: str) -> list[CellR
     """The cells (one per seed) of the setting `selector` names: a cell id, a cell name, or
     `axis=value[,axis=value]` (a clusters list by its count or as a+b+c). Exactly one setting."""
     axes = sorted({k for r in sweep.cells for k in r.cell.axis_values if k != "seed"})
-    found = [r for r in sweep.cells if _matches(r, selector, axes)]
+    found = [r for r in sweep.cells if _matches(r, selector, [*axes, "seed"])]
     if len(found) == 1 and selector in (found[0].cell.id, found[0].cell.name):
         # A single cell names its setting: every seed of it.
         found = [r for r in sweep.cells if _setting_of(r) == _setting_of(found[0])]

@@ -182,20 +182,26 @@ def clean_up_spaces(text: str) -> str:
     return text
 
 
+TOKENIZE_CHUNK = 1024  # prompts per tokenizer call when measuring
+
+
 def tokenizer_truncation(tokenizer, max_source_length: int) -> Truncation:
     """Truncation measured with a HF tokenizer, special tokens included, as the official collator
     does: a source longer than the limit is cut to its first `max_source_length` token ids and
     decoded, special tokens skipped and tokenization spaces cleaned up as on the transformers
     version Tk-Instruct pins (`clean_up_spaces`)."""
 
+    def token_ids(texts: Sequence[str]):
+        # In chunks: the ids of a whole dataset's prompts at once are hundreds of MB of Python ints.
+        for start in range(0, len(texts), TOKENIZE_CHUNK):
+            yield from tokenizer(list(texts[start:start + TOKENIZE_CHUNK]))["input_ids"]
+
     def count_tokens(texts: Sequence[str]) -> list[int]:
-        return [len(ids) for ids in tokenizer(list(texts))["input_ids"]] if texts else []
+        return [len(ids) for ids in token_ids(texts)]
 
     def cut(texts: Sequence[str], limit: int) -> list[str]:
-        if not texts:
-            return []
         return [clean_up_spaces(tokenizer.decode(ids[:limit], skip_special_tokens=True, clean_up_tokenization_spaces=False))
-                for ids in tokenizer(list(texts))["input_ids"]]
+                for ids in token_ids(texts)]
 
     return Truncation(max_source_length, count_tokens, cut)
 
