@@ -86,9 +86,10 @@ def cell_trial(config: dict[str, Any]) -> None:
 
     points = _fold_points(cell, config["cell"].get(FOLDED, []), context, retry,
                           (resume_state or {}).get("step", 0) if retried else 0, node)
-    if resume_state is not None and resume_for_folds(resume_state, retried, points) is None:
-        resume_state = None
+    kept = resume_for_folds(resume_state, retried, points)
+    if kept is None and resume_state is not None:
         tracker.set_tag(results.RESUMED_FROM_STEP, "0")  # trained again from the start, to score a folded cell
+    resume_state = kept
 
     def save_checkpoint(step: int, make_state) -> None:
         _report_checkpoint(cell.id, tracker.run_id, step, make_state())
@@ -118,14 +119,21 @@ def _warm_up(cell: Cell, context: TrialContext) -> None:
     import transformers
 
     from ablate.model import PRESETS
-    from ablate.track.client import mlflow_client
 
     preset = PRESETS.get(cell.settings.model)
     if preset is not None:
         getattr(transformers, "T5ForConditionalGeneration" if preset.family == "t5" else "LlamaForCausalLM")
     getattr(transformers, "PreTrainedTokenizerFast")
+    _connect_once(context.tracking_uri, context.experiment_id)
+
+
+@functools.lru_cache(maxsize=None)
+def _connect_once(tracking_uri: str, experiment_id: str) -> None:
+    """The store's first connection in this worker process (later trials of a reused worker skip it)."""
+    from ablate.track.client import mlflow_client
+
     try:
-        mlflow_client(context.tracking_uri).get_experiment(context.experiment_id)
+        mlflow_client(tracking_uri).get_experiment(experiment_id)
     except Exception:  # only a warm-up: the set-up's own calls retry the store and report what fails
         pass
 
