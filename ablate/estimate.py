@@ -53,6 +53,41 @@ def sweep_estimate(cells: list[Cell], concurrency: int, folded: bool = False) ->
 
 
 
+def within_budget(prepared: PreparedSweep, to_run: list[Cell]) -> list[Cell]:
+    """The cells an estimate counts. A grid runs all of `to_run`; a refined sweep runs a subset of
+    its candidate grid chosen as it goes, at most refine.budget.cells of them and cell-hours' worth,
+    so the estimate is an upper bound: the costliest cells that fit the budget."""
+    refine = prepared.spec.refine
+    if refine is None:
+        return to_run
+    budget, chosen, seconds = refine.budget, [], 0.0
+    for cell in longest_first(to_run)[:budget.cells or len(to_run)]:
+        cost = estimate_seconds(cell)
+        if budget.cell_hours is not None and (seconds + cost) / 3600 > budget.cell_hours:
+            continue
+        chosen.append(cell)
+        seconds += cost
+    return chosen
+
+
+def cost_line(prepared: PreparedSweep, to_run: list[Cell], cell_seconds: float, wall_seconds: float,
+              where: str) -> str:
+    """The estimate as one sentence; a refined sweep's names its budget and the candidates."""
+    refine = prepared.spec.refine
+    counted = within_budget(prepared, to_run)
+    if refine is None or len(counted) == len(to_run):
+        return (f"Estimated cost of the {len(to_run)} cell(s) to run: ~{cell_seconds / 60:.1f} cell-minutes, "
+                f"~{wall_seconds / 60:.1f} minutes of wall time at {prepared.spec.resources.max_concurrent} at "
+                f"once ({where}).")
+    limits = " and ".join(f"{name} {value:g}" for name, value in
+                          (("refine.budget.cells", refine.budget.cells), ("cell_hours", refine.budget.cell_hours))
+                          if value is not None)
+    return (f"Estimated cost of the refinement: at most {len(counted)} of the {len(to_run)} candidate cell(s) not "
+            f"done ({limits}): at most ~{cell_seconds / 60:.1f} cell-minutes, ~{wall_seconds / 60:.1f} minutes of "
+            f"wall time at {prepared.spec.resources.max_concurrent} at once ({where}); it stops sooner when its "
+            f"goal is met.")
+
+
 def longest_first(cells: list[Cell]) -> list[Cell]:
     """Cells in the order Tune starts them: the longest (by estimate) first, so that the sweep does
     not end with one long cell running alone while the other slots idle."""
@@ -63,22 +98,22 @@ def longest_first(cells: list[Cell]) -> list[Cell]:
 def over_thresholds(prepared: PreparedSweep, to_run: list[Cell]) -> bool:
     """Whether running these cells needs a confirmation (resources.confirm_over_cells / _hours)."""
     resources = prepared.spec.resources
-    hours = sweep_estimate(to_run, resources.max_concurrent, folded_axis(prepared.spec) is not None)[1] / 3600
-    return len(to_run) > resources.confirm_over_cells or hours > resources.confirm_over_hours
+    counted = within_budget(prepared, to_run)
+    hours = sweep_estimate(counted, resources.max_concurrent, folded_axis(prepared.spec) is not None)[1] / 3600
+    return len(counted) > resources.confirm_over_cells or hours > resources.confirm_over_hours
 
 
 def confirm_cost(prepared: PreparedSweep, to_run: list[Cell], yes: bool, out: TextIO) -> None:
     """Print the estimate; a sweep over the spec's thresholds goes ahead only with --yes (or a 'y'
     typed at a terminal), so a typo such as steps: 1e9 or a 100,000-cell grid costs nothing."""
     resources = prepared.spec.resources
-    cell_seconds, wall_seconds = sweep_estimate(to_run, resources.max_concurrent, folded_axis(prepared.spec) is not None)
+    counted = within_budget(prepared, to_run)
+    cell_seconds, wall_seconds = sweep_estimate(counted, resources.max_concurrent, folded_axis(prepared.spec) is not None)
     hours = wall_seconds / 3600
-    print(f"Estimated cost of the {len(to_run)} cell(s) to run: ~{cell_seconds / 60:.1f} cell-minutes, "
-          f"~{hours * 60:.1f} minutes of wall time at {resources.max_concurrent} at once (on this machine's CPU).",
-          file=out, flush=True)
+    print(cost_line(prepared, to_run, cell_seconds, wall_seconds, "on this machine's CPU"), file=out, flush=True)
     if yes or not over_thresholds(prepared, to_run):
         return
-    question = (f"{len(to_run)} cells and ~{hours:.1f} hours exceed resources.confirm_over_cells "
+    question = (f"{len(counted)} cells and ~{hours:.1f} hours exceed resources.confirm_over_cells "
                 f"({resources.confirm_over_cells}) or confirm_over_hours ({resources.confirm_over_hours:g})")
     if sys.stdin.isatty():
         answer = input(f"{question}. Go ahead? [y/N] ").strip().lower()

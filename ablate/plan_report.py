@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TextIO
 
-from ablate.estimate import estimate_seconds, sweep_estimate
+from ablate.estimate import estimate_seconds, sweep_estimate, within_budget
 from ablate.prepare import PreparedSweep
 from ablate.spec import folded_axis
 from ablate.status import CellStatus, StatusPrefetch, cell_statuses, cells_to_run
@@ -19,14 +19,16 @@ def plan_report(prepared: PreparedSweep, prefetch: StatusPrefetch | None = None)
 
     to_run = cells_to_run(prepared.cells, statuses)
     folded = folded_axis(prepared.spec) is not None
-    cell_seconds, wall_seconds = sweep_estimate(to_run, prepared.spec.resources.max_concurrent, folded)
+    counted = within_budget(prepared, to_run)  # a refined sweep runs at most its budget of them
+    cell_seconds, wall_seconds = sweep_estimate(counted, prepared.spec.resources.max_concurrent, folded)
     counts = {status: sum(c["status"] == status for c in cells) for status in CellStatus}
     return {"sweep": prepared.spec.name, "experiment": prepared.experiment, "tracking_uri": prepared.tracking_uri,
             "total": len(cells), "done": counts[CellStatus.DONE], "failed": counts[CellStatus.FAILED],
             "to_run": counts[CellStatus.TO_RUN],
             "trainings": len(fold_groups(to_run)) if folded else len(to_run),  # one per folded group
             "cells": cells, "warnings": list(prepared.warnings), "notes": list(prepared.notes),
-            "estimate": {"cell_seconds": round(cell_seconds, 1), "wall_seconds": round(wall_seconds, 1)}}
+            "estimate": {"cells": len(counted), "cell_seconds": round(cell_seconds, 1),
+                         "wall_seconds": round(wall_seconds, 1)}}
 
 
 def print_plan(report: dict, out: TextIO) -> None:
@@ -44,8 +46,13 @@ def print_plan(report: dict, out: TextIO) -> None:
         trainings = report["trainings"]
         print(f"train.steps is folded: the {not_done} cells not done take {trainings} training"
               f"{'s' if trainings != 1 else ''}, each scoring its shorter cells on the way.", file=out)
-    minutes = report["estimate"]["wall_seconds"] / 60
-    print(f"Estimated cost of the {report['failed'] + report['to_run']} cells not done: "
-          f"~{report['estimate']['cell_seconds'] / 60:.1f} cell-minutes, ~{minutes:.1f} minutes of wall time here.",
-          file=out)
+    estimate = report["estimate"]
+    minutes, cell_minutes = estimate["wall_seconds"] / 60, estimate["cell_seconds"] / 60
+    if estimate["cells"] < not_done:  # a refined sweep: its budget, not the candidate grid
+        print(f"Estimated cost of the refinement: at most {estimate['cells']} of the {not_done} candidate cells not "
+              f"done (its refine.budget): at most ~{cell_minutes:.1f} cell-minutes, ~{minutes:.1f} minutes of wall "
+              f"time here; it stops sooner when its goal is met.", file=out)
+        return
+    print(f"Estimated cost of the {not_done} cells not done: ~{cell_minutes:.1f} cell-minutes, ~{minutes:.1f} "
+          f"minutes of wall time here.", file=out)
 
