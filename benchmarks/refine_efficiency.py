@@ -12,7 +12,7 @@ The dense design measures every candidate x 3 seeds (0-2), fitted by `curve_summ
 `ablate report` prints). The adaptive one is `ablate.refine.RefineProposer` (the proposer of
 `ablate sweep` with a refine block) over the candidate grid built by `ablate.plan.expand_grid`,
 with the spec a refined sweep would give: goal knee ratio 1.1 (--ratio: tighter than either design
-usually reaches, so the budget decides), budget.cells 0.55 x the dense design's cells (--budget:
+usually reaches, so the budget decides), budget.cells 0.75 x the dense design's cells (--budget:
 a refinement that finds no knee stops before it, so the average is lower; the target is on the average),
 initial design 4 points x 2 seeds, round size 2, seeds 0-5 (--seeds: the refinement may add up
 to 6 seeds where they narrow the knee's interval; the dense design has 3 everywhere). Each
@@ -58,7 +58,7 @@ BASE = {"name": "refine-benchmark", "data": {"source": "synthetic", "instances_p
                   "max_target_length": 8, "encoding": "def"}, "seeds": SEEDS}
 
 
-def candidate_grid(design: str, ratio: float = 1.1, budget: float = 0.55, seeds: int = 6):
+def candidate_grid(design: str, ratio: float = 1.1, budget: float = 0.75, seeds: int = 6):
     """The refined sweep's spec and candidate grid (seeds 0 to `seeds` - 1), its budget `budget`
     x the dense design's cells (every candidate x SEEDS)."""
     axis, values, candidates, _ = DESIGNS[design]
@@ -125,7 +125,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sweeps", type=int, default=10, help="simulated sweeps per design, truth and noise level")
     parser.add_argument("--ratio", type=float, default=1.1, help="the goal: knee interval upper / lower end")
-    parser.add_argument("--budget", type=float, default=0.55, help="refine.budget.cells: this x the dense design's cells")
+    parser.add_argument("--budget", type=float, default=0.75, help="refine.budget.cells: this x the dense design's cells")
     parser.add_argument("--seeds", type=int, default=6, help="the refined sweep's seeds (0 to N-1); the dense design's "
                                                               "are 0-2")
     parser.add_argument("--designs", nargs="*", default=list(DESIGNS), choices=list(DESIGNS))
