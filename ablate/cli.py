@@ -118,18 +118,21 @@ def cmd_prompt(args) -> int:
         raise AblateError(f"instance index {args.index} is out of range; the task has {len(task.instances)}.",
                           file=args.task_json, field="--index", fix=f"use 0 to {len(task.instances) - 1}.")
     instance = task.instances[args.index]
-    truncation = None
-    if args.max_source_length:
-        if not args.tokenizer:
-            raise AblateError("--max-source-length needs --tokenizer (a tokenizer.json or a local model folder).",
-                              field="--tokenizer", fix="add --tokenizer PATH.")
-        truncation = tokenizer_truncation(_load_tokenizer(args.tokenizer), args.max_source_length)
+    if args.max_source_length and not args.tokenizer:
+        raise AblateError("--max-source-length needs --tokenizer (a tokenizer.json or a local model folder).",
+                          field="--tokenizer", fix="add --tokenizer PATH.")
+    # A tokenizer named is always loaded (so a bad one is an error, not silently unused) and counts the prompt.
+    tokenizer = _load_tokenizer(args.tokenizer) if args.tokenizer else None
+    truncation = tokenizer_truncation(tokenizer, args.max_source_length) if args.max_source_length else None
     source = build_source(task, instance, encoding, truncation)
+    tokens = len(tokenizer(source)["input_ids"]) if tokenizer is not None else None
     if args.json:
         print(json.dumps({"task": task.name, "id": instance.id, "source": source,
-                          "references": list(instance.references)}, ensure_ascii=False))
+                          "references": list(instance.references), "source_tokens": tokens}, ensure_ascii=False))
     else:
         sys.stdout.write(source + "\n")
+        if tokens is not None:  # on stderr: stdout stays the prompt alone, for pipes
+            print(f"{tokens} tokens (special tokens included)", file=sys.stderr)
     return 0
 
 
@@ -457,7 +460,7 @@ def build_parser() -> argparse.ArgumentParser:
     prompt.add_argument("--index", type=_bounded_int(0), required=True, help="instance index (0-based)")
     prompt.add_argument("--json", action="store_true")
     prompt.add_argument("--max-source-length", type=_bounded_int(1), help="truncate as the official collator (tokens)")
-    prompt.add_argument("--tokenizer", help="tokenizer.json or model folder used to count tokens")
+    prompt.add_argument("--tokenizer", help="tokenizer.json or model folder: counts the prompt's tokens (and truncates with --max-source-length)")
     prompt.set_defaults(func=cmd_prompt)
 
     for name, func, help_text in (("eval", cmd_eval, "score predictions with the official metrics"),

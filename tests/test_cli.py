@@ -14,6 +14,24 @@ def test_prompt_prints_exact_source_and_json(fixture_tasks):
     as_json = json.loads(ablate_cli("prompt", task_file, "--encoding", "def+pos2", "--index", "0", "--json").stdout)
     assert as_json["task"] == "task901_edge_no_final_punct" and as_json["id"] == "task901-1"
     assert as_json["references"] == ["yes", "Yes."] and as_json["source"].endswith("Output: ")
+    assert as_json["source_tokens"] is None  # no tokenizer named
+
+
+def test_prompt_counts_tokens_with_the_tokenizer_named_even_without_a_limit(fixture_tasks, tmp_path):
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    words = Tokenizer(models.WordLevel({"[UNK]": 0, "Output": 1}, unk_token="[UNK]"))
+    words.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    words.save(str(tmp_path / "tokenizer.json"))
+    task_file = str(fixture_tasks / "tasks" / "task901_edge_no_final_punct.json")
+    as_json = json.loads(ablate_cli("prompt", task_file, "--encoding", "def", "--index", "1", "--json",
+                                    "--tokenizer", str(tmp_path / "tokenizer.json")).stdout)
+    assert as_json["source_tokens"] == len(as_json["source"].split())  # one id per whitespace-separated word
+    text = ablate_cli("prompt", task_file, "--encoding", "def", "--index", "1", "--tokenizer", str(tmp_path / "tokenizer.json"))
+    assert text.stdout == as_json["source"] + "\n" and f"{as_json['source_tokens']} tokens" in text.stderr
+    (tmp_path / "bad.json").write_text('{"a":')
+    bad = ablate_cli("prompt", task_file, "--encoding", "def", "--index", "1", "--tokenizer", str(tmp_path / "bad.json"))
+    assert bad.returncode == 2 and "is not a tokenizer file" in bad.stderr and "Traceback" not in bad.stderr
 
 
 def test_prompt_errors_exit_2_without_traceback(fixture_tasks):
