@@ -19,7 +19,8 @@ from ablate.errors import SHORT_ERROR_LENGTH, last_line
 from ablate.results import TRIAL_ENTERED_AT, is_cell_time_key, is_metric
 from ablate.status import CellStatus
 from ablate.spec import ResourcesSpec
-from ablate.trial import CELL_DONE, CELL_FAILED, ERROR, ERROR_ARTIFACT, NODE, RUN_ID, TrialContext, cell_trial
+from ablate.trial import (CELL_DONE, CELL_FAILED, ERROR, ERROR_ARTIFACT, FOLDED_SCORED, NODE, RUN_ID, TrialContext,
+                          cell_trial)
 
 
 @dataclass
@@ -92,8 +93,11 @@ def _progress_callback(total: int, cached: int, concurrency: int, stream: TextIO
             result = trial.last_result or {}
             name = self.names[trial.trial_id] + (f" and {cells - 1} folded cell(s)" if cells > 1 else "")
             if result.get(CELL_FAILED):
-                self.failed += cells
-                self._line(f"FAILED {name}: {result.get(ERROR, '')[:SHORT_ERROR_LENGTH]}")
+                scored = int(result.get(FOLDED_SCORED, 0))  # folded cells scored before the training failed
+                self.done += scored
+                self.failed += cells - scored
+                before = f" ({scored} folded cell(s) scored before it)" if scored else ""
+                self._line(f"FAILED {name}{before}: {result.get(ERROR, '')[:SHORT_ERROR_LENGTH]}")
             else:
                 self.done += cells
                 self._line(f"finished {name}")

@@ -26,6 +26,7 @@ from ablate.status import RUN_FINISHED
 
 # Keys of the results a trial reports to the driver.
 CELL_DONE, CELL_FAILED, ERROR, RUN_ID, STEP = "cell_done", "cell_failed", "error", "mlflow_run_id", "step"
+FOLDED_SCORED = "folded_scored"  # of a failed trial: the folded cells its training scored before it failed
 NODE = "node"  # "<host> <Ray node id, first 8>": where the cell ran, for the sweep's summary
 ERROR_ARTIFACT = "error.txt"  # the failed cell's traceback, in its MLflow run
 
@@ -84,8 +85,9 @@ def cell_trial(config: dict[str, Any]) -> None:
         node = _node()
         tracker.set_tags({results.NODE_ID: node.split()[-1], results.WORKER_PID: str(os.getpid())})
 
+    point_runs: list = []  # the folded cells' runs as training reaches them
     points = _fold_points(cell, config["cell"].get(FOLDED, []), context, retry,
-                          (resume_state or {}).get("step", 0) if retried else 0, node)
+                          (resume_state or {}).get("step", 0) if retried else 0, node, point_runs)
     kept = resume_for_folds(resume_state, retried, points)
     if kept is None and resume_state is not None:
         tracker.set_tag(results.RESUMED_FROM_STEP, "0")  # trained again from the start, to score a folded cell
@@ -103,7 +105,7 @@ def cell_trial(config: dict[str, Any]) -> None:
         trace = traceback.format_exc()
         tracker.log_text(trace, ERROR_ARTIFACT)
         tracker.fail(exc, diverged=isinstance(exc, DivergedError))
-        tune.report({CELL_FAILED: 1, ERROR: error_text(exc),
+        tune.report({CELL_FAILED: 1, ERROR: error_text(exc), FOLDED_SCORED: _finished(point_runs),
                      RUN_ID: tracker.run_id, NODE: node})
         return
     tracker.finish(RUN_FINISHED)
@@ -148,10 +150,20 @@ def resume_for_folds(resume_state: dict | None, retried: bool, points: tuple) ->
     return resume_state
 
 
-def _fold_points(cell: Cell, folded: list[dict], context: TrialContext, retry, scored_to: int, node: str) -> tuple:
+def _finished(runs: list) -> int:
+    """How many of the runs finished (a folded cell scored before its training failed); 0 when the
+    store does not answer: the driver's final outcomes read the store again."""
+    try:
+        return sum(run.status() == RUN_FINISHED for run in runs)
+    except Exception:  # noqa: BLE001 - only the progress line's count
+        return 0
+
+
+def _fold_points(cell: Cell, folded: list[dict], context: TrialContext, retry, scored_to: int, node: str,
+                 started: list | None = None) -> tuple:
     """The cells scored on the way through this cell's training, less those of no more than
     `scored_to` steps (Tune retrying this trial from a checkpoint of that step: it scored them,
-    and finished their runs, before it wrote the checkpoint)."""
+    and finished their runs, before it wrote the checkpoint). Each run started is added to `started`."""
     from ablate import results
     from ablate.cell import FoldPoint
     from ablate.track import CellTracker
@@ -159,12 +171,15 @@ def _fold_points(cell: Cell, folded: list[dict], context: TrialContext, retry, s
     points = [Cell.from_json(saved) for saved in folded]
 
     def start_run(point: Cell):
-        return CellTracker.start(context.tracking_uri, context.experiment_id, context.parent_run_id,
-                                 cell_id=point.id, name=point.name, sweep=context.sweep,
-                                 axis_values=point.axis_values, settings=point.settings.model_dump(mode="json"),
-                                 data_fingerprint=point.settings.data_fingerprint, retry=retry,
-                                 tags={results.FOLDED_INTO: cell.id, results.NODE_ID: node.split()[-1],
-                                       results.WORKER_PID: str(os.getpid())})
+        run = CellTracker.start(context.tracking_uri, context.experiment_id, context.parent_run_id,
+                                cell_id=point.id, name=point.name, sweep=context.sweep,
+                                axis_values=point.axis_values, settings=point.settings.model_dump(mode="json"),
+                                data_fingerprint=point.settings.data_fingerprint, retry=retry,
+                                tags={results.FOLDED_INTO: cell.id, results.NODE_ID: node.split()[-1],
+                                      results.WORKER_PID: str(os.getpid())})
+        if started is not None:
+            started.append(run)
+        return run
 
     return tuple(FoldPoint(point, functools.partial(start_run, point))
                  for point in points if point.settings.train.steps > scored_to)

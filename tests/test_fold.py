@@ -195,3 +195,23 @@ def test_the_cost_estimate_counts_each_folded_training_once(tmp_path):
     assert folded == pytest.approx(estimate_seconds(longest) + sum(estimate_seconds(c, trained=False) for c in shorter))
     assert folded == pytest.approx(plain - sum(estimate_seconds(c) - estimate_seconds(c, trained=False) for c in shorter))
     assert folded < 0.7 * plain, "800 steps trained instead of 1,400"
+
+
+def test_the_progress_line_counts_folded_cells_scored_before_their_training_failed():
+    """A folded training that fails after scoring some of its cells: those are done, the rest failed."""
+    import io
+    from types import SimpleNamespace
+
+    from ablate.schedule import _progress_callback
+    from ablate.trial import CELL_FAILED, ERROR, FOLDED_SCORED
+
+    out = io.StringIO()
+    progress = _progress_callback(total=3, cached=0, concurrency=1, stream=out)
+    lead = {"id": "lead", "name": "steps=6 seed=0", FOLDED: [{"id": "a"}, {"id": "b"}]}
+    trial = SimpleNamespace(trial_id="t1", config={"cell": lead}, last_result=None)
+    progress.on_trial_start(0, [], trial)
+    trial.last_result = {CELL_FAILED: 1, ERROR: "DivergedError: training diverged: loss is nan", FOLDED_SCORED: 1}
+    progress.on_trial_complete(1, [], trial)
+    last = out.getvalue().splitlines()[-1]
+    assert last.startswith("[3/3] done 1, cached 0, failed 2 |"), last
+    assert "FAILED steps=6 seed=0 and 2 folded cell(s) (1 folded cell(s) scored before it): DivergedError" in last
