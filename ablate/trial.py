@@ -105,7 +105,8 @@ def cell_trial(config: dict[str, Any]) -> None:
         trace = traceback.format_exc()
         tracker.log_text(trace, ERROR_ARTIFACT)
         tracker.fail(exc, diverged=isinstance(exc, DivergedError))
-        tune.report({CELL_FAILED: 1, ERROR: error_text(exc), FOLDED_SCORED: _finished(point_runs),
+        scored = sum(run.closed_as == RUN_FINISHED for run in point_runs)  # before the training failed
+        tune.report({CELL_FAILED: 1, ERROR: error_text(exc), FOLDED_SCORED: scored,
                      RUN_ID: tracker.run_id, NODE: node})
         return
     tracker.finish(RUN_FINISHED)
@@ -148,15 +149,6 @@ def resume_for_folds(resume_state: dict | None, retried: bool, points: tuple) ->
                                                         for p in points):
         return None
     return resume_state
-
-
-def _finished(runs: list) -> int:
-    """How many of the runs finished (a folded cell scored before its training failed); 0 when the
-    store does not answer: the driver's final outcomes read the store again."""
-    try:
-        return sum(run.status() == RUN_FINISHED for run in runs)
-    except Exception:  # noqa: BLE001 - only the progress line's count
-        return 0
 
 
 def _fold_points(cell: Cell, folded: list[dict], context: TrialContext, retry, scored_to: int, node: str,

@@ -101,7 +101,7 @@ def test_a_folded_cell_scores_exactly_what_its_own_training_scores(tmp_path, mod
 
     def start_point(cell):
         tracker = _start(uri, experiment_id, cell)
-        folded_runs.append(tracker.run_id)
+        folded_runs.append(tracker)
         return tracker
 
     lead = _start(uri, experiment_id, long)
@@ -114,7 +114,9 @@ def test_a_folded_cell_scores_exactly_what_its_own_training_scores(tmp_path, mod
         tracker.finish()
         alone[cell.settings.train.steps] = tracker.run_id
 
-    [point_run] = folded_runs
+    [point_tracker] = folded_runs
+    assert point_tracker.closed_as == "FINISHED", "what a failed trial counts as scored (ablate.trial.FOLDED_SCORED)"
+    point_run = point_tracker.run_id
     point = store.client.get_run(point_run)
     assert point.info.status == "FINISHED" and point.data.tags[results.CELL_ID] == short.id
     assert _model_metrics(store, point_run) == _model_metrics(store, alone[3])

@@ -27,6 +27,7 @@ class CellTracker:
     # metric key -> steps already in the run (None: not read yet); None as a whole: not read yet
     _logged: dict[str, set[int] | None] | None = field(default=None, repr=False)
     store_seconds: float = field(default=0.0, repr=False)  # time spent in store calls so far (ablate.cell_clock)
+    closed_as: str | None = field(default=None, repr=False)  # the status this tracker closed its run with
 
     def __post_init__(self) -> None:
         self._client = mlflow_client(self.uri)
@@ -159,3 +160,4 @@ class CellTracker:
 
     def finish(self, status: str = RUN_FINISHED) -> None:
         self._call(lambda: self._client.set_terminated(self.run_id, status))
+        self.closed_as = status
