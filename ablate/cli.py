@@ -7,6 +7,8 @@
     ablate compare sweeps/encodings.yaml train_encoding=def train_encoding=pos2   a paired difference
     ablate ui                                browse results in the MLflow UI
     ablate dashboard dashboards/instruction_tuning.yaml --out site/   several sweeps on one page
+    ablate init --ablation num_tasks --source synthetic --out my.yaml   a commented starting spec
+    ablate schema                            the spec's JSON Schema (for editors)
     ablate prompt | eval | baseline | synth  the data layer on its own
 """
 
@@ -291,6 +293,45 @@ def cmd_synth(args) -> int:
     return 0
 
 
+def cmd_schema(args) -> int:
+    from ablate.schema import schema_text
+
+    sys.stdout.write(schema_text())
+    return 0
+
+
+def cmd_init(args) -> int:
+    from pydantic import ValidationError
+
+    from ablate.files import write_text_atomic
+    from ablate.schema import schema_text
+    from ablate.spec import SweepSpec, format_validation_error
+    from ablate.starters import render_starter, starter_spec
+
+    out = Path(args.out)
+    if out.exists() and not args.force:
+        raise AblateError("the file already exists, and init does not overwrite a spec.", file=str(out),
+                          field="--out", fix="give a new file name, or add --force to replace it.")
+    if out.suffix not in (".yaml", ".yml"):
+        raise AblateError("a spec file ends in .yaml or .yml.", file=str(out), field="--out",
+                          fix=f"name it e.g. {out.with_suffix('.yaml').name}.")
+    check_output_folder(out.parent, "--out")
+    name = args.name or out.stem.replace(" ", "_")
+    try:  # a starter that does not validate is ablate's own bug, caught before anything is written
+        SweepSpec.model_validate(starter_spec(args.ablation, args.source, name))
+    except ValidationError as exc:
+        raise format_validation_error(exc, str(out)) from None
+    schema_ref = args.schema or "ablate.schema.json"
+    text = render_starter(args.ablation, args.source, schema_ref, name)
+    if args.schema is None:
+        write_text_atomic(out.parent / "ablate.schema.json", schema_text())
+    write_text_atomic(out, text)
+    print(f"Wrote {out} ({args.ablation} on {args.source})" + ("" if args.schema else
+          f" and, beside it, the schema its first line points editors at ({out.parent / 'ablate.schema.json'})")
+          + f". Next: ablate validate {out}")
+    return 0
+
+
 @dataclass(frozen=True)
 class SweepTarget:
     """What SPEC_OR_EXPERIMENT names: the experiment and its store, the spec when a spec was given
@@ -425,6 +466,12 @@ class _Parser(argparse.ArgumentParser):
                      "lists every flag).\n")
 
 
+def _starter_names() -> list[str]:
+    from ablate.starters import STARTERS
+
+    return list(STARTERS)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="ablate", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -447,7 +494,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     plan = commands.add_parser("plan", help="list a sweep's cells, their status and a cost estimate")
     _add_spec_arguments(plan)
-    plan.add_argument("--json", action="store_true")
+    plan.add_argument("--json", action="store_true", help="print the plan (cells, statuses, cost) as JSON")
     plan.set_defaults(func=cmd_plan)
 
     validate = commands.add_parser("validate", help="check a spec (and its data) without running anything")
@@ -455,10 +502,10 @@ def build_parser() -> argparse.ArgumentParser:
     validate.set_defaults(func=cmd_validate)
 
     prompt = commands.add_parser("prompt", help="print the exact Tk-Instruct source of one instance")
-    prompt.add_argument("task_json")
+    prompt.add_argument("task_json", help="a SuperNI task file (tasks/<task>.json)")
     prompt.add_argument("--encoding", required=True, help="e.g. def+pos2")
     prompt.add_argument("--index", type=_bounded_int(0), required=True, help="instance index (0-based)")
-    prompt.add_argument("--json", action="store_true")
+    prompt.add_argument("--json", action="store_true", help="print the source (and its token count) as JSON")
     prompt.add_argument("--max-source-length", type=_bounded_int(1), help="truncate as the official collator (tokens)")
     prompt.add_argument("--tokenizer", help="tokenizer.json or model folder: counts the prompt's tokens (and truncates with --max-source-length)")
     prompt.set_defaults(func=cmd_prompt)
@@ -467,9 +514,9 @@ def build_parser() -> argparse.ArgumentParser:
                                   ("baseline", cmd_baseline, "score the copy_demo and copy_input baselines")):
         sub = commands.add_parser(name, help=help_text)
         sub.add_argument("--tasks", required=True, help="task directory (tasks/ and splits/)")
-        sub.add_argument("--split", default="default")
+        sub.add_argument("--split", default="default", help="splits/<split>/test_tasks.txt names the test tasks")
         sub.add_argument("--instances", type=_bounded_int(1), default=100, help="first N instances per test task")
-        sub.add_argument("--json", action="store_true")
+        sub.add_argument("--json", action="store_true", help="print the scores as JSON")
         if name == "eval":
             sub.add_argument("--predictions", required=True, help='JSONL of {"id", "prediction"}')
         sub.set_defaults(func=func)
@@ -477,25 +524,29 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = commands.add_parser("evaluate", help="score a saved model folder or hf: model with a cell's evaluators")
     evaluate.add_argument("model", help="a folder written by save_pretrained (e.g. a cell's model/ artifact) or hf:<name>")
     evaluate.add_argument("--tasks", required=True, help="task directory (tasks/ and splits/)")
-    evaluate.add_argument("--split", default="default")
+    evaluate.add_argument("--split", default="default", help="splits/<split>/test_tasks.txt names the test tasks")
     evaluate.add_argument("--encoding", default="def", help="test encoding, e.g. def or def+pos2")
-    evaluate.add_argument("--evaluator", default="generate", choices=sorted(_evaluator_kinds()))
+    evaluate.add_argument("--evaluator", default="generate", choices=sorted(_evaluator_kinds()),
+                          help="generate (official SuperNI metrics) or rank (FLAN's rank classification)")
     evaluate.add_argument("--instances", type=_bounded_int(1), default=100, help="first N instances per test task")
-    evaluate.add_argument("--max-source-length", type=_bounded_int(1, 1_048_576), default=1024)
-    evaluate.add_argument("--max-target-length", type=_bounded_int(1, 1_048_576), default=128)
-    evaluate.add_argument("--max-new-tokens", type=_bounded_int(1, 65_536), default=128)
-    evaluate.add_argument("--batch-size", type=_bounded_int(1, 65_536), default=16)
+    evaluate.add_argument("--max-source-length", type=_bounded_int(1, 1_048_576), default=1024,
+                          help="model tokens of a prompt (cut as Tk-Instruct cuts it)")
+    evaluate.add_argument("--max-target-length", type=_bounded_int(1, 1_048_576), default=128,
+                          help="model tokens of an answer option")
+    evaluate.add_argument("--max-new-tokens", type=_bounded_int(1, 65_536), default=128,
+                          help="generated tokens per answer, at most")
+    evaluate.add_argument("--batch-size", type=_bounded_int(1, 65_536), default=16, help="test instances per batch")
     evaluate.add_argument("--max-options", type=_bounded_int(2, 100), default=10,
                           help="a task with at most N distinct references is ranked over them")
     evaluate.add_argument("--options-in-prompt", action="store_true", help="FLAN's OPTIONS suffix on the prompts")
     evaluate.add_argument("--device", default="cpu", help="cpu or cuda")
     evaluate.add_argument("--predictions-out", help="JSONL: one record per instance (id, choice, option scores)")
-    evaluate.add_argument("--json", action="store_true")
+    evaluate.add_argument("--json", action="store_true", help="print the scores as JSON")
     evaluate.set_defaults(func=cmd_evaluate)
 
     synth = commands.add_parser("synth", help="write the built-in synthetic task suite")
-    synth.add_argument("--out", required=True)
-    synth.add_argument("--seed", type=_bounded_int(0, 2**31 - 1), default=0)
+    synth.add_argument("--out", required=True, help="an empty or new folder (tasks/, splits/default/, tokenizer.json)")
+    synth.add_argument("--seed", type=_bounded_int(0, 2**31 - 1), default=0, help="the suite's seed (data.synthetic_seed)")
     synth.add_argument("--instances", type=_bounded_int(1, 1_000_000), default=400, help="instances per task")
     synth.set_defaults(func=cmd_synth)
 
@@ -531,10 +582,26 @@ def build_parser() -> argparse.ArgumentParser:
     dashboard.add_argument("--tracking-uri", help="default: the page's, else sqlite:///mlflow.db here")
     dashboard.set_defaults(func=cmd_dashboard)
 
+    init = commands.add_parser("init", help="write a commented starting spec for an ablation and a data source")
+    init.add_argument("--ablation", required=True, choices=_starter_names(),
+                      help="the question the sweep answers (see the docs' which-sweep page)")
+    init.add_argument("--source", default="synthetic",
+                      help="data.source: synthetic (the built-in suite; tiny settings that run on a laptop CPU), a "
+                           "path to a natural-instructions clone or hf:<dataset> (the papers' settings)")
+    init.add_argument("--out", required=True, help="the spec file to write (.yaml)")
+    init.add_argument("--name", help="the sweep's name (default: the file's name without .yaml)")
+    init.add_argument("--schema", help="the JSON Schema path or URL its modeline names (default: write "
+                                       "ablate.schema.json beside the spec and name that)")
+    init.add_argument("--force", action="store_true", help="replace an existing file")
+    init.set_defaults(func=cmd_init)
+
+    schema = commands.add_parser("schema", help="print the spec's JSON Schema (for editors and CI)")
+    schema.set_defaults(func=cmd_schema)
+
     ui = commands.add_parser("ui", help="start the MLflow UI on 127.0.0.1 for the store")
     ui.add_argument("--tracking-uri", help="default: sqlite:///mlflow.db here")
-    ui.add_argument("--host", default="127.0.0.1")
-    ui.add_argument("--port", type=_bounded_int(1, 65535), default=5000)
+    ui.add_argument("--host", default="127.0.0.1", help="the address the UI listens on (127.0.0.1: this machine only)")
+    ui.add_argument("--port", type=_bounded_int(1, 65535), default=5000, help="the port it listens on (a taken port is refused)")
     ui.set_defaults(func=cmd_ui)
     return parser
 

@@ -30,8 +30,8 @@ LOG_AXES = ("num_train_tasks", "instances_per_task")  # placed and fitted on log
 class CandidateRange(Frozen):
     """Count-axis candidates from `low` to `high`: every integer, or the powers of 2 between."""
 
-    low: int = Field(ge=0, le=100_000_000)
-    high: int = Field(ge=1, le=100_000_000)
+    low: int = Field(ge=0, le=100_000_000, description="the smallest candidate count")
+    high: int = Field(ge=1, le=100_000_000, description="the largest candidate count")
     every: Literal["integer", "power_of_2"] = Field("integer", description="which counts in [low, high] are allowed")
 
     @model_validator(mode="after")
@@ -88,7 +88,8 @@ class BestGoal(Frozen):
     margin: float = Field(1.0, ge=0, le=100, description="metric points within which settings count as equivalent")
 
 
-RefineGoal = Annotated[Union[KneeGoal, PointsGoal, BestGoal], Field(discriminator="kind")]
+GOALS = (KneeGoal, PointsGoal, BestGoal)  # the refinement goals, by their `kind`
+RefineGoal = Annotated[Union[GOALS], Field(discriminator="kind")]
 
 
 class RefineBudget(Frozen):
@@ -108,9 +109,9 @@ class RefineSpec(Frozen):
                                   "`candidates`)")
     candidates: list[Any] | CandidateRange | None = Field(
         None, description="the axis's allowed values: a list, or {low, high, every}; null: the values in axes")
-    initial: InitialDesign = InitialDesign()
+    initial: InitialDesign = Field(InitialDesign(), description="the first round: points spread over the candidates")
     goal: RefineGoal = Field(default_factory=KneeGoal, description="when to stop: knee, points or best")
-    budget: RefineBudget
+    budget: RefineBudget = Field(description="the most the refinement may spend (it stops sooner once the goal is met)")
 
     def candidate_values(self, axes: dict[str, Any]) -> list[Any]:
         if isinstance(self.candidates, CandidateRange):

@@ -37,6 +37,26 @@ class MetricSpec:
     decimals: int = 4  # rounded as the official script rounds
 
 
+@dataclass(frozen=True)
+class SchemaEntry:
+    """One metric key, tag or artifact ablate writes (the docs' reference page is written from these)."""
+
+    kind: Literal["metric", "param", "tag", "artifact"]
+    name: str  # the key itself, or its pattern with <placeholders>
+    run: Literal["parent", "cell", "parent and cell"]
+    description: str
+
+
+SCHEMA: list[SchemaEntry] = []  # in the order declared below
+
+
+def _declare(kind: Literal["metric", "param", "tag", "artifact"], name: str, run: Literal["parent", "cell", "parent and cell"],
+             description: str) -> str:
+    """`name`, declared with its description; the constant it is assigned to is its one spelling."""
+    SCHEMA.append(SchemaEntry(kind, name, run, description))
+    return name
+
+
 def metric_specs() -> dict[str, MetricSpec]:
     """Every declared metric, by name (all evaluators')."""
     from ablate.evaluators import declared_metrics
@@ -98,43 +118,75 @@ def _own_key_evaluator(key: str):
 HEADLINE = "headline"  # a category's official headline metric (exact match or ROUGE-L)
 GROUPS = ("task", "category", "cluster")  # per-group scores of one test encoding
 NO_CLUSTER = "(no cluster)"  # the group of test tasks whose category no cluster names
-TRAIN_LOSS = "train_loss"
+TRAIN_LOSS = _declare("metric", "train_loss", "cell", "the sft stage's training loss, stepped by optimizer step")
 # The dpo stage (ablate/stages/dpo.py): per-step series from TRL's DPOTrainer logs (its log key ->
 # ours), its preference pairs, and the DPO implicit reward (policy vs reference) on held-out pairs.
-DPO_SERIES = {"loss": "dpo/loss", "rewards/margins": "dpo/reward_margin", "rewards/accuracies": "dpo/reward_accuracy",
-              "rewards/chosen": "dpo/reward_chosen", "rewards/rejected": "dpo/reward_rejected"}
+DPO_SERIES = {"loss": _declare("metric", "dpo/loss", "cell", "DPO loss by step"),
+              "rewards/margins": _declare("metric", "dpo/reward_margin", "cell",
+                                          "DPO implicit reward of chosen minus rejected, by step"),
+              "rewards/accuracies": _declare("metric", "dpo/reward_accuracy", "cell",
+                                             "share of training pairs whose chosen answer gets the higher implicit reward, by step"),
+              "rewards/chosen": _declare("metric", "dpo/reward_chosen", "cell", "implicit reward of the chosen answers, by step"),
+              "rewards/rejected": _declare("metric", "dpo/reward_rejected", "cell",
+                                           "implicit reward of the rejected answers, by step")}
 DPO_LOSS, DPO_REWARD_MARGIN, DPO_REWARD_ACCURACY = DPO_SERIES["loss"], DPO_SERIES["rewards/margins"], \
     DPO_SERIES["rewards/accuracies"]
-DPO_HELD_OUT_ACCURACY, DPO_HELD_OUT_MARGIN = "dpo/held_out_reward_accuracy", "dpo/held_out_reward_margin"
-NUM_PREFERENCE_PAIRS = "num_preference_pairs"
+DPO_HELD_OUT_ACCURACY = _declare("metric", "dpo/held_out_reward_accuracy", "cell",
+                                 "held-out pairs whose chosen answer gets the higher implicit reward, in %")
+DPO_HELD_OUT_MARGIN = _declare("metric", "dpo/held_out_reward_margin", "cell", "mean implicit reward margin on held-out pairs")
+NUM_PREFERENCE_PAIRS = _declare("metric", "num_preference_pairs", "cell", "the dpo stage's training pairs")
 # The reward_model stage (ablate/stages/reward_model.py): per-step series from TRL's RewardTrainer
 # logs, its pairs, and its ranking of held-out pairs (chosen scored above rejected, in %; the margin).
-REWARD_SERIES = {"loss": "reward_model/loss", "accuracy": "reward_model/accuracy", "margin": "reward_model/margin"}
+REWARD_SERIES = {"loss": _declare("metric", "reward_model/loss", "cell", "reward model loss by step"),
+                 "accuracy": _declare("metric", "reward_model/accuracy", "cell", "training pairs ranked right, by step"),
+                 "margin": _declare("metric", "reward_model/margin", "cell", "chosen minus rejected score, by step")}
 REWARD_LOSS = REWARD_SERIES["loss"]
-REWARD_HELD_OUT_ACCURACY, REWARD_HELD_OUT_MARGIN = "reward_model/held_out_accuracy", "reward_model/held_out_margin"
-NUM_REWARD_PAIRS = "num_reward_pairs"
+REWARD_HELD_OUT_ACCURACY = _declare("metric", "reward_model/held_out_accuracy", "cell",
+                                    "held-out pairs whose chosen answer the reward model scores higher, in %")
+REWARD_HELD_OUT_MARGIN = _declare("metric", "reward_model/held_out_margin", "cell",
+                                  "mean chosen minus rejected score on held-out pairs")
+NUM_REWARD_PAIRS = _declare("metric", "num_reward_pairs", "cell", "the reward_model stage's training pairs")
 # The rloo stage (ablate/stages/rloo.py): per-step series from TRL's RLOOTrainer logs (the reward
 # model's mean reward of the sampled completions, its spread, the KL to the reference, the loss).
-RLOO_SERIES = {"reward": "rloo/reward", "reward_std": "rloo/reward_std", "kl": "rloo/kl", "loss": "rloo/loss",
-               "completions/mean_length": "rloo/completion_length"}
+RLOO_SERIES = {"reward": _declare("metric", "rloo/reward", "cell", "mean reward of the sampled completions, by step"),
+               "reward_std": _declare("metric", "rloo/reward_std", "cell", "spread of that reward, by step"),
+               "kl": _declare("metric", "rloo/kl", "cell", "KL divergence to the reference model, by step"),
+               "loss": _declare("metric", "rloo/loss", "cell", "RLOO loss by step"),
+               "completions/mean_length": _declare("metric", "rloo/completion_length", "cell",
+                                                   "mean length of the sampled completions, by step")}
 RLOO_REWARD = RLOO_SERIES["reward"]
-NUM_RLOO_PROMPTS = "num_rloo_prompts"
+NUM_RLOO_PROMPTS = _declare("metric", "num_rloo_prompts", "cell", "the rloo stage's training prompts")
 MAX_KEY_LENGTH = 250  # MLflow's limit for metric, param and tag keys
 
 # Cell bookkeeping metrics (step 0 of the child run).
-NUM_TRAIN_TASKS, NUM_TRAIN_EXAMPLES, NUM_PARAMETERS = "num_train_tasks", "num_train_examples", "num_parameters"
-NUM_TRAINABLE_PARAMETERS = "num_trainable_parameters"
-TRAIN_SECONDS, EVAL_SECONDS, EXAMPLES_PER_SECOND, TRAIN_STEPS = (
-    "train_seconds", "eval_seconds", "examples_per_second", "train_steps")
-DATA_SECONDS = "data_seconds"  # the cell's time reading tasks, sampling, encoding and tokenizing
-PEAK_MEMORY_MB = "peak_memory_mb"  # GPU memory allocated by torch on a GPU; the process's peak RSS on a CPU
-CELL_WALL_SECONDS = "cell_wall_seconds"  # logged by the driver: trial start to end, worker start-up included
-CELL_UNACCOUNTED = "time/unaccounted_seconds"  # logged by the driver: the wall time no part holds
-# Logged by the driver: from the trial's start to its first line (Ray placing it, starting a worker
-# process when none is idle, importing the trial's module); a prestarted worker's earlier life is not in it.
-CELL_LAUNCH = "time/launch_seconds"
-TRIAL_ENTERED_AT = "trial_entered_at"  # reported by a trial: the wall-clock time of its first line
-TASKS_REMOVED_PREFIX = "tasks_removed/"  # + a rule of ablate.data.select.RULES: how many tasks it removed
+NUM_TRAIN_TASKS = _declare("metric", "num_train_tasks", "cell", "training tasks of the cell")
+NUM_TRAIN_EXAMPLES = _declare("metric", "num_train_examples", "cell", "training instances of the cell")
+NUM_PARAMETERS = _declare("metric", "num_parameters", "cell", "the model's parameters")
+NUM_TRAINABLE_PARAMETERS = _declare("metric", "num_trainable_parameters", "cell",
+                                    "parameters that train (the LoRA adapters' only, with train.lora)")
+TRAIN_SECONDS = _declare("metric", "train_seconds", "cell", "the stages' training time")
+EVAL_SECONDS = _declare("metric", "eval_seconds", "cell", "the evaluators' time")
+EXAMPLES_PER_SECOND = _declare("metric", "examples_per_second", "cell", "training examples per second")
+TRAIN_STEPS = _declare("metric", "train_steps", "cell", "optimizer steps trained")
+DATA_SECONDS = _declare("metric", "data_seconds", "cell", "the cell's time reading tasks, sampling, encoding and tokenizing")
+PEAK_MEMORY_MB = _declare("metric", "peak_memory_mb", "cell",
+                          "GPU memory allocated by torch on a GPU; the process's peak RSS on a CPU")
+CELL_WALL_SECONDS = _declare("metric", "cell_wall_seconds", "cell",
+                             "logged by the driver: trial start to end, worker start-up included")
+CELL_UNACCOUNTED = _declare("metric", "time/unaccounted_seconds", "cell", "logged by the driver: the wall time no part holds")
+CELL_LAUNCH = _declare("metric", "time/launch_seconds", "cell",
+                       "logged by the driver: from the trial's start to its first line (Ray placing it, starting a "
+                       "worker process when none is idle, importing the trial's module); a prestarted worker's "
+                       "earlier life is not in it")
+TRIAL_ENTERED_AT = "trial_entered_at"  # reported by a trial to the driver (not logged): the wall-clock time of its first line
+TASKS_REMOVED_PREFIX = _declare("metric", "tasks_removed/", "cell",
+                                "+ a task-selection rule: how many tasks that rule removed")
+_declare("metric", "time/<part>_seconds", "cell", "a part of a cell's wall time (start-up, data, model, each stage, "
+         "each evaluator, logging), in seconds")
+_declare("metric", "system/<measure>", "cell", "MLflow's system metrics (CPU, memory, disk, network; GPU with "
+         "nvidia-ml-py), sampled every 10 s")
+_declare("metric", "axis/<axis>", "cell", "a numeric axis value of the cell (a cumulative clusters axis counts its "
+         "clusters), for scatter charts")
 
 
 def cell_time_key(part: str) -> str:
@@ -155,22 +207,31 @@ def is_machine_measure(key: str) -> bool:
 
 # Where a sweep's wall time went (parent run, logged as the sweep ends): see ablate.timing.SweepTiming.
 TIMING_PHASES = ("setup", "ray_start", "cells", "report")
-TIMING_TOTAL, TIMING_CELL_SUM = "timing/total_seconds", "timing/cell_seconds_sum"
-TIMING_CONCURRENCY, TIMING_EFFICIENCY = "timing/concurrency", "timing/efficiency"
+TIMING_TOTAL = _declare("metric", "timing/total_seconds", "parent", "the sweep's wall time")
+TIMING_CELL_SUM = _declare("metric", "timing/cell_seconds_sum", "parent", "the sum of its cells' wall times")
+TIMING_CONCURRENCY = _declare("metric", "timing/concurrency", "parent", "cells running at once, on average")
+TIMING_EFFICIENCY = _declare("metric", "timing/efficiency", "parent",
+                             "the ideal wall time (cell seconds / concurrency) over the real one")
+_declare("metric", "timing/<phase>_seconds", "parent", "the sweep's set-up, Ray start, cells and report phases")
 
 
 def timing_key(phase: str) -> str:
     return f"timing/{phase}_seconds"
 
 # An adaptive refinement's progress (parent run, stepped by refinement round; see ablate.refine).
-REFINE_CELLS, REFINE_GOAL_VALUE, REFINE_GOAL_MET = "refine/cells", "refine/goal_value", "refine/goal_met"
-REFINE_KNEE, REFINE_KNEE_LOW, REFINE_KNEE_HIGH = "refine/knee", "refine/knee_low", "refine/knee_high"
+REFINE_CELLS = _declare("metric", "refine/cells", "parent", "cells finished, by refinement round")
+REFINE_GOAL_VALUE = _declare("metric", "refine/goal_value", "parent",
+                             "the goal's measure (the knee interval's ratio, the widest half-width), by round")
+REFINE_GOAL_MET = _declare("metric", "refine/goal_met", "parent", "1 once the goal is met, by round")
+REFINE_KNEE = _declare("metric", "refine/knee", "parent", "the fitted knee, by round")
+REFINE_KNEE_LOW = _declare("metric", "refine/knee_low", "parent", "the knee's 95% interval, lower end, by round")
+REFINE_KNEE_HIGH = _declare("metric", "refine/knee_high", "parent", "the knee's 95% interval, upper end, by round")
 
 # lm-evaluation-harness scores (ablate/evaluators/lm_eval.py): one value per lm-eval task, whatever
 # the SuperNI test encoding, so their keys have no encoding: lm_eval/<task>/<metric>, where the
 # metric is lm-eval's name (acc, acc_stderr, ...), with `.<filter>` for a filter other than "none".
 LM_EVAL = "lm_eval"
-LM_EVAL_SECONDS = "lm_eval_seconds"  # the lm_eval evaluator's own time (part of eval_seconds)
+LM_EVAL_SECONDS = _declare("metric", "lm_eval_seconds", "cell", "the lm_eval evaluator's own time (part of eval_seconds)")
 
 
 def lm_eval_key(task: str, metric: str, filter_name: str = "none") -> str:
@@ -186,31 +247,41 @@ def parse_lm_eval_key(key: str) -> tuple[str, str] | None:
     return name_from_key(parts[1]), parts[2]
 
 # -- tags ----------------------------------------------------------------------------------
-ROLE = "ablate.role"  # "parent" (one per sweep) or "cell" (one per cell)
+ROLE = _declare("tag", "ablate.role", "parent and cell", '"parent" (one per sweep) or "cell" (one per cell)')
 ROLE_PARENT, ROLE_CELL = "parent", "cell"
-SWEEP = "ablate.sweep"
-CELL_ID = "ablate.cell_id"
-VERSION = "ablate.version"
-GIT_COMMIT = "ablate.git_commit"
-DATA_FINGERPRINT = "ablate.data_fingerprint"
-AXIS_PREFIX = "ablate.axis."
-ERROR = "ablate.error"
-DIVERGED = "ablate.diverged"
-RESUMED_FROM_STEP = "ablate.resumed_from_step"  # the cell's step (over its stages) it resumed from
-SUPERSEDED = "ablate.superseded"  # on a cell run of data that changed since: the id of the cell now planned
-RUN_NAME = "mlflow.runName"  # MLflow's own tag: a run's name (a superseded run's gets " (superseded)")
-DEVICE, GPU_NAME, HOST = "ablate.device", "ablate.gpu_name", "ablate.host"
-NODE_ID = "ablate.node_id"  # the Ray node the cell (last) ran on
-WORKER_PID = "ablate.worker_pid"  # the worker process: one worker runs several cells in turn
-TORCH_VERSION, CUDA_VERSION = "ablate.torch_version", "ablate.cuda_version"
-PARENT_RUN = "mlflow.parentRunId"  # MLflow's own tag: nests a child under its parent in the UI
-NOTE = "mlflow.note.content"  # MLflow's own tag: the description (markdown) of an experiment or run
-EXPERIMENT_KIND = "mlflow.experimentKind"  # MLflow's own tag: which view the UI opens an experiment on
+SWEEP = _declare("tag", "ablate.sweep", "parent and cell", "the sweep's name")
+CELL_ID = _declare("tag", "ablate.cell_id", "cell", "the cell's id: a hash of its resolved settings (see cell identity)")
+VERSION = _declare("tag", "ablate.version", "parent and cell", "ablate's version")
+GIT_COMMIT = _declare("tag", "ablate.git_commit", "parent and cell", "ablate's git commit, when run from a clone")
+DATA_FINGERPRINT = _declare("tag", "ablate.data_fingerprint", "cell", "a hash of the task data the cell read")
+AXIS_PREFIX = _declare("tag", "ablate.axis.", "cell", "+ an axis name: the cell's value of that axis (JSON)")
+ERROR = _declare("tag", "ablate.error", "cell", "a failed cell's error (the traceback is in error.txt)")
+DIVERGED = _declare("tag", "ablate.diverged", "cell", "true when the training loss stopped being finite")
+RESUMED_FROM_STEP = _declare("tag", "ablate.resumed_from_step", "cell", "the cell's step (over its stages) it resumed from")
+SUPERSEDED = _declare("tag", "ablate.superseded", "cell",
+                      "on a cell run of data or settings that changed since: the id of the cell now planned")
+RUN_NAME = _declare("tag", "mlflow.runName", "parent and cell",
+                    "MLflow's own tag: a run's name (a superseded run's gets \" (superseded)\")")
+DEVICE = _declare("tag", "ablate.device", "cell", "cpu, or the CUDA device the cell ran on")
+GPU_NAME = _declare("tag", "ablate.gpu_name", "cell", "the GPU's name")
+HOST = _declare("tag", "ablate.host", "cell", "the machine's host name")
+NODE_ID = _declare("tag", "ablate.node_id", "cell", "the Ray node the cell (last) ran on")
+WORKER_PID = _declare("tag", "ablate.worker_pid", "cell", "the worker process: one worker runs several cells in turn")
+TORCH_VERSION = _declare("tag", "ablate.torch_version", "cell", "torch's version")
+CUDA_VERSION = _declare("tag", "ablate.cuda_version", "cell", "CUDA's version (empty on a CPU build)")
+PARENT_RUN = _declare("tag", "mlflow.parentRunId", "cell", "MLflow's own tag: nests a child under its parent in the UI")
+NOTE = _declare("tag", "mlflow.note.content", "parent",
+                "MLflow's own tag: the description (markdown) of an experiment or run; the parent run's is the report")
+EXPERIMENT_KIND = _declare("tag", "mlflow.experimentKind", "parent",
+                           "MLflow's own experiment tag: which view the UI opens an experiment on")
 TRAINING_KIND = "custom_model_development"  # the runs table and charts (not the GenAI pages)
-DATASET_CONTEXT = "mlflow.data.context"  # MLflow's own input tag: what a dataset was used for
-REFINE_REASON = "ablate.refine.reason"  # cell tag: why an adaptive refinement proposed the cell (ablate.refine)
-FOLDED_INTO = "ablate.folded_into"  # cell tag: the cell whose training scored this one on the way (ablate.fold)
-REFINE_STOPPED = "ablate.refine.stopped"  # parent tag: why the refinement stopped ("goal met after K of at most N cells ...")
+DATASET_CONTEXT = "mlflow.data.context"  # MLflow's own input tag: what a dataset was used for (training or test)
+REFINE_REASON = _declare("tag", "ablate.refine.reason", "cell", "why an adaptive refinement proposed the cell")
+FOLDED_INTO = _declare("tag", "ablate.folded_into", "cell", "the cell whose training scored this one on the way (folded steps)")
+REFINE_STOPPED = _declare("tag", "ablate.refine.stopped", "parent",
+                          'why the refinement stopped ("goal met after K of at most N cells ...")')
+_declare("tag", "ablate.<stage>.resumed_from_step", "cell", "a stage's own step its trainer resumed from (0: from the start)")
+_declare("tag", "ablate.<stage>.steps_trained", "cell", "the steps a stage trained in the process that finished it")
 
 
 def stage_resumed_tags(kind: str, resumed_from: int, trained: int) -> dict[str, str]:
@@ -220,14 +291,21 @@ def stage_resumed_tags(kind: str, resumed_from: int, trained: int) -> dict[str, 
 
 
 # -- artifacts -----------------------------------------------------------------------------
-SPEC_ARTIFACT = "spec.resolved.yaml"  # parent run
-PLAN_ARTIFACT = "plan.json"  # parent run
-BASELINES_ARTIFACT = "baselines.json"  # parent run
-REPORT_DIR = "report"  # parent run
-CELL_ARTIFACT = "cell.json"  # child run: the cell's resolved settings
-TASKS_ARTIFACT = "tasks.json"  # child run: its training and test tasks
-NAMES_ARTIFACT = "names.json"  # child run: key segment -> original name, for every name in its keys
-MODEL_ARTIFACT = "model"  # child run, with train.save_model: the model (or LoRA adapter) and its tokenizer
+SPEC_ARTIFACT = _declare("artifact", "spec.resolved.yaml", "parent", "the spec as resolved (defaults filled in)")
+PLAN_ARTIFACT = _declare("artifact", "plan.json", "parent", "the plan: every cell's id, axis values and settings")
+BASELINES_ARTIFACT = _declare("artifact", "baselines.json", "parent", "the heuristic baselines' scores")
+REPORT_DIR = _declare("artifact", "report", "parent", "the report: figures (PNG and HTML) and report.json")
+CELL_ARTIFACT = _declare("artifact", "cell.json", "cell", "the cell's resolved settings")
+TASKS_ARTIFACT = _declare("artifact", "tasks.json", "cell", "its training and test tasks")
+NAMES_ARTIFACT = _declare("artifact", "names.json", "cell", "key segment -> original name, for every name in its keys")
+MODEL_ARTIFACT = _declare("artifact", "model", "cell",
+                          "with train.save_model: the model (or LoRA adapter) and its tokenizer (from_pretrained)")
+_declare("artifact", "predictions/<enc>.jsonl", "cell", "the generate evaluator's per-instance records (id, prediction, "
+         "references, scores)")
+_declare("artifact", "predictions/<evaluator>/<enc>.jsonl", "cell", "another evaluator's per-instance records")
+_declare("artifact", "unscored/<evaluator>/<enc>.json", "cell",
+         "the test tasks an evaluator could not score (e.g. tasks without answer options, for rank)")
+ERROR_ARTIFACT = _declare("artifact", "error.txt", "cell", "a failed cell's traceback")
 
 
 def predictions_artifact(encoding: str, evaluator: str = "generate") -> str:
@@ -242,7 +320,9 @@ def unscored_artifact(encoding: str, evaluator: str) -> str:
     return f"unscored/{evaluator}/{encoding_key(encoding)}.json"
 
 
-LM_EVAL_RESULTS_ARTIFACT = "lm_eval/results.json"  # child run: lm-eval's results (versions, configs, n-shot, seeds)
+LM_EVAL_RESULTS_ARTIFACT = _declare("artifact", "lm_eval/results.json", "cell",
+                                    "lm-eval's results (versions, configs, n-shot, seeds)")
+_declare("artifact", "lm_eval/samples/<task>.jsonl", "cell", "lm-eval's per-document records (with log_samples)")
 
 
 def lm_eval_samples_artifact(task: str) -> str:
@@ -341,6 +421,16 @@ def overall_score(metrics: Mapping[str, float], encoding: str, metric: str) -> f
     if parse_lm_eval_key(metric) is not None:  # the same whatever the encoding
         return metrics.get(metric)
     return metrics.get(MetricKey(encoding, metric).key())
+
+
+_declare("metric", "baseline/<baseline>/<metric>", "parent", "a heuristic baseline's overall score (copy_demo, copy_input)")
+_declare("metric", "curve/<line>/<metric>", "parent", "a report curve's mean, stepped by the axis value (or the "
+         "point's position); `_ci_low` / `_ci_high` suffixes: its 95% interval (two seeds or more)")
+_declare("metric", "compare/<group>/<enc>/<A vs B>/<metric>_<statistic>", "parent",
+         "a paired comparison of the report: its difference, interval ends, corrected p, P(A beats B)")
+_declare("param", "<section>.<field>", "parent and cell", "every resolved setting, flattened (train.learning_rate; "
+         "lists as JSON)")
+_declare("param", "axis.<axis>", "cell", "the cell's value of an axis, short, for MLflow's Group by")
 
 
 def baseline_key(baseline: str, metric: str) -> str:

@@ -16,10 +16,10 @@ from typing import TextIO
 from ablate.fold import FOLDED, FoldGroup
 from ablate.plan import Cell
 from ablate.errors import SHORT_ERROR_LENGTH, last_line
-from ablate.results import TRIAL_ENTERED_AT, is_cell_time_key, is_metric
+from ablate.results import ERROR_ARTIFACT, TRIAL_ENTERED_AT, is_cell_time_key, is_metric
 from ablate.status import CellStatus
 from ablate.spec import ResourcesSpec
-from ablate.trial import (CELL_DONE, CELL_FAILED, ERROR, ERROR_ARTIFACT, FOLDED_SCORED, NODE, RUN_ID, TrialContext,
+from ablate.trial import (CELL_DONE, CELL_FAILED, ERROR, FOLDED_SCORED, NODE, RUN_ID, TrialContext,
                           cell_trial)
 
 

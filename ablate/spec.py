@@ -6,6 +6,7 @@ validates; every problem found is reported at once as one AblateError (exit code
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -20,7 +21,7 @@ from ablate.refine_spec import RefineSpec, check_refine, fill_candidates
 from ablate.stages import StageConfig
 from ablate.stages.sft import SftConfig
 from ablate.track.retry import DEFAULT_RETRY_SECONDS
-from ablate.typed import NOT_IDENTITY, UNLESS_DEFAULT, Frozen
+from ablate.typed import NOT_IDENTITY, UNLESS_DEFAULT, AlsoNamed, Frozen
 
 
 def _cluster_preset(value: Any) -> Any:
@@ -35,11 +36,17 @@ def _cluster_preset(value: Any) -> Any:
     return value
 
 
+def _cluster_preset_names() -> list[str]:
+    from ablate.data.flan import PRESETS
+
+    return list(PRESETS["clusters"])
+
+
 class DataSpec(Frozen):
     source: str = Field(description="'synthetic' (built-in suite), a path to a SuperNI clone, or 'hf:<dataset>'")
     split: str = Field("default", description="splits/<split>/ of the task directory")
     synthetic_seed: int = Field(0, ge=0, le=2**31 - 1, description="seed of the built-in synthetic suite")
-    clusters: Annotated[dict[str, list[str]] | None, BeforeValidator(_cluster_preset)] = Field(None, min_length=1,
+    clusters: Annotated[dict[str, list[str]] | None, BeforeValidator(_cluster_preset), AlsoNamed(_cluster_preset_names)] = Field(None, min_length=1,
                                                   description="cluster -> categories; null: the default map")
     held_out_clusters: list[str] = Field(default_factory=list,
                                          description="test on every task of these clusters the split lists (train or "
@@ -74,13 +81,15 @@ class LoraSpec(Frozen):
 class TrainSpec(Frozen):
     steps: int | None = Field(None, ge=0, le=100_000_000, description="optimizer steps (or give epochs); 0: the untuned model")
     epochs: float | None = Field(None, gt=0, le=100_000, description="passes over the cell's training data (or give steps)")
-    batch_size: int = Field(gt=0, le=65_536)
-    learning_rate: float = Field(gt=0)
-    schedule: Literal["constant", "linear", "cosine", "constant_with_warmup"] = "linear"
-    warmup_steps: int = Field(0, ge=0, le=100_000_000)
-    weight_decay: float = Field(0.0, ge=0, le=100)
+    batch_size: int = Field(gt=0, le=65_536, description="training examples per micro-batch")
+    learning_rate: float = Field(gt=0, description="AdamW's peak learning rate")
+    schedule: Literal["constant", "linear", "cosine", "constant_with_warmup"] = Field(
+        "linear", description="the learning rate over the steps (transformers' schedulers): linear and cosine decay "
+                              "to 0 at the last step")
+    warmup_steps: int = Field(0, ge=0, le=100_000_000, description="steps of linear warm-up from 0 to learning_rate")
+    weight_decay: float = Field(0.0, ge=0, le=100, description="AdamW's decoupled weight decay")
     max_source_length: int = Field(gt=0, le=1_048_576, description="model tokens; official truncation rules")
-    max_target_length: int = Field(gt=0, le=1_048_576)
+    max_target_length: int = Field(gt=0, le=1_048_576, description="model tokens of a target; longer targets are cut")
     encoding: str = Field(description="training prompt encoding, e.g. def+pos2")
     gradient_accumulation_steps: int = Field(1, gt=0, le=1024,
                                              description="micro-batches of batch_size per optimizer step")
@@ -113,9 +122,9 @@ class TrainSpec(Frozen):
 class EvalSpec(Frozen):
     encodings: list[str] | None = Field(None, description="test encodings; null: the training encoding")
     instances_per_task: int = Field(100, gt=0, le=10_000_000, description="first N instances of each test task (official: 100)")
-    max_new_tokens: int = Field(32, gt=0, le=65_536)
+    max_new_tokens: int = Field(32, gt=0, le=65_536, description="generated tokens per answer, at most")
     num_beams: int = Field(1, gt=0, le=64, description="1: greedy decoding")
-    batch_size: int = Field(64, gt=0, le=65_536)
+    batch_size: int = Field(64, gt=0, le=65_536, description="test instances per generation batch")
     options_in_prompt: bool = Field(False, json_schema_extra=UNLESS_DEFAULT,
                                     description="FLAN's format: test sources of tasks with answer options end with "
                                                 "OPTIONS: and one '- option' line each")
@@ -144,7 +153,7 @@ class EvalSpec(Frozen):
 
 
 class ResourcesSpec(Frozen):
-    cpus_per_cell: float = Field(1, gt=0, le=1024)
+    cpus_per_cell: float = Field(1, gt=0, le=1024, description="CPUs Ray reserves per cell (its torch threads)")
     gpus_per_cell: float = Field(0, ge=0, le=64, description="GPUs per cell; a fraction (e.g. 0.25) lets cells share a GPU")
     max_concurrent: int = Field(2, gt=0, le=10_000, description="cells running at once")
     max_failures: int = Field(1, ge=0, le=100, description="retries of a cell whose worker died (from its checkpoint)")
@@ -265,32 +274,51 @@ def cluster_order(spec: "SweepSpec", seed: int) -> list[str] | None:
     return shuffled
 
 
-AXIS_PATHS = {
-    "train_clusters": "data.train_clusters",
-    "num_train_tasks": "data.num_train_tasks",
-    "instances_per_task": "data.instances_per_task",
-    "model": "model",
-    "train_encoding": "train.encoding",
-    "test_encoding": "eval.encodings",
-    "stages": "stages",
-    "held_out_cluster": "data.held_out_clusters",  # leave-one-cluster-out (LeaveOneClusterOut)
+@dataclass(frozen=True)
+class AxisKind:
+    """A named axis: the setting its values set, and what it varies (the docs' registries page)."""
+
+    path: str
+    description: str
+
+
+AXIS_KINDS: dict[str, AxisKind] = {
+    "train_clusters": AxisKind("data.train_clusters", "the clusters trained on: a list of cluster lists, or "
+                               "{cumulative: [c1, c2, ...]} to add them one at a time (FLAN Fig. 4); a value counts "
+                               "its clusters"),
+    "num_train_tasks": AxisKind("data.num_train_tasks", "the number of training tasks (a nested seeded subset; "
+                                "0: the untuned model)"),
+    "instances_per_task": AxisKind("data.instances_per_task", "the training instances per task (a nested seeded "
+                                   "sample; 0: the untuned model)"),
+    "model": AxisKind("model", "the model: presets, hf:<name> or local folders (their parameter count is the "
+                      "curve's x)"),
+    "train_encoding": AxisKind("train.encoding", "the training prompt encoding (def, pos2, def+pos2, ...)"),
+    "test_encoding": AxisKind("eval.encodings", "the test encodings; folded: each cell evaluates every one, the "
+                              "columns of the training x testing matrix"),
+    "stages": AxisKind("stages", "the training stages themselves, e.g. [[sft], [sft, dpo]]"),
+    "held_out_cluster": AxisKind("data.held_out_clusters", "leave-one-cluster-out: {leave_one_out: [...] or flan, "
+                                 "exclude_together: [[...]] or flan}; one model per held-out cluster, trained on "
+                                 "every other cluster but those excluded with it"),
 }
+AXIS_PATHS = {name: axis.path for name, axis in AXIS_KINDS.items()}
 
 
 class SweepSpec(Frozen):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=100,
                       description="sweep (and experiment) name; also a folder name")
-    data: DataSpec
+    data: DataSpec = Field(description="the task data, the clusters and what each cell trains and tests on")
     model: str = Field(description="preset (t5-tiny, ...), baseline (copy_demo, copy_input), hf:<name> or a local path")
-    train: TrainSpec
-    eval: EvalSpec = EvalSpec()
+    train: TrainSpec = Field(description="supervised fine-tuning (the sft stage) and the prompts' format")
+    eval: EvalSpec = Field(EvalSpec(), description="the test set, its encodings and the evaluators")
     stages: list[StageConfig] = Field(
         default_factory=lambda: [SftConfig()], min_length=1, json_schema_extra=UNLESS_DEFAULT,
         description="training stages, in order, each on the model the one before left: sft (settings: train)")
     seeds: list[Annotated[int, Field(strict=True, ge=0, le=2**31 - 1)]] = Field(
         min_length=1, description="whole numbers from 0 to 2**31 - 1 (torch's seeds)")
-    resources: ResourcesSpec = ResourcesSpec()
-    tracking: TrackingSpec = TrackingSpec()
+    resources: ResourcesSpec = Field(ResourcesSpec(), description="what each cell gets on Ray and how many run at "
+                                                                  "once (never part of a cell's id)")
+    tracking: TrackingSpec = Field(TrackingSpec(), description="the MLflow store and experiment (never part of a "
+                                                               "cell's id)")
     axes: dict[str, Any] = Field(default_factory=dict, description="axis name or dotted path -> values")
     refine: RefineSpec | None = Field(None, json_schema_extra=NOT_IDENTITY,
                                       description="an adaptive design over one axis (ablate/refine_spec.py); "

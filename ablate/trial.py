@@ -28,7 +28,6 @@ from ablate.status import RUN_FINISHED
 CELL_DONE, CELL_FAILED, ERROR, RUN_ID, STEP = "cell_done", "cell_failed", "error", "mlflow_run_id", "step"
 FOLDED_SCORED = "folded_scored"  # of a failed trial: the folded cells its training scored before it failed
 NODE = "node"  # "<host> <Ray node id, first 8>": where the cell ran, for the sweep's summary
-ERROR_ARTIFACT = "error.txt"  # the failed cell's traceback, in its MLflow run
 
 
 @dataclass(frozen=True)
@@ -103,7 +102,7 @@ def cell_trial(config: dict[str, Any]) -> None:
                                clock=clock, fold_points=points)
     except Exception as exc:  # the cell failed: record it once; Tune must not retry it
         trace = traceback.format_exc()
-        tracker.log_text(trace, ERROR_ARTIFACT)
+        tracker.log_text(trace, results.ERROR_ARTIFACT)
         tracker.fail(exc, diverged=isinstance(exc, DivergedError))
         scored = sum(run.closed_as == RUN_FINISHED for run in point_runs)  # before the training failed
         tune.report({CELL_FAILED: 1, ERROR: error_text(exc), FOLDED_SCORED: scored,

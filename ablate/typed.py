@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Union
+from typing import Annotated, Any, Callable, Union
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
@@ -17,6 +17,19 @@ class Frozen(BaseModel):
 # to something other than the default (settings added after cells were cached under their ids).
 NOT_IDENTITY = {"identity": "never"}
 UNLESS_DEFAULT = {"identity": "unless_default"}
+
+
+class AlsoNamed:
+    """Field metadata for the JSON Schema (`ablate schema`) of a field whose validator also takes a
+    bare name (a stage or evaluator kind, a cluster-map preset): the value's own schema, or one of
+    these names. `names` is the list, or a function that gives it (read when the schema is made)."""
+
+    def __init__(self, names: list[str] | Callable[[], list[str]]):
+        self.names = names
+
+    def __get_pydantic_json_schema__(self, core_schema: Any, handler: Any) -> dict:
+        names = list(self.names() if callable(self.names) else self.names)
+        return {"anyOf": [{"type": "string", "enum": names}, handler(core_schema)]}
 
 
 def tagged_union(configs: tuple[type, ...], what: str) -> Any:
@@ -34,5 +47,5 @@ def tagged_union(configs: tuple[type, ...], what: str) -> Any:
         return entry
 
     if len(configs) == 1:
-        return Annotated[configs[0], BeforeValidator(by_kind)]
-    return Annotated[(Union[configs], Field(discriminator="kind"), BeforeValidator(by_kind))]
+        return Annotated[configs[0], BeforeValidator(by_kind), AlsoNamed(kinds)]
+    return Annotated[(Union[configs], Field(discriminator="kind"), BeforeValidator(by_kind), AlsoNamed(kinds))]

@@ -18,6 +18,8 @@ from ablate.typed import Frozen
 
 
 class AbstentionConfig(Frozen):
+    """On questions whose truthful answer is "none": the share of abstentions vs hallucinations."""
+
     kind: Literal["abstention"] = "abstention"
 
 

@@ -12,6 +12,8 @@ from ablate.typed import Frozen
 
 
 class GenerateConfig(Frozen):
+    """Generation scored by the official SuperNI metrics (exact match, ROUGE-1, ROUGE-L); decoding from `eval`."""
+
     kind: Literal["generate"] = "generate"
 
 

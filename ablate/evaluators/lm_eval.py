@@ -58,6 +58,8 @@ def folder_fingerprint(folder: Path) -> str:
 
 
 class LmEvalConfig(Frozen):
+    """EleutherAI's lm-evaluation-harness tasks (MMLU, TruthfulQA, ...) on the cell's model; needs the lm-eval extra."""
+
     kind: Literal["lm_eval"] = "lm_eval"
     tasks: list[str] = Field(min_length=1, description="lm-eval task, group or tag names (e.g. mmlu, truthfulqa_mc2)")
     include_path: str | None = Field(None, min_length=1, json_schema_extra=NOT_IDENTITY,

@@ -27,6 +27,8 @@ from ablate.typed import Frozen
 
 
 class PreferenceConfig(Frozen):
+    """Held-out (chosen, rejected) pairs ranked by the model's log-probabilities."""
+
     kind: Literal["preference"] = "preference"
     batch_size: int | None = Field(None, gt=0, le=65_536,
                                    description="(prompt, answer) sequences per forward pass; null: eval.batch_size")

@@ -21,6 +21,8 @@ from ablate.typed import Frozen
 
 
 class RankConfig(Frozen):
+    """FLAN's rank classification: the answer option the model scores most likely, over each instance's options."""
+
     kind: Literal["rank"] = "rank"
     batch_size: int | None = Field(None, gt=0, le=65_536,
                                    description="(prompt, option) sequences per forward pass; null: eval.batch_size")

@@ -45,19 +45,22 @@ REFERENCE_ADAPTER = "ref"  # TRL's name for the frozen copy of a LoRA adapter
 
 
 class DpoConfig(Frozen):
+    """Direct preference optimisation (TRL's DPOTrainer) on preference pairs, after sft; decoder-only models."""
+
     kind: Literal["dpo"] = "dpo"
     beta: float = Field(0.1, gt=0, le=1000, description="deviation from the reference: higher keeps the policy "
                                                         "closer (DPO's beta; TRL's default 0.1)")
     loss_type: LOSS_TYPES = Field("sigmoid", description="TRL's preference loss (sigmoid: the DPO paper's)")
-    learning_rate: float = Field(1e-4, gt=0, le=10)
+    learning_rate: float = Field(1e-4, gt=0, le=10, description="AdamW's peak learning rate of this stage")
     steps: int = Field(20, gt=0, le=100_000_000, description="optimizer steps of preference tuning")
     batch_size: int = Field(8, gt=0, le=65_536, description="preference pairs per step")
     pairs: int = Field(256, gt=0, le=100_000_000, description="preference pairs to train on (spread evenly over "
                                                               "the training tasks, or sampled from source)")
     sft_mix: float = Field(0.0, ge=0, le=1000, description="weight of a supervised loss on the chosen answers "
                                                            "(TRL's 'sft' loss type; InstructGPT's ptx idea); 0: none")
-    schedule: Literal["constant", "linear", "cosine", "constant_with_warmup"] = "linear"
-    warmup_steps: int = Field(0, ge=0, le=100_000_000)
+    schedule: Literal["constant", "linear", "cosine", "constant_with_warmup"] = Field(
+        "linear", description="this stage's learning rate over its steps (transformers' schedulers)")
+    warmup_steps: int = Field(0, ge=0, le=100_000_000, description="steps of linear warm-up of this stage")
     source: str | None = Field(None, min_length=1, description="a JSONL file of {prompt, chosen, rejected, task?, "
                                                                "category?} rows; null: pairs built from the "
                                                                "cell's training tasks")

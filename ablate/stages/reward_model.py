@@ -37,14 +37,17 @@ CARRIED_KEY = "reward_model"  # in StageInput.carried: the trained reward model,
 
 
 class RewardModelConfig(Frozen):
+    """A reward model (TRL's RewardTrainer) trained on preference pairs, for a later rloo stage; decoder-only models."""
+
     kind: Literal["reward_model"] = "reward_model"
-    learning_rate: float = Field(1e-3, gt=0, le=10)
+    learning_rate: float = Field(1e-3, gt=0, le=10, description="AdamW's peak learning rate of this stage")
     steps: int = Field(40, gt=0, le=100_000_000, description="optimizer steps of reward-model training")
     batch_size: int = Field(8, gt=0, le=65_536, description="preference pairs per step")
     pairs: int = Field(256, gt=0, le=100_000_000, description="preference pairs to train on (spread evenly over "
                                                               "the training tasks, or sampled from source)")
-    schedule: Literal["constant", "linear", "cosine", "constant_with_warmup"] = "linear"
-    warmup_steps: int = Field(0, ge=0, le=100_000_000)
+    schedule: Literal["constant", "linear", "cosine", "constant_with_warmup"] = Field(
+        "linear", description="this stage's learning rate over its steps (transformers' schedulers)")
+    warmup_steps: int = Field(0, ge=0, le=100_000_000, description="steps of linear warm-up of this stage")
     source: str | None = Field(None, min_length=1, description="a JSONL file of {prompt, chosen, rejected, task?, "
                                                                "category?} rows; null: pairs built from the "
                                                                "cell's training tasks")

@@ -34,8 +34,10 @@ from ablate.typed import Frozen
 
 
 class RlooConfig(Frozen):
+    """Reinforcement learning (TRL's RLOOTrainer) against the reward model of the reward_model stage before it; decoder-only models."""
+
     kind: Literal["rloo"] = "rloo"
-    learning_rate: float = Field(1e-4, gt=0, le=10)
+    learning_rate: float = Field(1e-4, gt=0, le=10, description="AdamW's peak learning rate of this stage")
     steps: int = Field(20, gt=0, le=100_000_000, description="optimizer steps of reinforcement learning")
     batch_size: int = Field(8, gt=0, le=65_536, description="sampled completions per step (a multiple of "
                                                             "num_generations)")

@@ -12,6 +12,8 @@ from ablate.typed import Frozen
 
 
 class SftConfig(Frozen):
+    """Supervised fine-tuning on the cell's instruction mixture; its settings are the spec's `train` block."""
+
     kind: Literal["sft"] = "sft"
 
 
