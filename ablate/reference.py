@@ -142,7 +142,7 @@ def spec_reference() -> str:
         if section != current:
             current = section
             description = SweepSpec.model_fields[section].description or ""
-            lines += ["", f"## `{section}`", "", description, "",
+            lines += ["", f"## `{section}`", "", _cell(description), "",
                       "| field | type | default | identity | description |", "|---|---|---|---|---|"]
         default = "*required*" if doc.default is None else f"`{_cell(doc.default)}`"
         lines.append(f"| `{doc.path}` | {_cell(doc.type)} | {default} | {doc.identity.replace('_', ' ')} | "
@@ -178,8 +178,9 @@ def cli_reference() -> str:
              "instead of the one-paragraph error. Bad input exits 2.", ""]
     for name, parser in commands().items():
         lines += [f"## `ablate {name}`", "", helps.get(name, ""), "", "```text",
-                  parser.format_usage().strip().removeprefix("usage: "), "```", "",
-                  "| argument | default | description |", "|---|---|---|"]
+                  parser.format_usage().strip().removeprefix("usage: "), "```", ""]
+        if _actions(parser):
+            lines += ["| argument | default | description |", "|---|---|---|"]
         for action in _actions(parser):
             names = ", ".join(f"`{s}`" for s in action.option_strings) or f"`{action.metavar or action.dest}`"
             default = "" if action.default in (None, False, argparse.SUPPRESS) or action.required \
