@@ -117,12 +117,12 @@ def test_runs_of_changed_data_are_marked_superseded_and_the_current_ones_kept(tm
 
 
 
-def test_the_readme_metric_key_example_is_the_key_ablate_stores():
-    """The README's example of a stored category key is what results.MetricKey writes for that
-    category, named as the official metrics script names categories."""
+def test_the_docs_metric_key_example_is_the_key_ablate_stores():
+    """The docs' example of a stored category key (the real-data tutorial) is what
+    results.MetricKey writes for that category, named as the official metrics script names categories."""
     from ablate.metrics import category_key
 
-    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    page = (REPO / "docs" / "tutorials" / "real-superni.md").read_text(encoding="utf-8")
     key = results.MetricKey("def", "rougeL", "category", category_key("Text Generation -> Word Generation")).key()
-    assert key == "def/category/text_generation_-:3e:_word_generation/rougeL" and f"`{key}`" in readme
-    assert "`Text Generation -:3e: Word Generation`" not in readme
+    assert key == "def/category/text_generation_-:3e:_word_generation/rougeL" and f"`{key}`" in page
+    assert "`Text Generation -:3e: Word Generation`" not in page

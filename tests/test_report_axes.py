@@ -1,4 +1,4 @@
-"""Every axis form the README's spec reference documents makes a report: the cells are planned from
+"""Every axis form the docs' spec page (docs/concepts/spec.md) documents makes a report: the cells are planned from
 a real spec (so their axis values are what a sweep stores), their results are synthetic, and the
 report, its figures, its text digest, its markdown and its curve metrics are all made."""
 
