@@ -462,7 +462,9 @@ class _Parser(argparse.ArgumentParser):
     """Flag errors in ablate's own form: one paragraph naming the flag and the fix, exit 2."""
 
     def error(self, message: str):
-        self.exit(2, f"ablate: error: {self.prog}: {message}. Fix: correct it as said (`{self.prog} --help` "
+        from ablate.credentials import redact
+
+        self.exit(2, f"ablate: error: {self.prog}: {redact(message)}. Fix: correct it as said (`{self.prog} --help` "
                      "lists every flag).\n")
 
 

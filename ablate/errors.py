@@ -16,10 +16,13 @@ class AblateError(Exception):
 
     def render(self) -> str:
         """One paragraph; a list of problems (a message of several lines, each item with its own
-        "To fix: ...") gets its closing "Fix:" on a line of its own, not after the last item's."""
+        "To fix: ...") gets its closing "Fix:" on a line of its own, not after the last item's.
+        A password or token in a URI it quotes is shown as *** (ablate.credentials)."""
+        from ablate.credentials import redact
+
         text = self._located()
         separator = "\n" if "\n" in text else " "
-        return f"{text}{separator}Fix: {self.fix}" if self.fix else text
+        return redact(f"{text}{separator}Fix: {self.fix}" if self.fix else text)
 
     def as_item(self) -> str:
         """One line of a list of problems that ends with one "Fix:" of its own: this problem's fix

@@ -591,4 +591,8 @@ def _absolute_paths(raw: dict, workdir: Path) -> None:
 
 
 def spec_to_yaml(spec: SweepSpec) -> str:
-    return yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False)
+    """The resolved spec as ablate stores it (ablate_runs/NAME/ and the parent run): a password in
+    a URI shown as *** (the sweep itself reads it from the environment, ablate.credentials)."""
+    from ablate.credentials import redact
+
+    return redact(yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False))

@@ -84,8 +84,10 @@ def postgres_bin(program: str) -> str:
     return found[-1]
 
 
-def start_postgres(folder: Path) -> tuple[Service, str]:
-    """A PostgreSQL server with one database `mlflow`; returns it and its SQLAlchemy URI."""
+def start_postgres(folder: Path, password: str | None = None) -> tuple[Service, str]:
+    """A PostgreSQL server with one database `mlflow`; returns it and its SQLAlchemy URI. With a
+    password, TCP connections need it (scram-sha-256) and the URI carries it; the local socket,
+    which only the test uses to create the database, stays trusted."""
     # Outside the test's own folders, which only root may enter: the postgres user must reach it.
     data = Path(tempfile.mkdtemp(prefix="ablate-pgdata-"))
     as_postgres: dict = {}
@@ -95,19 +97,29 @@ def start_postgres(folder: Path) -> tuple[Service, str]:
         user = pwd.getpwnam("postgres")
         os.chown(data, user.pw_uid, user.pw_gid)
         as_postgres = {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []}
-    subprocess.run([postgres_bin("initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8"],
+    auth = ["--auth=trust"]
+    if password is not None:
+        pwfile = data / "pwfile"  # initdb reads the superuser's password from it, then it is removed
+        pwfile.write_text(password + "\n")
+        if as_postgres:
+            os.chown(pwfile, as_postgres["user"], as_postgres["group"])
+        auth = ["--auth-host=scram-sha-256", "--auth-local=trust", f"--pwfile={pwfile}"]
+    subprocess.run([postgres_bin("initdb"), "-D", str(data / "db"), "-U", "postgres", *auth, "-E", "UTF8"],
                    check=True, capture_output=True, **as_postgres)
+    if password is not None:
+        pwfile.unlink()
     port = free_port()
-    service = _start("postgres", [postgres_bin("postgres"), "-D", str(data), "-h", "127.0.0.1", "-p", str(port),
+    service = _start("postgres", [postgres_bin("postgres"), "-D", str(data / "db"), "-h", "127.0.0.1", "-p", str(port),
                                   "-k", str(data), "-c", "fsync=off"], folder, **as_postgres)
     wait_until(lambda: listening(port) or service.process.poll() is not None, 60, "PostgreSQL")
     assert service.process.poll() is None, service.tail()
     wait_until(lambda: subprocess.run([postgres_bin("pg_isready"), "-h", "127.0.0.1", "-p", str(port)],
                                       capture_output=True).returncode == 0, 60, "PostgreSQL to accept connections")
-    subprocess.run([postgres_bin("createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "mlflow"],
+    subprocess.run([postgres_bin("createdb"), "-h", str(data), "-p", str(port), "-U", "postgres", "mlflow"],
                    check=True, capture_output=True)
     service.remove_after = data  # type: ignore[attr-defined]
-    return service, f"postgresql+psycopg://postgres@127.0.0.1:{port}/mlflow"
+    user = "postgres" if password is None else f"postgres:{password}"
+    return service, f"postgresql+psycopg://{user}@127.0.0.1:{port}/mlflow"
 
 
 def start_s3(folder: Path, bucket: str) -> tuple[Service, str]:

@@ -12,10 +12,22 @@ from ablate.files import cannot_write_in
 
 def resolve_tracking_uri(uri: str | None, workdir: Path) -> str:
     """Default `sqlite:///mlflow.db` in the working directory; relative SQLite paths made absolute
-    so Ray workers (which run elsewhere) write to the same file."""
+    so Ray workers (which run elsewhere) write to the same file. A password in the URI moves into
+    this process's environment, where the store's client reads it (and a local Ray runtime's
+    workers inherit it): the URI returned holds none (ablate.credentials)."""
+    import os
+
+    from ablate.credentials import redact, split_credentials
+
     uri = uri or "sqlite:///mlflow.db"
     if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
         return "sqlite:///" + str((workdir / uri[len("sqlite:///"):]).resolve())
+    try:
+        uri, environment = split_credentials(uri)
+    except ValueError as exc:
+        raise AblateError(f"the tracking URI '{redact(uri)}' holds a password: {exc}.",
+                          field="tracking.tracking_uri", fix="leave the password out of the URI.") from None
+    os.environ.update(environment)
     return uri
 
 
