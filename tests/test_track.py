@@ -158,3 +158,22 @@ def test_cells_logging_the_same_dataset_at_once_both_link_it(tmp_path):
     for tracker in trackers:
         inputs = client.get_run(tracker.run_id).inputs.dataset_inputs
         assert [i.dataset.name for i in inputs] == ["test (12 tasks)"]
+
+
+def test_a_cell_shorter_than_the_sampling_interval_still_logs_system_metrics(tmp_path):
+    """MLflow's monitor logs a sample after each full 10 s interval; a cell's last sample is
+    logged as it ends, so a 1-second cell has its system/ metrics too."""
+    import time
+
+    uri = f"sqlite:///{tmp_path / 'm.db'}"
+    store = Store(uri)
+    experiment_id = store.ensure_experiment("e")
+    tracker = CellTracker.start(uri, experiment_id, "parent", cell_id="c1", name="c1", sweep="s",
+                                axis_values={"seed": 0}, settings={"seed": 0}, data_fingerprint="f")
+    began = time.perf_counter()
+    with tracker.system_metrics():
+        time.sleep(0.5)
+    assert time.perf_counter() - began < 10
+    metrics = store.client.get_run(tracker.run_id).data.metrics
+    assert any(key.startswith("system/cpu_utilization") for key in metrics), sorted(metrics)
+    assert any(key.startswith("system/system_memory_usage") for key in metrics), sorted(metrics)

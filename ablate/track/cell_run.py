@@ -136,6 +136,7 @@ class CellTracker:
                 yield
             finally:
                 monitor.finish()
+                _log_last_sample(monitor)
 
         return monitored()
 
@@ -161,3 +162,17 @@ class CellTracker:
     def finish(self, status: str = RUN_FINISHED) -> None:
         self._call(lambda: self._client.set_terminated(self.run_id, status))
         self.closed_as = status
+
+
+def _log_last_sample(monitor) -> None:
+    """One more sample, taken as the cell ends, logged at the monitor's next step: the monitor
+    logs a sample only after each full interval (10 s), so a cell shorter than that (a reused
+    worker's smoke cell) would have no `system/` metric at all. Never fails the cell."""
+    import logging
+
+    try:
+        monitor.collect_metrics()
+        monitor.publish_metrics(monitor.aggregate_metrics())
+        monitor.mlflow_logger.flush()
+    except Exception as exc:  # noqa: BLE001 - a machine measure, not a result
+        logging.getLogger(__name__).warning("ablate: the last system-metrics sample was not logged (%s)", exc)
