@@ -38,6 +38,7 @@ def run_sweep(prepared: PreparedSweep, *, address: str | None = None, force: boo
     from ablate.processes import ProcessRecord
     from ablate.ray_runtime import check_cluster_gpus, check_cluster_storage, check_storage, ray_runtime
     from ablate.track.store import Store
+    from ablate.track.store_lock import StoreLock
     from ablate.track.uri import check_tracking_uri
 
     out = out or sys.stdout  # looked up now: a caller may have replaced sys.stdout since import
@@ -57,7 +58,8 @@ def run_sweep(prepared: PreparedSweep, *, address: str | None = None, force: boo
     if not start_early:
         to_run = cells_to_run(prepared.cells, cell_statuses(prepared, prefetch), force)
         confirm_cost(prepared, to_run, yes, out)
-    with SweepLock(prepared.output_dir), ExitStack() as ray_scope:
+    with SweepLock(prepared.output_dir), StoreLock(store, prepared.experiment, prepared.output_dir), \
+            ExitStack() as ray_scope:
         record = ProcessRecord(prepared.output_dir / "processes.json")
         reaped = record.reap_leftovers()
         if reaped:
