@@ -21,7 +21,7 @@ left, usually `sft`: InstructGPT's second and third steps in one, as most recipe
   scheduler, RNG, trainer state) and the reference weights go into the trial's checkpoint; a
   killed cell resumes the stage with `Trainer.train(resume_from_checkpoint=...)`; the stage tags the
   run with the step its Trainer resumed from and the steps it trained (results.stage_resumed_tags;
-  tests/test_dpo_kill.py kills a real sweep mid-DPO and gets the uninterrupted cell's numbers).
+  tests/test_stage_kill.py kills a real sweep mid-DPO and gets the uninterrupted cell's numbers).
 """
 
 from __future__ import annotations
@@ -30,18 +30,16 @@ import copy
 import math
 import tempfile
 import time
-from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
 from ablate.stages.base import StageInput, StageOutput
+from ablate.stages.trl_common import INSTALL, REFERENCE_ADAPTER
 from ablate.typed import Frozen
 
-INSTALL = "pip install -e '.[preference]'"
 LOSS_TYPES = Literal["sigmoid", "hinge", "ipo", "robust", "nca_pair", "bco_pair", "sppo_hard", "aot", "aot_unpaired",
                      "apo_zero", "apo_down", "discopop", "sigmoid_norm"]
-REFERENCE_ADAPTER = "ref"  # TRL's name for the frozen copy of a LoRA adapter
 
 
 class DpoConfig(Frozen):
@@ -117,17 +115,6 @@ def trl_stage_errors(cell, kind: str, trainer: str, source: str | None, pairs: i
     return errors
 
 
-def _trl():
-    from ablate.errors import AblateError
-
-    try:
-        import trl
-    except ImportError:
-        raise AblateError("the dpo stage needs TRL, which is not installed.", field="stages",
-                          fix=f"install it with {INSTALL}.") from None
-    return trl
-
-
 def _tokenized(tokenizer, pairs, max_source: int, max_target: int):
     """TRL's tokenized preference columns, made exactly as SFT makes a decoder-only example
     (ablate.data.build.causal_example): the source cut to max_source tokens, each answer cut to
@@ -159,7 +146,7 @@ def _trainer_class(trl):
 
 def run(given: StageInput, config: DpoConfig) -> StageOutput:
     import torch
-    from transformers import PrinterCallback, TrainerCallback
+    from transformers import PrinterCallback
 
     from ablate import results
     from ablate.data.encoding import build_sources, parse_encoding
@@ -169,9 +156,11 @@ def run(given: StageInput, config: DpoConfig) -> StageOutput:
         read_pairs,
         sample_pairs,
     )
+    from ablate.stages.trl_common import (checkpoint_arguments, import_trl, restore_policy, resumed_history,
+                                          trainer_callbacks, unpack_checkpoint)
     from ablate.train import DivergedError, TrainResult, autocast_dtype
 
-    trl = _trl()
+    trl = import_trl("dpo")
     settings, model, tokenizer = given.settings, given.model, given.tokenizer
     train, seed = settings.train, settings.seed
 
@@ -203,8 +192,7 @@ def run(given: StageInput, config: DpoConfig) -> StageOutput:
         bf16=dtype == torch.bfloat16, fp16=dtype == torch.float16, use_cpu=device_type == "cpu", seed=seed,
         logging_steps=1, report_to="none", disable_tqdm=True, gradient_checkpointing=False,
         max_length=train.max_source_length + train.max_target_length + 1, dataloader_num_workers=0,
-        save_strategy="steps" if given.save_checkpoint else "no", save_steps=train.checkpoint_every,
-        save_total_limit=1, save_only_model=False)
+        **checkpoint_arguments(given.save_checkpoint, train.checkpoint_every))
 
     # 3. Reference: a frozen copy of the policy as it is now (LoRA: TRL copies the adapter itself).
     peft = hasattr(model, "peft_config")
@@ -215,59 +203,27 @@ def run(given: StageInput, config: DpoConfig) -> StageOutput:
 
     history: dict[str, list[tuple[int, float]]] = {key: [] for key in results.DPO_SERIES.values()}
     resume = given.resume_state
-    if resume is not None:
-        for key, points in resume["history"].items():
-            history[key] = list(points)
-
-    class Series(TrainerCallback):
-        def on_log(self, args, state, control, logs=None, **kwargs):
-            for name, key in results.DPO_SERIES.items():
-                if logs and name in logs and not any(k.startswith("eval_") for k in logs):
-                    history[key].append((state.global_step, float(logs[name])))
-
-    trained = {"from": 0, "steps": 0}  # what the Trainer itself resumed from, and the steps it ran here
-
-    class Progress(TrainerCallback):
-        def on_train_begin(self, args, state, control, **kwargs):
-            trained["from"] = state.global_step  # restored from the checkpoint before training begins
-
-        def on_step_end(self, args, state, control, **kwargs):
-            trained["steps"] += 1
-
-    class Checkpoints(TrainerCallback):
-        """Trainer's checkpoint folder (and the reference) into the trial's checkpoint."""
-
-        def on_save(self, args, state, control, **kwargs):
-            if state.global_step >= config.steps:
-                return
-            saved = Path(args.output_dir) / f"checkpoint-{state.global_step}"
-            given.save_checkpoint(state.global_step, lambda: {
-                "step": state.global_step, "history": {k: list(v) for k, v in history.items()},
-                "reference": _reference_state(model, reference, peft),
-                "trainer_files": {str(p.relative_to(saved)): p.read_bytes() for p in saved.rglob("*") if p.is_file()}})
-
+    resumed_history(resume, history)
+    callbacks, trained = trainer_callbacks(config.steps, results.DPO_SERIES, history, given.save_checkpoint,
+                                           lambda: {"reference": _reference_state(model, reference, peft)})
     trainer = _trainer_class(trl)(model=model, ref_model=reference, args=args, train_dataset=train_data,
-                                  processing_class=tokenizer, callbacks=[Series(), Progress(), Checkpoints()])
+                                  processing_class=tokenizer, callbacks=callbacks)
     trainer.remove_callback(PrinterCallback)  # the series go to MLflow, not to the worker's stdout
-    checkpoint = None
     if resume is not None:
         _load_reference(model, reference, peft, resume["reference"])
-        checkpoint = Path(folder.name) / f"checkpoint-{resume['step']}"
-        for name, content in resume["trainer_files"].items():
-            (checkpoint / name).parent.mkdir(parents=True, exist_ok=True)
-            (checkpoint / name).write_bytes(content)
+    checkpoint = unpack_checkpoint(resume, folder.name)
 
     # 4. Train, then the implicit reward on held-out pairs while the reference is at hand.
     began = time.perf_counter()
     try:
-        trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+        trainer.train(resume_from_checkpoint=checkpoint)
         seconds = time.perf_counter() - began
         if any(not math.isfinite(v) for _, v in history[results.DPO_LOSS]):
             raise DivergedError(f"preference tuning diverged: the DPO loss is not finite (learning rate "
                                 f"{config.learning_rate}); lower the dpo stage's learning_rate")
         scores = trainer.evaluate(held_out_data) if len(held_out_data) else {}
     finally:
-        _restore(model, peft)
+        restore_policy(model, peft)
         folder.cleanup()
     given.tracker.log_series(history)
     given.tracker.set_tags(results.stage_resumed_tags(config.kind, trained["from"], trained["steps"]))
@@ -294,14 +250,3 @@ def _load_reference(model, reference, peft: bool, state: dict[str, Any]) -> None
         model.load_state_dict(state, strict=False)
     else:
         reference.load_state_dict(state)
-
-
-def _restore(model, peft: bool) -> None:
-    """The model as the next stage and the evaluators expect it: TRL's reference adapter removed
-    and its fused log-prob head taken off (it patches `forward` on the instance)."""
-    if peft and REFERENCE_ADAPTER in model.peft_config:
-        model.delete_adapter(REFERENCE_ADAPTER)
-    base = model.get_base_model() if peft else model
-    if "forward" in vars(base):
-        del base.forward
-    model.eval()

@@ -16,8 +16,10 @@
   test tasks (results.REWARD_HELD_OUT_ACCURACY / _MARGIN).
 - Decoder-only models only (the head sits on the causal model's backbone): an encoder-decoder
   model is refused by `check` before anything starts.
-- Not checkpointed within the stage (it is short): a cell killed during it resumes from the
-  checkpoint before it and trains the reward model again.
+- Resumable (ablate.stages.trl_common): every train.checkpoint_every steps the Trainer's own
+  checkpoint (the reward model, optimizer, scheduler, RNG, trainer state) and the policy as the
+  stages before left it go into the trial's checkpoint; a killed cell resumes the stage there and
+  ends with the uninterrupted cell's numbers (tests/test_stage_kill.py).
 """
 
 from __future__ import annotations
@@ -154,15 +156,19 @@ def ranking_accuracy(reward_model, data, pad_token_id: int) -> float:
 
 def run(given: StageInput, config: RewardModelConfig) -> StageOutput:
     import torch
-    from transformers import PrinterCallback, TrainerCallback
+    from transformers import PrinterCallback
 
     from ablate import results
-    from ablate.stages.dpo import _trl
+    from ablate.stages.trl_common import (checkpoint_arguments, import_trl, resumed_history, state_dict_copy,
+                                          trainer_callbacks, unpack_checkpoint)
     from ablate.train import DivergedError, TrainResult, autocast_dtype
 
-    trl = _trl()
+    trl = import_trl("reward_model")
     settings, tokenizer = given.settings, given.tokenizer
     train = settings.train
+    resume = given.resume_state
+    if resume is not None:  # the stages before were not run again: the policy they left is in the checkpoint
+        given.model.load_state_dict(resume["policy"])
 
     # 1. Pairs, whole sequences as SFT builds them.
     began = time.perf_counter()
@@ -178,12 +184,9 @@ def run(given: StageInput, config: RewardModelConfig) -> StageOutput:
     device_type = torch.device(given.device).type
     dtype = autocast_dtype(train.precision, device_type)
     history: dict[str, list[tuple[int, float]]] = {key: [] for key in results.REWARD_SERIES.values()}
-
-    class Series(TrainerCallback):
-        def on_log(self, args, state, control, logs=None, **kwargs):
-            for name, key in results.REWARD_SERIES.items():
-                if logs and name in logs and not any(k.startswith("eval_") for k in logs):
-                    history[key].append((state.global_step, float(logs[name])))
+    resumed_history(resume, history)
+    callbacks, trained = trainer_callbacks(config.steps, results.REWARD_SERIES, history, given.save_checkpoint,
+                                           lambda: {"policy": state_dict_copy(given.model)})
 
     with tempfile.TemporaryDirectory(prefix="ablate-reward-") as folder:
         args = trl.RewardConfig(
@@ -192,18 +195,20 @@ def run(given: StageInput, config: RewardModelConfig) -> StageOutput:
             lr_scheduler_type=config.schedule, warmup_steps=config.warmup_steps, weight_decay=0.0, max_grad_norm=1.0,
             bf16=dtype == torch.bfloat16, fp16=dtype == torch.float16, use_cpu=device_type == "cpu",
             seed=settings.seed, logging_steps=1, report_to="none", disable_tqdm=True, gradient_checkpointing=False,
-            max_length=sum(lengths) + 1, dataloader_num_workers=0, save_strategy="no")
+            max_length=sum(lengths) + 1, dataloader_num_workers=0,
+            **checkpoint_arguments(given.save_checkpoint, train.checkpoint_every))
         trainer = trl.RewardTrainer(model=model, args=args, train_dataset=train_data, processing_class=tokenizer,
-                                    callbacks=[Series()])
+                                    callbacks=callbacks)
         trainer.remove_callback(PrinterCallback)
         began = time.perf_counter()
-        trainer.train()
+        trainer.train(resume_from_checkpoint=unpack_checkpoint(resume, folder))
         seconds = time.perf_counter() - began
     if any(not math.isfinite(v) for _, v in history[results.REWARD_LOSS]):
         raise DivergedError(f"reward-model training diverged: its loss is not finite (learning rate "
                             f"{config.learning_rate}); lower the reward_model stage's learning_rate")
     model.eval()
     given.tracker.log_series(history)
+    given.tracker.set_tags(results.stage_resumed_tags(config.kind, trained["from"], trained["steps"]))
     if len(held_out_data):
         chosen = rewards(model, held_out_data["chosen_ids"], tokenizer.pad_token_id)
         rejected = rewards(model, held_out_data["rejected_ids"], tokenizer.pad_token_id)
@@ -212,5 +217,5 @@ def run(given: StageInput, config: RewardModelConfig) -> StageOutput:
             results.REWARD_HELD_OUT_MARGIN: sum(c - r for c, r in zip(chosen, rejected)) / len(chosen)})
     given.carried[CARRIED_KEY] = model
     return StageOutput(TrainResult(steps=config.steps, seconds=seconds,
-                                   examples_per_second=config.steps * config.batch_size / max(seconds, 1e-9),
+                                   examples_per_second=trained["steps"] * config.batch_size / max(seconds, 1e-9),
                                    loss_history=history[results.REWARD_LOSS]), data_seconds)

@@ -15,8 +15,10 @@ reward model (TRL's RLOOTrainer: REINFORCE with a leave-one-out baseline, PPO's 
 - Logged per step: the mean reward of the sampled completions, its spread, the KL, the loss and
   the completion length (results.RLOO_SERIES).
 - Decoder-only models only: an encoder-decoder model is refused by `check` before anything starts.
-- Not checkpointed within the stage: a cell killed during it resumes from the checkpoint before
-  (the reward model is trained again).
+- Resumable (ablate.stages.trl_common): every train.checkpoint_every steps the Trainer's own
+  checkpoint (policy, optimizer, scheduler, RNG, trainer state), the reward model and the
+  reference go into the trial's checkpoint; a killed cell resumes the stage there and ends with
+  the uninterrupted cell's numbers (tests/test_stage_kill.py).
 """
 
 from __future__ import annotations
@@ -98,19 +100,25 @@ def _trainer_class(trl, tokenizer, max_source: int):
 def run(given: StageInput, config: RlooConfig) -> StageOutput:
     import torch
     from datasets import Dataset
-    from transformers import PrinterCallback, TrainerCallback
+    from transformers import PrinterCallback
 
     from ablate import results
     from ablate.data.build import source_ids
     from ablate.errors import AblateError
-    from ablate.stages.dpo import _restore, _trl
-    from ablate.stages.reward_model import CARRIED_KEY, cell_pairs, rewards
+    from ablate.stages.reward_model import CARRIED_KEY, cell_pairs, reward_model_from, rewards
+    from ablate.stages.trl_common import (checkpoint_arguments, import_trl, restore_policy, resumed_history,
+                                          state_dict_copy, trainer_callbacks, unpack_checkpoint)
     from ablate.train import DivergedError, TrainResult, autocast_dtype
 
-    trl = _trl()
+    trl = import_trl("rloo")
     settings, model, tokenizer = given.settings, given.model, given.tokenizer
     train = settings.train
+    resume = given.resume_state
     reward_model = given.carried.get(CARRIED_KEY)
+    if reward_model is None and resume is not None:  # the reward_model stage was not run again
+        reward_model = reward_model_from(model, tokenizer.pad_token_id, settings.seed)
+        reward_model.load_state_dict(resume["reward_model"])
+        reward_model.eval()
     if reward_model is None:
         raise AblateError("the rloo stage has no reward model to optimise against.", field="stages",
                           fix="list a reward_model stage before rloo, e.g. stages: [sft, reward_model, rloo].")
@@ -134,18 +142,23 @@ def run(given: StageInput, config: RlooConfig) -> StageOutput:
     device_type = torch.device(given.device).type
     dtype = autocast_dtype(train.precision, device_type)
     history: dict[str, list[tuple[int, float]]] = {key: [] for key in results.RLOO_SERIES.values()}
-
-    class Series(TrainerCallback):
-        def on_log(self, args, state, control, logs=None, **kwargs):
-            for name, key in results.RLOO_SERIES.items():
-                if logs and name in logs and not any(k.startswith("eval_") for k in logs):
-                    history[key].append((state.global_step, float(logs[name])))
-
+    resumed_history(resume, history)
     peft = hasattr(model, "peft_config")
+    frozen = config.beta > 0 and not peft  # a reference of its own (with LoRA: the adapters disabled)
+    # The policy as the stage found it: TRL's reference, kept for a resumed stage (the policy moves on).
+    reference_state = (resume["reference"] if resume is not None else state_dict_copy(model)) if frozen else None
+    reward_state = resume["reward_model"] if resume is not None else None
+    callbacks, trained = trainer_callbacks(
+        config.steps, results.RLOO_SERIES, history, given.save_checkpoint,
+        lambda: {"reward_model": reward_state if reward_state is not None else state_dict_copy(reward_model),
+                 "reference": reference_state})
+
     named = model.config._name_or_path
     with tempfile.TemporaryDirectory(prefix="ablate-rloo-") as folder:
-        if config.beta > 0 and not peft:
+        if frozen:
             reference = Path(folder) / "reference"
+            if resume is not None:  # written from the state it had (the Trainer then loads the resumed policy)
+                model.load_state_dict(reference_state)
             model.save_pretrained(reference)
             model.config._name_or_path = str(reference)  # where TRL loads its frozen reference from
         args = trl.RLOOConfig(
@@ -155,22 +168,23 @@ def run(given: StageInput, config: RlooConfig) -> StageOutput:
             lr_scheduler_type="constant", weight_decay=0.0, max_grad_norm=1.0, bf16=dtype == torch.bfloat16,
             fp16=dtype == torch.float16, use_cpu=device_type == "cpu", seed=settings.seed, logging_steps=1,
             report_to="none", disable_tqdm=True, gradient_checkpointing=False, dataloader_num_workers=0,
-            save_strategy="no", log_completions=False)
+            log_completions=False, **checkpoint_arguments(given.save_checkpoint, train.checkpoint_every))
         try:
             trainer = _trainer_class(trl, tokenizer, train.max_source_length)(
                 model=model, reward_funcs=reward_model_score, args=args, train_dataset=data,
-                processing_class=tokenizer, callbacks=[Series()])
+                processing_class=tokenizer, callbacks=callbacks)
             trainer.remove_callback(PrinterCallback)
             began = time.perf_counter()
-            trainer.train()
+            trainer.train(resume_from_checkpoint=unpack_checkpoint(resume, Path(folder) / "out"))
             seconds = time.perf_counter() - began
         finally:
             model.config._name_or_path = named
-            _restore(model, peft)
+            restore_policy(model, peft)
     if any(not math.isfinite(v) for _, v in history[results.RLOO_SERIES["loss"]]):
         raise DivergedError(f"reinforcement learning diverged: the RLOO loss is not finite (learning rate "
                             f"{config.learning_rate}); lower the rloo stage's learning_rate")
     given.tracker.log_series(history)
+    given.tracker.set_tags(results.stage_resumed_tags(config.kind, trained["from"], trained["steps"]))
     return StageOutput(TrainResult(steps=config.steps, seconds=seconds,
-                                   examples_per_second=config.steps * config.batch_size / max(seconds, 1e-9),
+                                   examples_per_second=trained["steps"] * config.batch_size / max(seconds, 1e-9),
                                    loss_history=history[results.RLOO_SERIES["loss"]]), data_seconds)
