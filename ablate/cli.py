@@ -49,6 +49,13 @@ def cmd_sweep(args) -> int:
                              address=args.address)
     if args.dry_run:
         return _show_plan(plan_report(prepared, prefetch), args.json)
+    from ablate.track.server import check_can_write
+    from ablate.track.uri import check_tracking_uri
+
+    # A tracking server that refuses the credentials, or lets this user only read the experiment,
+    # stops the sweep here: before Ray starts and before anything is written.
+    check_tracking_uri(prepared.tracking_uri)
+    check_can_write(prepared.tracking_uri, prepared.experiment)
     if args.address:
         from ablate.ray_runtime import check_ray_address
 
@@ -375,12 +382,14 @@ def cmd_report(args) -> int:
     folder = Path(args.out) if args.out else output_dir_of(target.spec, Path.cwd()) / REPORT_FOLDER \
         if target.spec is not None else Path.cwd() / "ablate_runs" / report.sweep / REPORT_FOLDER
     check_output_folder(folder, "--out")
-    written = publish_report(report, target.tracking_uri, folder, target.retry_seconds)
+    written = publish_report(report, target.tracking_uri, folder, target.retry_seconds,
+                             out=sys.stderr if args.json else sys.stdout)
     if args.json:
         print(json.dumps(report.to_json(), indent=2))
     else:
         print_report(report)
-        print("Figures: " + ", ".join(str(p) for p in written) + " (also in the parent run's report/ artifacts)")
+        print("Figures: " + ", ".join(str(p) for p in written)
+              + ("" if written.not_logged else " (also in the parent run's report/ artifacts)"))
     return 0
 
 

@@ -187,3 +187,38 @@ def start_ray_node(folder: Path, name: str, env: dict, head_port: int | None = N
     service = _start(name, command, folder, env)
     service.port = port  # type: ignore[attr-defined]
     return service
+
+
+def start_auth_mlflow_server(folder: Path, backend: str, admin_password: str) -> tuple[Service, str]:
+    """`mlflow server --app-name basic-auth` on `backend`, serving the artifacts itself from a
+    folder under `folder`; its users and permissions in their own SQLite file (the auth config
+    MLFLOW_AUTH_CONFIG_PATH names, with the admin `admin` and every user's default permission
+    READ). Returns it and its URL."""
+    import secrets
+
+    port = free_port()
+    config = folder / "basic_auth.ini"
+    config.touch(mode=0o600)
+    config.write_text("[mlflow]\n"
+                      "default_permission = READ\n"
+                      f"database_uri = sqlite:///{folder / 'basic_auth.db'}\n"
+                      "admin_username = admin\n"
+                      f"admin_password = {admin_password}\n"
+                      "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n")
+    env = {"MLFLOW_AUTH_CONFIG_PATH": str(config), "MLFLOW_FLASK_SERVER_SECRET_KEY": secrets.token_hex(16),
+           "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}  # no GenAI job workers: CPU for the sweep
+    service = _start("mlflow-auth", [sys.executable, "-m", "mlflow", "server", "--app-name", "basic-auth",
+                                     "--backend-store-uri", backend, "--serve-artifacts",
+                                     "--artifacts-destination", str(folder / "artifacts"),
+                                     "--host", "127.0.0.1", "--port", str(port), "--workers", "1"], folder, env)
+    url = f"http://127.0.0.1:{port}"
+
+    def up() -> bool:
+        assert service.process.poll() is None, service.tail()
+        try:
+            return urllib.request.urlopen(f"{url}/health", timeout=2).status == 200
+        except OSError:
+            return False
+
+    wait_until(up, 180, "the MLflow server with basic-auth")
+    return service, url

@@ -114,6 +114,34 @@ def test_the_policy_retries_transient_errors_within_its_window_and_raises_others
     assert raised.value.field == "tracking.retry_seconds" and "run the same command again" in raised.value.fix
 
 
+def test_a_refusal_by_the_server_is_never_retried_and_says_which_variables_to_set(monkeypatch):
+    """HTTP 401 (credentials) and 403 (permission), as MLflow's REST client raises them: not an
+    outage to wait out for retry_seconds, but one paragraph with the fix, at the first refusal."""
+    from mlflow.protos.databricks_pb2 import PERMISSION_DENIED, UNAUTHENTICATED
+
+    from ablate.track import AccessRefused, refused_status
+
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "bob")
+    unauthenticated = MlflowException("API request to endpoint /api/2.0/mlflow/runs/create failed with error code "
+                                      "401 != 200. Response body: 'You are not authenticated.'",
+                                      error_code=UNAUTHENTICATED)
+    denied = MlflowException("Permission denied", error_code=PERMISSION_DENIED)
+    text_only = MlflowException("API request to endpoint /x failed with error code 403 != 200. Response body: 'no'")
+    for error, status in ((unauthenticated, 401), (denied, 403), (text_only, 403)):
+        assert refused_status(error) == status and not is_transient(error)
+        calls: list[int] = []
+
+        def refused(error=error, calls=calls):
+            calls.append(1)
+            raise error
+
+        with pytest.raises(AccessRefused) as raised:
+            RetryPolicy(window_seconds=60, first_delay=0.01).call(refused)
+        assert len(calls) == 1 and raised.value.status == status
+        assert "user 'bob'" in str(raised.value) and "MLFLOW_TRACKING_PASSWORD" in str(raised.value)
+    assert refused_status(MlflowException("API request failed with error code 503 != 200")) is None
+
+
 def test_a_reattached_run_logs_no_step_twice(tmp_path):
     uri = f"sqlite:///{tmp_path / 'm.db'}"
     store = Store(uri)

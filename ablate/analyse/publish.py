@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
+from typing import TextIO
 
 from ablate import results
 from ablate.analyse.compare_sweep import column_winners, comparison_lines
@@ -13,16 +15,54 @@ from ablate.analyse.report_model import Point, Report
 from ablate.track.retry import DEFAULT_RETRY_SECONDS, RetryPolicy
 
 
+class Written(list):
+    """The report's files written locally; `not_logged` says why the parent run did not get them
+    (the tracking server refused the write), None when it did."""
+
+    not_logged: str | None = None
+
+
 def publish_report(report: Report, tracking_uri: str, out_dir: Path | None,
-                   retry_seconds: float = DEFAULT_RETRY_SECONDS) -> list[Path]:
-    """Write report.json, <name>.png and <name>.html to `out_dir` and log them to the parent run."""
+                   retry_seconds: float = DEFAULT_RETRY_SECONDS, *, out: TextIO | None = None) -> Written:
+    """Write report.json, <name>.png and <name>.html to `out_dir`, then log them to the parent run.
+    A server that refuses the write (a user with READ permission on the experiment reporting on
+    it) loses nothing: the files are written first, and one line on `out` says so."""
     import matplotlib.pyplot as plt
-    from ablate.track.client import mlflow_client
-    from ablate.track.store import Store
+
+    from ablate.track.retry import AccessRefused
 
     figure, html = report_figures(report)
     name = report.experiment
     numbers = report.to_json()
+    written = Written()
+    try:
+        if out_dir is not None:
+            out_dir.mkdir(parents=True, exist_ok=True)
+            figure.savefig(out_dir / f"{name}.png")
+            (out_dir / f"{name}.html").write_text(_page(name, html))
+            (out_dir / "report.json").write_text(json.dumps(numbers, indent=2))
+            written += [out_dir / f"{name}.png", out_dir / f"{name}.html", out_dir / "report.json"]
+        try:
+            _log_report(report, tracking_uri, retry_seconds, figure, html, numbers)
+        except AccessRefused as exc:
+            where = f"it is in {out_dir} only" if out_dir is not None else "it is printed only"
+            written.not_logged = (f"The report was not logged to the parent run {report.parent_run_id}: the tracking "
+                                  f"server refused the write (HTTP {exc.status}"
+                                  + (", no permission to write to the experiment" if exc.status == 403 else "")
+                                  + f"); {where}.")
+            print(written.not_logged, file=out or sys.stdout, flush=True)
+    finally:
+        plt.close(figure)
+    return written
+
+
+def _log_report(report: Report, tracking_uri: str, retry_seconds: float, figure, html: str, numbers: dict) -> None:
+    """The report into the sweep's parent run: its curve as metrics, its markdown as the run's
+    description, the figures and numbers as report/ artifacts."""
+    from ablate.track.client import mlflow_client
+    from ablate.track.store import Store
+
+    name = report.experiment
     client, retry = mlflow_client(tracking_uri), RetryPolicy(retry_seconds)
     run_id = report.parent_run_id
     store = Store(tracking_uri, retry)
@@ -35,15 +75,6 @@ def publish_report(report: Report, tracking_uri: str, out_dir: Path | None,
     retry.call(lambda: client.log_text(run_id, _page(name, html), results.report_artifact(f"{name}.html")))
     retry.call(lambda: client.log_dict(run_id, numbers, results.report_artifact("report.json")))
     retry.call(lambda: client.log_table(run_id, data=_table(report), artifact_file=results.report_artifact("points.json")))
-    written: list[Path] = []
-    if out_dir is not None:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        figure.savefig(out_dir / f"{name}.png")
-        (out_dir / f"{name}.html").write_text(_page(name, html))
-        (out_dir / "report.json").write_text(json.dumps(numbers, indent=2))
-        written = [out_dir / f"{name}.png", out_dir / f"{name}.html", out_dir / "report.json"]
-    plt.close(figure)
-    return written
 
 
 def curve_points(report: Report) -> dict[str, list[tuple[int, float]]]:

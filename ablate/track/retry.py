@@ -30,6 +30,9 @@ class RetryPolicy:
             try:
                 return action()
             except Exception as exc:
+                status = refused_status(exc)
+                if status is not None:  # credentials or permission: waiting changes nothing
+                    raise access_refused(exc, status) from exc
                 if not is_transient(exc):
                     raise
                 if time.monotonic() + delay > deadline:
@@ -49,13 +52,64 @@ def store_unavailable(exc: BaseException, window_seconds: float) -> StoreUnavail
                                 "same command again: finished cells are kept. tracking.retry_seconds sets the window.")
 
 
+class AccessRefused(AblateError):
+    """The tracking server refused a call: HTTP 401 (no or wrong credentials) or 403 (the user may
+    not do it, e.g. write to an experiment it may only read). Never retried."""
+
+    def __init__(self, message: str, *, status: int, fix: str) -> None:
+        self.status = status
+        super().__init__(message, fix=fix)
+
+
+def access_refused(exc: BaseException, status: int) -> AccessRefused:
+    """The one-paragraph error for a call the server refused (the user named, never a password)."""
+    import os
+
+    from ablate.track.server import CREDENTIALS, SET_CREDENTIALS, USER_VARIABLE
+
+    user = os.environ.get(USER_VARIABLE)
+    named = f" user '{user}'" if user else ""
+    if status == 401:
+        return AccessRefused(f"the tracking server refused the credentials of{named or ' this process'} (HTTP 401; "
+                             f"{CREDENTIALS} {'hold no user' if not user else 'name an unknown user or a wrong password'}): "
+                             f"{first_line(exc)}", status=status, fix=SET_CREDENTIALS)
+    return AccessRefused(f"the tracking server refused{named or ' this process'} the call (HTTP 403: no permission): "
+                         f"{first_line(exc)}", status=status,
+                         fix="ask the experiment's owner or the server's admin for EDIT permission on it, or write to "
+                             f"an experiment of your own (--set tracking.experiment=NAME), or set {CREDENTIALS} to "
+                             "a user who may.")
+
+
+def refused_status(exc: BaseException) -> int | None:
+    """401 or 403 when the tracking server refused the call (credentials, permission), else None."""
+    import requests
+    from mlflow.exceptions import MlflowException
+
+    for error in (exc, exc.__cause__, exc.__context__):
+        if isinstance(error, MlflowException):
+            status = error.get_http_status_code()
+            if status in (401, 403):
+                return status
+            # a refusal whose body is not MLflow's JSON error keeps only its text ("error code 403 != 200")
+            found = re.search(r"error code (40[13])\b", str(error))
+            if found:
+                return int(found.group(1))
+        if isinstance(error, requests.exceptions.HTTPError) and error.response is not None \
+                and error.response.status_code in (401, 403):
+            return error.response.status_code
+    return None
+
+
 def is_transient(exc: BaseException) -> bool:
-    """Whether a store error may pass by itself: classified by type where MLflow keeps one."""
+    """Whether a store error may pass by itself: classified by type where MLflow keeps one. A
+    refusal (HTTP 401 or 403: credentials, permission) never is."""
     import requests
     import sqlalchemy.exc
     from mlflow.exceptions import MlflowException
     from mlflow.protos.databricks_pb2 import TEMPORARILY_UNAVAILABLE, ErrorCode
 
+    if refused_status(exc) is not None:
+        return False
     for error in (exc, exc.__cause__, exc.__context__):
         if isinstance(error, sqlalchemy.exc.OperationalError):
             # SQLite raises OperationalError for a locked file and for a broken schema alike; its

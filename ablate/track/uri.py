@@ -36,7 +36,8 @@ def sqlite_path(uri: str) -> Path | None:
 
 
 def check_tracking_uri(uri: str, timeout: float = 3.0) -> None:
-    """Fail fast (before anything starts) when the store cannot be reached."""
+    """Fail fast (before anything starts) when the store cannot be reached, or (a tracking server)
+    refuses the credentials in the environment (ablate.track.server)."""
     path = sqlite_path(uri)
     if path is not None:
         if path.is_dir():
@@ -66,6 +67,9 @@ def check_tracking_uri(uri: str, timeout: float = 3.0) -> None:
             raise AblateError(f"the MLflow tracking server at {uri} is unreachable ({exc}).",
                               field="tracking.tracking_uri",
                               fix="start it (mlflow server --host 127.0.0.1 --port 5000) or fix --tracking-uri.") from None
+        from ablate.track.server import check_credentials
+
+        check_credentials(uri, timeout)  # a 401 or 403 said now, in one paragraph, not after minutes of retries
         return
     if parsed.scheme.partition("+")[0] not in ("postgresql", "mysql", "mssql", "databricks", "file", ""):
         raise AblateError(f"unsupported tracking URI '{uri}'.", field="tracking.tracking_uri",
