@@ -149,13 +149,8 @@ def bucket_keys(endpoint: str, bucket: str, prefix: str = "") -> list[str]:
     return keys
 
 
-def start_mlflow_server(folder: Path, backend: str, artifacts: str, s3_endpoint: str) -> tuple[Service, str]:
-    """`mlflow server` on PostgreSQL, proxying artifacts to the S3 bucket; returns it and its URL."""
-    port = free_port()
-    service = _start("mlflow", [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", backend,
-                                "--artifacts-destination", artifacts, "--host", "127.0.0.1", "--port", str(port),
-                                "--workers", "1"],
-                     folder, {**S3_ENV, "MLFLOW_S3_ENDPOINT_URL": s3_endpoint})
+def _serving(service: Service, port: int, what: str) -> str:
+    """The server's URL once its /health answers (a server that exits fails with its log's tail)."""
     url = f"http://127.0.0.1:{port}"
 
     def up() -> bool:
@@ -165,8 +160,18 @@ def start_mlflow_server(folder: Path, backend: str, artifacts: str, s3_endpoint:
         except OSError:
             return False
 
-    wait_until(up, 180, "the MLflow server")
-    return service, url
+    wait_until(up, 180, what)
+    return url
+
+
+def start_mlflow_server(folder: Path, backend: str, artifacts: str, s3_endpoint: str) -> tuple[Service, str]:
+    """`mlflow server` on PostgreSQL, proxying artifacts to the S3 bucket; returns it and its URL."""
+    port = free_port()
+    service = _start("mlflow", [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", backend,
+                                "--artifacts-destination", artifacts, "--host", "127.0.0.1", "--port", str(port),
+                                "--workers", "1"],
+                     folder, {**S3_ENV, "MLFLOW_S3_ENDPOINT_URL": s3_endpoint})
+    return service, _serving(service, port, "the MLflow server")
 
 
 def start_ray_node(folder: Path, name: str, env: dict, head_port: int | None = None, cpus: int = 1,
@@ -211,14 +216,4 @@ def start_auth_mlflow_server(folder: Path, backend: str, admin_password: str) ->
                                      "--backend-store-uri", backend, "--serve-artifacts",
                                      "--artifacts-destination", str(folder / "artifacts"),
                                      "--host", "127.0.0.1", "--port", str(port), "--workers", "1"], folder, env)
-    url = f"http://127.0.0.1:{port}"
-
-    def up() -> bool:
-        assert service.process.poll() is None, service.tail()
-        try:
-            return urllib.request.urlopen(f"{url}/health", timeout=2).status == 200
-        except OSError:
-            return False
-
-    wait_until(up, 180, "the MLflow server with basic-auth")
-    return service, url
+    return service, _serving(service, port, "the MLflow server with basic-auth")
