@@ -17,12 +17,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from ablate.credentials import redact
 from ablate.errors import AblateError
-from ablate.files import check_output_folder
+from ablate.files import check_output_file, check_output_folder
 
 
 def _add_spec_arguments(parser: argparse.ArgumentParser) -> None:
@@ -254,7 +256,7 @@ def cmd_evaluate(args) -> int:
     from ablate.files import write_text_atomic
 
     if args.predictions_out:
-        check_output_folder(Path(args.predictions_out).parent, "--predictions-out")
+        check_output_file(args.predictions_out, "--predictions-out")
     result = evaluate_model(args.model, args.tasks, split=args.split, encoding=args.encoding,
                             evaluator=args.evaluator, instances=args.instances,
                             max_source_length=args.max_source_length, max_target_length=args.max_target_length,
@@ -312,18 +314,23 @@ def cmd_init(args) -> int:
 
     from ablate.files import write_text_atomic
     from ablate.schema import schema_text
-    from ablate.spec import SweepSpec, format_validation_error
+    from ablate.spec import NAME_LENGTH, NAME_PATTERN, SweepSpec, format_validation_error
     from ablate.starters import render_starter, starter_spec
 
     out = Path(args.out)
+    check_output_file(out, "--out")  # a folder, a FIFO, a place that cannot be written
     if out.exists() and not args.force:
         raise AblateError("the file already exists, and init does not overwrite a spec.", file=str(out),
                           field="--out", fix="give a new file name, or add --force to replace it.")
     if out.suffix not in (".yaml", ".yml"):
         raise AblateError("a spec file ends in .yaml or .yml.", file=str(out), field="--out",
                           fix=f"name it e.g. {out.with_suffix('.yaml').name}.")
-    check_output_folder(out.parent, "--out")
-    name = args.name or out.stem.replace(" ", "_")
+    name = args.name or out.stem
+    if not re.fullmatch(NAME_PATTERN, name) or len(name) > NAME_LENGTH:
+        raise AblateError(f"'{name}' is not a sweep name (it names the MLflow experiment and a folder: letters, digits, "
+                          "_ . - and at most 100 characters, starting with a letter or digit).",
+                          field="--name" if args.name else "--out",
+                          fix="give --name NAME (e.g. --name my_sweep), or a file name of that form.")
     try:  # a starter that does not validate is ablate's own bug, caught before anything is written
         SweepSpec.model_validate(starter_spec(args.ablation, args.source, name))
     except ValidationError as exc:
@@ -471,8 +478,6 @@ class _Parser(argparse.ArgumentParser):
     """Flag errors in ablate's own form: one paragraph naming the flag and the fix, exit 2."""
 
     def error(self, message: str):
-        from ablate.credentials import redact
-
         self.exit(2, f"ablate: error: {self.prog}: {redact(message)}. Fix: correct it as said (`{self.prog} --help` "
                      "lists every flag).\n")
 
@@ -550,7 +555,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--max-options", type=_bounded_int(2, 100), default=10,
                           help="a task with at most N distinct references is ranked over them")
     evaluate.add_argument("--options-in-prompt", action="store_true", help="FLAN's OPTIONS suffix on the prompts")
-    evaluate.add_argument("--device", default="cpu", help="cpu or cuda")
+    evaluate.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or mps (one this machine has)")
     evaluate.add_argument("--predictions-out", help="JSONL: one record per instance (id, choice, option scores)")
     evaluate.add_argument("--json", action="store_true", help="print the scores as JSON")
     evaluate.set_defaults(func=cmd_evaluate)
@@ -614,12 +619,35 @@ def build_parser() -> argparse.ArgumentParser:
     ui.add_argument("--host", default="127.0.0.1", help="the address the UI listens on (127.0.0.1: this machine only)")
     ui.add_argument("--port", type=_bounded_int(1, 65535), default=5000, help="the port it listens on (a taken port is refused)")
     ui.set_defaults(func=cmd_ui)
+    for command in commands.choices.values():
+        _refuse_empty_values(command)
     return parser
+
+
+def _refuse_empty_values(parser: argparse.ArgumentParser) -> None:
+    """Every text argument of a command refuses an empty value (`--tracking-uri "$UNSET"`, `--out ""`),
+    which would otherwise stand for the default or the working directory without a word."""
+    def non_empty(optional: bool):
+        def parse(text: str) -> str:
+            if not text.strip():
+                raise argparse.ArgumentTypeError("is empty (an unset shell variable?); give a value"
+                                                 + (", or leave the flag out for its default" if optional else ""))
+            return text
+
+        return parse
+
+    for action in parser._actions:
+        if isinstance(action, (argparse._StoreAction, argparse._AppendAction)) and action.type is None \
+                and action.choices is None:
+            action.type = non_empty(bool(action.option_strings))
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    # Ray records the driver's command line as its job's entrypoint (the dashboard, `ray list jobs`):
+    # a password given in a flag is read by now, and leaves it out.
+    sys.argv[:] = [redact(word) for word in sys.argv]
     try:
         return args.func(args)
     except AblateError as exc:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ablate.credentials import redact
+
 
 class AblateError(Exception):
     """Bad input from the user. The CLI prints it without a traceback and exits with code 2."""
@@ -18,8 +20,6 @@ class AblateError(Exception):
         """One paragraph; a list of problems (a message of several lines, each item with its own
         "To fix: ...") gets its closing "Fix:" on a line of its own, not after the last item's.
         A password or token in a URI it quotes is shown as *** (ablate.credentials)."""
-        from ablate.credentials import redact
-
         text = self._located()
         separator = "\n" if "\n" in text else " "
         return redact(f"{text}{separator}Fix: {self.fix}" if self.fix else text)
@@ -80,28 +80,96 @@ def problem_list(problems: list[str], *, what: str, file: str | None, fix: str) 
 
 def validation_problems(exc, root=None, prefix: str = "") -> list[str]:
     """One line per pydantic error: the field's dotted path, what is wrong, and for an unknown key
-    the keys that exist there ("Did you mean ...?"). `root` is the pydantic model validated."""
-    lines = []
+    the keys that exist there ("Did you mean ...?"). `root` is the pydantic model validated.
+
+    A field that takes one of several types (a list or a {low, high} block) is one field to the
+    user: pydantic's names of the union's members (`list[any]`, `function-after[...]`) are left
+    out of the path; the members' type errors at the field are said as one line ("a valid list,
+    or a valid dictionary"), and are left out where a member's own field is what is wrong."""
+    entries = []  # (path, path of the union the error is under or None, the error)
     for error in exc.errors():
-        location = [str(p) for p in error["loc"]]
-        loc = prefix + ".".join(location)
-        if error["type"] == "extra_forbidden":
-            known = _model_at(root, location[:-1]) if root is not None else None
-            hint = did_you_mean(location[-1], list(known.model_fields)) if known is not None else ""
-            lines.append(f"{loc}: unknown key. {hint}".rstrip())
-        elif error["type"] == "missing":
-            lines.append(f"{loc}: required field is missing; add it.")
-        else:
-            message = error["msg"].removeprefix("Value error, ")
-            value = error.get("input")
-            shown = "" if isinstance(value, (dict, list)) or value is None else f" (got {value!r})"
-            lines.append(f"{loc}: {message}{shown}." if loc else f"{message}{shown}.")
-    return lines
+        location, union = [], None
+        for part in (str(p) for p in error["loc"]):
+            if _is_union_member(part):
+                union = tuple(location)
+            else:
+                location.append(part)
+        entries.append((location, union, error))
+    deeper = {union for location, union, _ in entries if union is not None and len(location) > len(union)}
+    lines: list = []
+    unions: dict[tuple, list[dict]] = {}  # the members' type errors at a union's field: one line
+    for location, union, error in entries:
+        if union is None or tuple(location) != union:
+            lines.append(_problem_line(location, error, root, prefix))
+        elif union not in deeper:  # else another member matched the value's shape: its error is the one
+            if union not in unions:
+                unions[union] = []
+                lines.append(union)
+            unions[union].append(error)
+    return [_problem_line(list(line), {**unions[line][0], "msg": "Input should be " + ", or ".join(
+        _lowered(e["msg"]) for e in unions[line])}, root, prefix) if isinstance(line, tuple) else line
+        for line in lines]
+
+
+# pydantic's names of a union's members in an error's location: not fields of the spec
+_MEMBER_TYPES = {"int", "float", "str", "bool", "none", "list", "dict", "any", "literal"}
+
+
+def _is_union_member(part: str) -> bool:
+    return not (part.isidentifier() or part.isdigit()) or part in _MEMBER_TYPES
+
+
+def _lowered(message: str) -> str:
+    return _plain(message).removeprefix("Input should be ").rstrip(".")
+
+
+def _plain(message: str) -> str:
+    """pydantic's words for a mapping (which name our classes) in the spec's words."""
+    import re
+
+    return re.sub(r"a valid dictionary or (instance of \w+|object to extract fields from)",
+                  "a block of fields (key: value)", message)
+
+
+def _problem_line(location: list[str], error: dict, root, prefix: str) -> str:
+    loc = prefix + ".".join(location)
+    if error["type"] == "extra_forbidden":
+        known = _model_at(root, location[:-1]) if root is not None else None
+        hint = did_you_mean(location[-1], list(known.model_fields)) if known is not None else ""
+        return f"{loc}: unknown key. {hint}".rstrip()
+    if error["type"] == "missing":
+        return f"{loc}: required field is missing; add it."
+    if error["type"] in ("union_tag_not_found", "union_tag_invalid"):  # a block told apart by its `kind`
+        context = error.get("ctx") or {}
+        tag = context.get("discriminator", "'kind'").strip("'")
+        kinds = sorted(k.strip().strip("'") for k in str(context.get("expected_tags", "")).split(",") if k.strip()) \
+            or sorted(_tags_at(root, location, tag))
+        if error["type"] == "union_tag_not_found":
+            return f"{loc}: the block has no '{tag}'; give {tag}: one of {', '.join(kinds)}." if kinds else \
+                f"{loc}: the block has no '{tag}'; add it."
+        return f"{loc}: unknown {tag} '{context.get('tag')}'. {did_you_mean(str(context.get('tag')), kinds)}"
+    message = _plain(error["msg"].removeprefix("Value error, ")).rstrip(".")
+    value = error.get("input")
+    shown = "" if isinstance(value, (dict, list)) or value is None or f"'{value}'" in message \
+        else f" (got {value!r})"
+    return f"{loc}: {message}{shown}." if loc else f"{message}{shown}."
+
+
+def _tags_at(root, path: list[str], tag: str) -> list[str]:
+    """The `tag` values (kinds) of the blocks a path of field names may hold."""
+    return [m.model_fields[tag].default for m in _models_at(root, path) if tag in m.model_fields] if root else []
 
 
 def _model_at(root, path: list[str]):
-    """The pydantic model class a path of field names leads to from `root`, or None. List
-    positions are skipped; a discriminated union's tag (a `kind`) picks its member."""
+    """The pydantic model class a path of field names leads to from `root`, or None."""
+    candidates = _models_at(root, path)
+    return candidates[0] if len(candidates) == 1 else None
+
+
+def _models_at(root, path: list[str]) -> list:
+    """The pydantic model classes a path of field names may lead to from `root` (none: a path that
+    leads to no model). List positions are skipped; a discriminated union's tag (a `kind`) picks
+    its member."""
     import typing
 
     from pydantic import BaseModel
@@ -124,8 +192,8 @@ def _model_at(root, path: list[str]):
         elif not part.isdigit():
             tagged = [m for m in candidates if "kind" in m.model_fields and m.model_fields["kind"].default == part]
             if not tagged:
-                return None
+                return []
             candidates = tagged
         if not candidates:
-            return None
-    return candidates[0] if len(candidates) == 1 else None
+            return []
+    return candidates

@@ -3,7 +3,8 @@ that names the path and the fix (a missing file, a folder, a named pipe or a dev
 symlink or a symlink loop, no permission, invalid UTF-8, JSON nested too deep, duplicate YAML keys,
 YAML anchors that expand past a bound). Only regular files are read: a FIFO would block the read
 forever, /dev/zero would never end it.
-And the one check of a folder we are about to write into (`check_output_folder`)."""
+And the one check of a folder we are about to write into (`check_output_folder`), and of a file
+(`check_output_file`)."""
 
 from __future__ import annotations
 
@@ -218,6 +219,22 @@ def check_output_folder(out: str | Path, field: str) -> None:
     if reason:
         raise AblateError(f"'{existing}' is not writable ({reason}), so the folder '{out}' cannot be made.",
                           field=field, fix=f"give {field} a folder you can write.")
+
+
+def check_output_file(path: str | Path, field: str) -> Path:
+    """A file we will write (atomically: a scratch file beside it, then renamed over it) must not
+    be a folder or a special file, and its folder must be one we can create or write: checked
+    before anything starts, so a bad path fails with a message, not after the work it would hold."""
+    path = Path(path)
+    try:
+        reason = _not_regular(path.stat().st_mode)
+    except OSError:  # nothing there yet (or a broken link, which the file replaces)
+        reason = None
+    if reason:
+        raise AblateError(f"'{path}' exists and {reason}, so the file cannot be written there.", field=field,
+                          fix=f"give {field} the path of a file: a new one, or a file to replace.")
+    check_output_folder(path.parent, field)
+    return path
 
 
 def cannot_write_in(folder: Path) -> str | None:

@@ -66,13 +66,33 @@ def check_model_name(name: str) -> None:
     if "/" in name or name.startswith("."):
         folder = Path(name)
         if not folder.is_dir():
-            raise ValueError(f"model directory '{name}' does not exist; give a local model folder or hf:<name>")
+            what = "is a file, not a model folder" if folder.exists() else "does not exist"
+            raise ValueError(f"model directory '{name}' {what}; give a local model folder or hf:<name>")
         if not (folder / "config.json").is_file():
             raise ValueError(f"'{name}' is not a model folder (no config.json); give a folder written by "
                              "save_pretrained, or hf:<name>")
         return
+    if Path(name).is_dir():
+        raise ValueError(f"unknown model '{name}'; the folder '{name}' here is a model only when named as a "
+                         f"path: write ./{name}")
     raise ValueError(f"unknown model '{name}'. {did_you_mean(name, list(PRESETS) + list(BASELINES))} "
                      "Pretrained models: hf:<name> or a local directory")
+
+
+# What save_pretrained writes as a model's weights (one file, or the index of its shards): a folder
+# with none of them has nothing for from_pretrained to load.
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
+                "pytorch_model.bin.index.json")
+
+
+def missing_weights(name: str) -> str | None:
+    """Why a local model folder cannot be loaded for its weights (it holds none), or None."""
+    folder = Path(name)
+    if name.startswith("hf:") or name in PRESETS or name in BASELINES or not folder.is_dir() \
+            or any((folder / weights).is_file() for weights in WEIGHT_FILES):
+        return None
+    return (f"model folder '{name}' holds no weights (none of {', '.join(WEIGHT_FILES)}); give a folder written by "
+            "save_pretrained (its config, weights and tokenizer)")
 
 
 def pretrained_path(name: str) -> str:
@@ -167,6 +187,19 @@ def load_pretrained_tokenizer(name: str):
 
     try:
         return AutoTokenizer.from_pretrained(pretrained_path(name))
-    except OSError as exc:
-        raise AblateError(f"cannot load the tokenizer of '{name}' ({exc}).", field="model",
-                          fix="use a local model folder, or a hub name on a machine with network access.") from None
+    # transformers says a missing or unreadable tokenizer with OSError, ValueError ("Couldn't
+    # instantiate the backend tokenizer": a folder without tokenizer files), KeyError or TypeError
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        fix = ("use a local model folder, or a hub name on a machine with network access." if name.startswith("hf:")
+               else "save the tokenizer into the model folder (tokenizer.save_pretrained(folder) writes "
+                    "tokenizer.json and tokenizer_config.json).")
+        folder = Path(pretrained_path(name))
+        reason = first_line(exc)
+        if folder.is_dir() and not any((folder / f).is_file() for f in TOKENIZER_FILES):
+            reason = f"the folder holds none of {', '.join(TOKENIZER_FILES)}"
+        raise AblateError(f"cannot load the tokenizer of '{name}' ({reason}).", field="model", fix=fix) from None
+
+
+# Files a saved tokenizer is read from (a fast tokenizer's, or a slow one's vocabulary).
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "spiece.model", "vocab.json",
+                   "vocab.txt")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import socket
 from urllib.parse import urlparse
 
+from ablate.credentials import redact
 from ablate.errors import AblateError
 
 DEFAULT_PORTS = {"postgresql": 5432, "mysql": 3306, "mssql": 1433}
@@ -37,8 +38,14 @@ def check_database_reachable(uri: str, timeout: float = 3.0) -> None:
     """Raise an AblateError within `timeout` seconds unless a server accepts a TCP connection at
     the database URI's host and port."""
     address = database_address(uri)
-    if address is None:
-        return
+    if address is None:  # no host in the URI: the client looks on this machine
+        local = _local_database(uri)
+        if isinstance(local, list):
+            _check_sockets(uri, local, timeout)
+            return
+        if local is None:
+            return
+        address = local
     host, port = address
     try:
         socket.create_connection(address, timeout=timeout).close()
@@ -50,9 +57,51 @@ def check_database_reachable(uri: str, timeout: float = 3.0) -> None:
             from None
 
 
+def _local_database(uri: str) -> tuple[str, int] | list[str] | None:
+    """Where the client of a database URI without a host connects: PostgreSQL's libpq to the host
+    of `?host=` or PGHOST, else to its Unix sockets in /var/run/postgresql or /tmp (a list of
+    socket paths); MySQL's driver to `?unix_socket=`, else to localhost; SQL Server to localhost."""
+    import os
+    from urllib.parse import parse_qs
+
+    parsed = urlparse(uri)
+    dialect = parsed.scheme.partition("+")[0]
+    if dialect not in DEFAULT_PORTS:
+        return None
+    query = parse_qs(parsed.query)
+    try:
+        port = parsed.port
+    except ValueError:
+        port = None  # said by database_address once a host is named
+    if dialect == "postgresql":
+        host = (query.get("host") or [os.environ.get("PGHOST", "")])[0]
+        given = (query.get("port") or [os.environ.get("PGPORT", "")])[0]
+        port = port or (int(given) if given.isdigit() else DEFAULT_PORTS[dialect])
+        if host and not host.startswith("/"):
+            return host, port
+        return [f"{folder}/.s.PGSQL.{port}" for folder in ([host] if host else ["/var/run/postgresql", "/tmp"])]
+    if dialect == "mysql" and query.get("unix_socket"):
+        return [query["unix_socket"][0]]
+    return "localhost", port or DEFAULT_PORTS[dialect]
+
+
+def _check_sockets(uri: str, paths: list[str], timeout: float) -> None:
+    """An AblateError unless a server answers on one of these Unix sockets."""
+    for path in paths:
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+                probe.settimeout(timeout)
+                probe.connect(path)
+            return
+        except OSError:
+            continue
+    raise AblateError(f"the tracking store '{_redacted(uri)}' names no database host, so its client looks for the "
+                      f"server on this machine's socket {' or '.join(paths)}, where none answers.",
+                      field="tracking.tracking_uri",
+                      fix="name the database's host (e.g. postgresql://USER@HOST:5432/DATABASE), or start the "
+                          "database server on this machine.")
+
+
 def _redacted(uri: str) -> str:
     """The URI without its password, for messages."""
-    parsed = urlparse(uri)
-    if parsed.password is None:
-        return uri
-    return uri.replace(f":{parsed.password}@", ":***@", 1)
+    return redact(uri)

@@ -14,7 +14,7 @@ from ablate.errors import AblateError, problem_list
 from ablate.files import check_output_folder
 from ablate.plan import Cell, checked_grid
 from ablate.spec import SweepSpec, load_spec
-from ablate.validate import check_cells, device_errors, local_gpu_count
+from ablate.validate import check_cells, device_errors, local_cpu_count, local_gpu_count
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,7 @@ def prepare_sweep(spec_file: str, overrides: list[str], *, tracking_uri: str | N
                   address: str | None = None) -> PreparedSweep:
     """Load, expand and check a spec; raises one AblateError listing every problem. Writes nothing.
     Without a cluster `address`, GPU requests are checked against this machine."""
-    from ablate.track.uri import resolve_tracking_uri
+    from ablate.track.uri import check_store_kind, resolve_tracking_uri
 
     workdir = workdir or Path.cwd()
     spec = load_spec(spec_file, overrides, workdir)
@@ -61,11 +61,13 @@ def prepare_sweep(spec_file: str, overrides: list[str], *, tracking_uri: str | N
     check_output_folder(out, "--out" if output_dir else "name")
     checks = check_cells(cells, out / "cache")
     gpus = spec.resources.gpus_per_cell
-    for error in device_errors(cells, gpus, None if address or gpus == 0 else local_gpu_count()):
+    for error in device_errors(cells, gpus, None if address or gpus == 0 else local_gpu_count(),
+                               spec.resources.cpus_per_cell, None if address else local_cpu_count()):
         checks.error(error)
     if checks.errors:
         raise _problems(spec_file, checks.errors)
     uri = resolve_tracking_uri(tracking_uri or spec.tracking.tracking_uri, workdir)
+    check_store_kind(uri)  # the kind of store, without touching it: `validate` refuses what a sweep would
     return PreparedSweep(spec, spec_file, cells, uri, spec.tracking.experiment or spec.name, out,
                          tuple(checks.warnings), tuple(checks.notes))
 

@@ -121,17 +121,24 @@ def _connect_failure(exc: BaseException) -> str:
     return first_line(kept) or type(exc).__name__
 
 
-def check_cluster_gpus(gpus_per_cell: float) -> None:
-    """On a connected cluster: refuse a GPU request no node can meet (Tune would wait forever)."""
+def check_cluster_resources(cpus_per_cell: float, gpus_per_cell: float) -> None:
+    """On a connected cluster: refuse a request of CPUs and GPUs no node can meet (a cell runs on
+    one node; Tune would wait for it forever)."""
     import ray
 
-    if gpus_per_cell <= 0:
+    nodes = [node["Resources"] for node in ray.nodes() if node.get("Alive")]
+    if any(n.get("CPU", 0) >= cpus_per_cell and n.get("GPU", 0) >= gpus_per_cell for n in nodes):
         return
-    per_node = [node["Resources"].get("GPU", 0) for node in ray.nodes() if node.get("Alive")]
-    if not per_node or max(per_node) < gpus_per_cell:
-        raise AblateError(f"each cell asks for {gpus_per_cell} GPU(s), but the largest node of the cluster has "
-                          f"{max(per_node, default=0):g}.", field="resources.gpus_per_cell",
+    if gpus_per_cell > 0 and max((n.get("GPU", 0) for n in nodes), default=0) < gpus_per_cell:
+        raise AblateError(f"each cell asks for {gpus_per_cell:g} GPU(s), but the largest node of the cluster has "
+                          f"{max((n.get('GPU', 0) for n in nodes), default=0):g}.", field="resources.gpus_per_cell",
                           fix="lower resources.gpus_per_cell (0 runs on CPUs) or add GPU nodes to the cluster.")
+    largest = max((n.get("CPU", 0) for n in nodes if n.get("GPU", 0) >= gpus_per_cell), default=0)
+    raise AblateError(f"each cell asks for {cpus_per_cell:g} CPU(s)" + (f" and {gpus_per_cell:g} GPU(s)" if gpus_per_cell
+                      else "") + ", but no node of the cluster has them (" + (f"the most CPUs on a node with "
+                      f"{gpus_per_cell:g} GPU(s): {largest:g}" if gpus_per_cell else f"the largest node has {largest:g}")
+                      + ").", field="resources.cpus_per_cell",
+                      fix="lower resources.cpus_per_cell, or add larger nodes to the cluster.")
 
 
 def check_storage(storage: str, timeout: float = 20) -> None:

@@ -111,9 +111,20 @@ def settings_fields(model: type[BaseModel], prefix: str = "") -> list[FieldDoc]:
 
 
 def spec_fields() -> list[FieldDoc]:
+    """Every spec field; a section a cell's settings do not hold (name, resources, tracking) is
+    never part of a cell's id, and the axes and seeds are, through the values they give each cell."""
+    from dataclasses import replace
+
+    from ablate.plan import SECTIONS
     from ablate.spec import SweepSpec
 
-    return settings_fields(SweepSpec)
+    def identity(doc: FieldDoc) -> FieldDoc:
+        section = doc.path.split(".")[0].split("[")[0]
+        if section in ("axes", "seeds"):
+            return replace(doc, identity="through each cell's values")
+        return doc if section in SECTIONS else replace(doc, identity="never")
+
+    return [identity(doc) for doc in settings_fields(SweepSpec)]
 
 
 def _cell(text: str) -> str:
@@ -133,7 +144,8 @@ def spec_reference() -> str:
              f"At the top level: {', '.join(f'`{r}`' for r in required)}.", "",
              "**Identity** says whether a field is part of a cell's id: *always*; *unless default* (added after "
              "cells were cached: only a value other than the default changes the id); *never* (how often to log, "
-             "where to store, how many cells at once). See [cell identity](../concepts/identity.md). "
+             "where to store, how many cells at once); *through each cell's values* (axes and seeds: each "
+             "cell's own value is part of its settings). See [cell identity](../concepts/identity.md). "
              "A path like `stages[dpo].beta` is a field of the entries of that kind. "
              "The same fields as a JSON Schema: [schema](schema.md).", ""]
     current = None

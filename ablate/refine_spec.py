@@ -135,7 +135,8 @@ def check_refine(refine: RefineSpec, axes: dict[str, Any], seeds: list[int]) -> 
     if counts and refine.axis not in COUNT_AXES:
         raise ValueError(f"goal 'knee' needs a count axis ({', '.join(COUNT_AXES)}), not '{refine.axis}'; "
                          "use goal {kind: best} for a categorical axis")
-    if counts and refine.axis != "train_clusters" and not all(isinstance(v, int) and v >= 0 for v in values):
+    if counts and refine.axis != "train_clusters" and not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0
+                                                              for v in values):
         raise ValueError(f"the candidates of '{refine.axis}' must be counts (whole numbers >= 0)")
     if refine.axis in LOG_AXES and counts and any(v == 0 for v in values):
         raise ValueError(f"'{refine.axis}' is fitted on a log axis: a candidate 0 (the untuned model) cannot be "

@@ -43,15 +43,15 @@ class SchemaEntry:
 
     kind: Literal["metric", "param", "tag", "artifact"]
     name: str  # the key itself, or its pattern with <placeholders>
-    run: Literal["parent", "cell", "parent and cell"]
+    run: Literal["parent", "cell", "parent and cell", "lock"]  # lock: the experiment of a running sweep's lock
     description: str
 
 
 SCHEMA: list[SchemaEntry] = []  # in the order declared below
 
 
-def _declare(kind: Literal["metric", "param", "tag", "artifact"], name: str, run: Literal["parent", "cell", "parent and cell"],
-             description: str) -> str:
+def _declare(kind: Literal["metric", "param", "tag", "artifact"], name: str,
+             run: Literal["parent", "cell", "parent and cell", "lock"], description: str) -> str:
     """`name`, declared with its description; the constant it is assigned to is its one spelling."""
     SCHEMA.append(SchemaEntry(kind, name, run, description))
     return name
@@ -280,6 +280,15 @@ REFINE_REASON = _declare("tag", "ablate.refine.reason", "cell", "why an adaptive
 FOLDED_INTO = _declare("tag", "ablate.folded_into", "cell", "the cell whose training scored this one on the way (folded steps)")
 REFINE_STOPPED = _declare("tag", "ablate.refine.stopped", "parent",
                           'why the refinement stopped ("goal met after K of at most N cells ...")')
+# The lock of a running sweep (ablate.track.store_lock): tags of the experiment "<experiment> (ablate sweep running)".
+LOCK_HOLDER = _declare("tag", "ablate.lock.holder", "lock", "a random id of the sweep holding the lock")
+LOCK_HOST = _declare("tag", "ablate.lock.host", "lock", "the holder's host name")
+LOCK_PID = _declare("tag", "ablate.lock.pid", "lock", "the holder's process id")
+LOCK_PID_NAMESPACE = _declare("tag", "ablate.lock.pid_namespace", "lock",
+                              "the holder's process-id namespace (containers on one host name have their own)")
+LOCK_FOLDER = _declare("tag", "ablate.lock.folder", "lock", "the holder's output folder")
+LOCK_STARTED = _declare("tag", "ablate.lock.started", "lock", "when the holder took the lock (Unix time)")
+LOCK_HEARTBEAT = _declare("tag", "ablate.lock.heartbeat", "lock", "the holder's last heartbeat (Unix time, every 15 s)")
 _declare("tag", "ablate.<stage>.resumed_from_step", "cell", "a stage's own step its trainer resumed from (0: from the start)")
 _declare("tag", "ablate.<stage>.steps_trained", "cell", "the steps a stage trained in the process that finished it")
 
@@ -428,7 +437,7 @@ _declare("metric", "curve/<line>/<metric>", "parent", "a report curve's mean, st
          "point's position); `_ci_low` / `_ci_high` suffixes: its 95% interval (two seeds or more)")
 _declare("metric", "compare/<group>/<enc>/<A vs B>/<metric>_<statistic>", "parent",
          "a paired comparison of the report: its difference, interval ends, corrected p, P(A beats B)")
-_declare("param", "<section>.<field>", "parent and cell", "every resolved setting, flattened (train.learning_rate; "
+_declare("param", "<section>.<field>", "cell", "every resolved setting, flattened (train.learning_rate; "
          "lists as JSON)")
 _declare("param", "axis.<axis>", "cell", "the cell's value of an axis, short, for MLflow's Group by")
 

@@ -175,7 +175,7 @@ class ResourcesSpec(Frozen):
 
 class TrackingSpec(Frozen):
     experiment: str | None = Field(None, min_length=1, max_length=500, description="MLflow experiment; null: the sweep name")
-    tracking_uri: str | None = Field(None, description="null: sqlite:///mlflow.db in the working directory")
+    tracking_uri: str | None = Field(None, min_length=1, description="null: sqlite:///mlflow.db in the working directory")
     retry_seconds: float = Field(DEFAULT_RETRY_SECONDS, ge=0, le=604_800, description="how long cells wait out an unreachable tracking store")
 
 
@@ -303,8 +303,11 @@ AXIS_KINDS: dict[str, AxisKind] = {
 AXIS_PATHS = {name: axis.path for name, axis in AXIS_KINDS.items()}
 
 
+NAME_PATTERN, NAME_LENGTH = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", 100  # a sweep's name: an experiment's and a folder's
+
+
 class SweepSpec(Frozen):
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=100,
+    name: str = Field(pattern=NAME_PATTERN, max_length=NAME_LENGTH,
                       description="sweep (and experiment) name; also a folder name")
     data: DataSpec = Field(description="the task data, the clusters and what each cell trains and tests on")
     model: str = Field(description="preset (t5-tiny, ...), baseline (copy_demo, copy_input), hf:<name> or a local path")
@@ -427,7 +430,9 @@ def expand_axis(spec: SweepSpec, key: str, values: Any) -> tuple[str, list[Any]]
         try:
             folded = FoldedSteps.model_validate(values)
         except ValidationError as exc:
-            wrong = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+            from ablate.errors import validation_problems
+
+            wrong = "; ".join(line.rstrip(".") for line in validation_problems(exc, FoldedSteps))
             raise ValueError(f"a folded axis is {{values: [n1, n2, ...], fold: true or false}} ({wrong})") from None
         if folded.fold:
             _check_fold(spec)
@@ -576,7 +581,8 @@ def _absolute_paths(raw: dict, workdir: Path) -> None:
     if isinstance(resources, dict) and isinstance(resources.get("storage_path"), str) \
             and "://" not in resources["storage_path"]:
         resources["storage_path"] = str((workdir / resources["storage_path"]).resolve())
-    for stage in raw.get("stages") or []:  # a stage's file (dpo's preference pairs)
+    stages = raw.get("stages")  # anything but a list is left to the field's own error
+    for stage in stages if isinstance(stages, list) else []:  # a stage's file (dpo's preference pairs)
         if isinstance(stage, dict) and isinstance(stage.get("source"), str) and not Path(stage["source"]).is_absolute():
             stage["source"] = str((workdir / stage["source"]).resolve())
     evaluators = raw.get("eval", {}).get("evaluators") if isinstance(raw.get("eval"), dict) else None
@@ -593,6 +599,13 @@ def _absolute_paths(raw: dict, workdir: Path) -> None:
 def spec_to_yaml(spec: SweepSpec) -> str:
     """The resolved spec as ablate stores it (ablate_runs/NAME/ and the parent run): a password in
     a URI shown as *** (the sweep itself reads it from the environment, ablate.credentials)."""
-    from ablate.credentials import redact
+    from ablate.credentials import redact, split_credentials
 
-    return redact(yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False))
+    tree = spec.model_dump(mode="json")
+    uri = tree["tracking"]["tracking_uri"]
+    if uri:
+        try:
+            tree["tracking"]["tracking_uri"] = split_credentials(uri)[0]  # as the sweep resolved it
+        except ValueError:
+            tree["tracking"]["tracking_uri"] = redact(uri)
+    return redact(yaml.safe_dump(tree, sort_keys=False))

@@ -36,7 +36,7 @@ def run_sweep(prepared: PreparedSweep, *, address: str | None = None, force: boo
     1 when some failed, 130 when interrupted. `prefetch`: the cells' statuses, read while the
     sweep was planned; `proposer`: the grid of the spec unless given."""
     from ablate.processes import ProcessRecord
-    from ablate.ray_runtime import check_cluster_gpus, check_cluster_storage, check_storage, ray_runtime
+    from ablate.ray_runtime import check_cluster_resources, check_cluster_storage, check_storage, ray_runtime
     from ablate.track.store import Store
     from ablate.track.store_lock import StoreLock
     from ablate.track.uri import check_tracking_uri
@@ -69,7 +69,7 @@ def run_sweep(prepared: PreparedSweep, *, address: str | None = None, force: boo
             with timing.phase("ray_start"):
                 ray_scope.enter_context(ray_runtime(address, None if address else record))
                 if address:
-                    check_cluster_gpus(spec.resources.gpus_per_cell)
+                    check_cluster_resources(spec.resources.cpus_per_cell, spec.resources.gpus_per_cell)
                     check_cluster_storage(prepared.tracking_uri, prepared.storage_path,
                                           spec.resources.storage_path is None)
 

@@ -42,6 +42,8 @@ def tagged_union(configs: tuple[type, ...], what: str) -> Any:
         from ablate.errors import did_you_mean
 
         entry = {"kind": value} if isinstance(value, str) else value
+        if isinstance(entry, dict) and "kind" not in entry:
+            raise ValueError(f"this {what} block has no 'kind'; give kind: one of {', '.join(sorted(kinds))}")
         if isinstance(entry, dict) and entry.get("kind") not in kinds:
             raise ValueError(f"unknown {what} '{entry.get('kind')}'. {did_you_mean(str(entry.get('kind')), kinds)}")
         return entry

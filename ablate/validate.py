@@ -22,7 +22,7 @@ from ablate.data.select import (HELD_OUT, SPLIT_TEST, UNLISTED, TaskSelection, c
 from ablate.data.sources import HF_PREFIX, cached_task_dir, resolve_task_dir
 from ablate.data.library import TaskLibrary
 from ablate.errors import AblateError, did_you_mean
-from ablate.model import PRESETS, is_baseline
+from ablate.model import PRESETS, is_baseline, missing_weights
 from ablate.plan import Cell
 
 
@@ -231,12 +231,18 @@ def _lora_error(model: str, lora) -> str | None:
             f"{', '.join(sorted(n for n in names if not n.isdigit()))}.")
 
 
-def device_errors(cells: list[Cell], gpus_per_cell: float, gpus_here: int | None) -> list[str]:
-    """GPU requests the machine cannot meet and precisions its device lacks. `gpus_here`: GPUs
-    of this machine (None: a cluster, checked once connected)."""
+def device_errors(cells: list[Cell], gpus_per_cell: float, gpus_here: int | None, cpus_per_cell: float = 0,
+                  cpus_here: int | None = None) -> list[str]:
+    """GPU and CPU requests the machine cannot meet (Ray Tune would wait for them forever) and
+    precisions its device lacks. `gpus_here`, `cpus_here`: those of this machine (None: a cluster,
+    checked once connected, ablate.ray_runtime.check_cluster_resources)."""
     errors = []
+    if cpus_here is not None and cpus_per_cell > cpus_here:
+        errors.append(f"resources.cpus_per_cell: {cpus_per_cell:g} CPUs per cell, but this machine has {cpus_here}, so "
+                      f"no cell could ever start. Set resources.cpus_per_cell to at most {cpus_here}, or run on a "
+                      "cluster (--address) with larger nodes.")
     if gpus_per_cell > 0 and gpus_here is not None and gpus_per_cell > gpus_here:
-        errors.append(f"resources.gpus_per_cell: {gpus_per_cell} GPU(s) per cell, but this machine has "
+        errors.append(f"resources.gpus_per_cell: {gpus_per_cell:g} GPU(s) per cell, but this machine has "
                       f"{gpus_here}. Set resources.gpus_per_cell: 0 to run on the CPU, or run on a machine or "
                       "cluster (--address) with GPUs.")
     precisions = {c.settings.train.precision for c in cells if not is_baseline(c.settings.model)}
@@ -249,6 +255,43 @@ def device_errors(cells: list[Cell], gpus_per_cell: float, gpus_here: int | None
             errors.append(f"train.precision: bf16 is not supported by this GPU ({torch.cuda.get_device_name(0)}); "
                           "use fp16 or fp32 (or auto).")
     return errors
+
+
+def check_device(device: str, field: str = "--device") -> str:
+    """A torch device this machine has, or an AblateError naming those it has: cpu; cuda or
+    cuda:N below its GPU count; mps where Apple's GPU is there. Checked before any model loads."""
+    import re
+
+    match = re.fullmatch(r"(cpu|cuda|mps)(?::(\d+))?", device)
+    if match is not None and match.group(1) == "cpu":
+        return device
+    import torch
+
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+    here = ["cpu", *(["cuda", *(f"cuda:{i}" for i in range(gpus))] if gpus else []), *(["mps"] if mps else [])]
+    fix = f"give one of the devices of this machine: {', '.join(here)}."
+    if match is None:
+        raise AblateError(f"'{device}' is not a device name (cpu, cuda, cuda:N or mps).", field=field, fix=fix)
+    kind, index = match.group(1), match.group(2)
+    if kind == "cuda" and not gpus:
+        reason = "this PyTorch is built without CUDA" if torch.version.cuda is None else "no CUDA GPU is visible"
+        raise AblateError(f"'{device}' asks for a CUDA GPU, but this machine has none ({reason}).", field=field,
+                          fix=f"{fix} Or run on a machine with a GPU.")
+    if kind == "cuda" and index is not None and int(index) >= gpus:
+        raise AblateError(f"'{device}' asks for GPU {index}, but this machine has {gpus} (cuda:0 to cuda:{gpus - 1}).",
+                          field=field, fix=fix)
+    if kind == "mps" and not mps:
+        raise AblateError(f"'{device}' asks for Apple's GPU (MPS), which this machine or PyTorch build lacks.",
+                          field=field, fix=fix)
+    return device
+
+
+def local_cpu_count() -> int:
+    """The CPUs a local Ray runtime offers cells (ablate.ray_runtime starts it with os.cpu_count())."""
+    import os
+
+    return os.cpu_count() or 1
 
 
 def local_gpu_count() -> int:
@@ -269,6 +312,9 @@ def check_cells(cells: list[Cell], cache_dir: Path) -> Checks:
         error = _tokenizer_error(model)
         if error:
             checks.error(f"model: {error}")
+        weightless = missing_weights(model)
+        if weightless:  # a warning: a folder of a config alone serves the cost estimate (tests/test_messages.py)
+            checks.warn(f"model: {weightless}; the cells fail when they load it.")
     for cell in cells:
         error = _lora_error(cell.settings.model, cell.settings.train.lora)
         if error:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from ablate.cli import main
-from tests.conftest import FIXTURES
+from tests.conftest import FIXTURES, REPO
 
 BASE = """\
 name: bad
@@ -50,6 +50,37 @@ def append(extra):
 # Nine levels of anchors, each a list of ten references to the one before: 10^9 values once expanded.
 NESTED_ANCHORS = "a0: &a0 [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]\n" + "".join(
     f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]\n" for i in range(1, 10))
+
+# The shipped refinement (sweeps/examples_per_task_refine.yaml), as the base of its blocks' cases.
+REFINE = (REPO / "sweeps" / "examples_per_task_refine.yaml").read_text()
+
+
+def refine(old, new):
+    def edit(text):
+        assert old in REFINE, f"the edit {old!r} -> {new!r} matches nothing in the refine spec"
+        return REFINE.replace(old, new)
+
+    return edit
+
+
+def edits(*changes):
+    """Several edits of the base spec, in order."""
+    def edit(text):
+        for change in changes:
+            text = change(text)
+        return text
+
+    return edit
+
+
+DECODER = replace("model: t5-tiny", "model: llama-nano")  # a model the preference stages train
+CONSTANT = replace("encoding: def", "encoding: def\n  schedule: constant")  # a schedule steps can be folded under
+
+
+def dpo(block):
+    """The base spec with a decoder model and the stages [sft, <block>]."""
+    return edits(DECODER, append(f"stages: [sft, {block}]\n"))
+
 
 # (case id, spec edit, extra CLI args, fragments the message must hold)
 CASES = [
@@ -211,7 +242,7 @@ CASES = [
      ["/proc/ablate.db", "not writable"]),
     ("storage-under-proc", lambda t: t, ["--storage-path", "/proc/ablate-ray"], ["resources.storage_path", "not writable"]),
     ("postgresql-not-answering", lambda t: t, ["--tracking-uri", "postgresql://ablate:secret@127.0.0.1:{port}/mlflow"],
-     ["unreachable at 127.0.0.1:", "ablate:***@", "tracking.tracking_uri"]),
+     ["unreachable at 127.0.0.1:", "postgresql://ablate@127.0.0.1:", "tracking.tracking_uri"]),
     ("postgresql-not-answering-with-dry-run", lambda t: t,
      ["--dry-run", "--tracking-uri", "postgresql+psycopg://127.0.0.1:{port}/mlflow"], ["unreachable at 127.0.0.1:"]),
     ("mysql-not-answering", lambda t: t, ["--tracking-uri", "mysql+pymysql://root@127.0.0.1:{port}/mlflow"],
@@ -224,6 +255,114 @@ CASES = [
     ("axis-lora-blocks-collapse", append("axes:\n  train.lora: [{r: 4}, {r: 4, dropout: 0.0}]\n"), [],
      ["axes.train.lora", "repeats a value"]),
     ("axis-same-value-twice", append("axes:\n  num_train_tasks: [2, 2]\n"), [], ["axes.num_train_tasks", "(2, twice)"]),
+    # Round five (issue 39), by class.
+    # A device or resources the machine does not have: Ray Tune would wait for them forever.
+    ("cpus-per-cell-above-the-machine", append("resources: {cpus_per_cell: 1024}\n"), [],
+     ["resources.cpus_per_cell: 1024 CPUs per cell", "this machine has", "no cell could ever start"]),
+    ("gpus-per-cell-above-the-machine", append("resources: {gpus_per_cell: 64}\n"), [],
+     ["resources.gpus_per_cell: 64 GPU(s) per cell", "this machine has"]),
+    ("fp16-as-an-axis-value-on-the-cpu", append("axes:\n  train.precision: [fp32, fp16]\n"), [],
+     ["train.precision: fp16 needs a GPU"]),
+    # Stores the installed MLflow refuses, or that a URI names wrongly.
+    ("tracking-file-store", lambda t: t, ["--tracking-uri", "file:./mlruns"],
+     ["'file:./mlruns' names a folder store", "maintenance mode", "sqlite:///mlflow.db", "tracking.tracking_uri"]),
+    ("tracking-bare-path", lambda t: t, ["--tracking-uri", "./mlruns"], ["'./mlruns' names a folder store"]),
+    ("tracking-file-store-in-the-spec", append("tracking: {tracking_uri: 'file:///tmp/mlruns'}\n"), [],
+     ["names a folder store", "mlflow migrate-filestore"]),
+    ("tracking-file-store-with-dry-run", lambda t: t, ["--dry-run", "--tracking-uri", "file:./mlruns"],
+     ["names a folder store"]),
+    ("tracking-databricks", lambda t: t, ["--tracking-uri", "databricks"],
+     ["'databricks' names a Databricks workspace", "does not support", "sqlite:///PATH"]),
+    ("tracking-databricks-unity-catalog", lambda t: t, ["--tracking-uri", "databricks-uc"], ["Databricks workspace"]),
+    ("tracking-sqlite-two-slashes", lambda t: t, ["--tracking-uri", "sqlite://mlflow.db"],
+     ["'sqlite://mlflow.db'", "three slashes", "sqlite:///mlflow.db"]),
+    ("tracking-sqlite-no-path", lambda t: t, ["--tracking-uri", "sqlite:///"], ["names no database file", "is a folder"]),
+    ("tracking-http-without-a-host", lambda t: t, ["--tracking-uri", "http://"], ["'http://' names no host", "HOST:PORT"]),
+    ("tracking-https-port-only", lambda t: t, ["--tracking-uri", "https://:5000"], ["names no host"]),
+    ("tracking-http-port-not-a-number", lambda t: t, ["--tracking-uri", "http://localhost:port"],
+     ["port that is not a number"]),
+    ("tracking-unknown-scheme-says-what-is-supported", lambda t: t, ["--tracking-uri", "s3://bucket/mlflow"],
+     ["unsupported tracking URI 's3://bucket/mlflow'", "postgresql://"]),
+    ("tracking-postgresql-without-a-host-nor-socket", lambda t: t,
+     ["--tracking-uri", "postgresql:///mlflow?host=/nonexistent"], ["names no database host", "/nonexistent/.s.PGSQL.5432"]),
+    ("tracking-empty-in-the-spec", append("tracking: {tracking_uri: ''}\n"), [], ["tracking.tracking_uri", "at least 1"]),
+    # Model folders that are not whole models.
+    ("model-folder-without-a-tokenizer", replace("model: t5-tiny", "model: ./config_only"), [],
+     ["config_only", "cannot load the tokenizer", "holds none of tokenizer.json", "tokenizer.save_pretrained"]),
+    ("model-axis-folder-without-a-tokenizer", append("axes:\n  model: [t5-tiny, ./config_only]\n"), [],
+     ["cannot load the tokenizer"]),
+    ("model-is-a-file", replace("model: t5-tiny", "model: ./bad.yaml"), [], ["is a file, not a model folder"]),
+    ("model-folder-named-bare", replace("model: t5-tiny", "model: not_a_model"), [], ["write ./not_a_model"]),
+    ("tasks-without-splits", replace("source: synthetic", "source: ./nosplits"), [], ["has no splits", "train_tasks.txt"]),
+    ("split-misspelt", replace("source: synthetic", "source: ./notest\n  split: defualt"), [],
+     ["split 'defualt' does not exist", "Did you mean 'default'?"]),
+    # A refine: block (the shipped refinement as the base).
+    ("refine-budget-zero", refine("budget: {cells: 16}", "budget: {cells: 0}"), [],
+     ["refine.budget.cells", "greater than or equal to 1"]),
+    ("refine-budget-zero-by-flag", refine("budget: {cells: 16}", "budget: {cells: 16}"), ["--budget", "0"],
+     ["refine.budget.cells", "greater than or equal to 1"]),
+    ("refine-budget-without-a-limit", refine("budget: {cells: 16}", "budget: {}"), [], ["give cells or cell_hours"]),
+    ("refine-axis-not-in-axes", refine("axis: instances_per_task\n  candidates: {low: 1, high: 256, every: power_of_2}",
+                                       "axis: num_train_tasks"), [],
+     ["refine.axis 'num_train_tasks' has 0 candidate value(s)", "axes.num_train_tasks"]),
+    ("refine-unknown-axis", refine("axis: instances_per_task", "axis: instances_per_tsk"), [],
+     ["unknown axis 'instances_per_tsk'", "Did you mean 'instances_per_task'?"]),
+    ("refine-candidates-of-words", refine("{low: 1, high: 256, every: power_of_2}", "[a, b, c]"), [], ["must be counts"]),
+    ("refine-candidates-of-booleans", refine("{low: 1, high: 256, every: power_of_2}", "[true, false]"), [],
+     ["must be counts"]),
+    ("refine-candidates-a-number", refine("{low: 1, high: 256, every: power_of_2}", "5"), [],
+     ["refine.candidates: Input should be a valid list, or a block of fields", "(got 5)"]),
+    ("refine-candidates-every-misspelt", refine("every: power_of_2", "every: powers_of_2"), [],
+     ["refine.candidates.every: Input should be 'integer' or 'power_of_2'", "'powers_of_2'"]),
+    ("refine-goal-kind-misspelt", refine("kind: knee", "kind: kne"), [],
+     ["refine.goal: unknown kind 'kne'", "Did you mean 'knee'?", "best, knee, points"]),
+    ("refine-goal-without-a-kind", refine("{kind: knee, ratio: 4}", "{ratio: 4}"), [],
+     ["refine.goal: the block has no 'kind'", "best, knee, points"]),
+    ("refine-goal-field-of-another-goal", refine("{kind: knee, ratio: 4}", "{kind: knee, half_width: 2}"), [],
+     ["refine.goal.knee.half_width: unknown key", "Available: kind, no_knee_support, ratio"]),
+    # Folded steps.
+    ("fold-empty-values", edits(CONSTANT, append("axes:\n  train.steps: {values: [], fold: true}\n")), [],
+     ["axes.train.steps", "values: List should have at least 1 item"]),
+    ("fold-another-axis", edits(CONSTANT, append("axes:\n  train.learning_rate: {values: [0.1, 0.2], fold: true}\n")), [],
+     ["only train.steps can be folded", "axes.train.learning_rate"]),
+    ("fold-under-a-decaying-schedule", append("axes:\n  train.steps: {values: [5, 10], fold: true}\n"), [],
+     ["folding train.steps needs a schedule", "train.schedule is 'linear'"]),
+    ("fold-unknown-key", edits(CONSTANT, append("axes:\n  train.steps: {values: [5, 10], fold: true, every: 5}\n")), [],
+     ["every: unknown key", "Available: fold, values"]),
+    ("fold-not-a-boolean", edits(CONSTANT, append("axes:\n  train.steps: {values: [5, 10], fold: 'yes'}\n")), [],
+     ["fold: Input should be a valid boolean"]),
+    ("fold-with-a-later-stage", edits(CONSTANT, dpo("{kind: dpo, steps: 2, pairs: 8}"),
+                                      append("axes:\n  train.steps: {values: [5, 10], fold: true}\n")), [],
+     ["cells must have one stage, sft"]),
+    # Stage and evaluator blocks.
+    ("stages-not-a-list", append("stages: 5\n"), [], ["stages: Input should be a valid list (got 5)"]),
+    ("stage-without-a-kind", dpo("{steps: 2}"), [], ["stages.1: this stage block has no 'kind'", "dpo, reward_model, rloo, sft"]),
+    ("stage-unknown-kind", dpo("{kind: dpoo}"), [], ["stages.1: unknown stage 'dpoo'", "Did you mean 'dpo'?"]),
+    ("stage-unknown-field", dpo("{kind: dpo, stepz: 2}"), [], ["stages.1.dpo.stepz: unknown key", "Did you mean 'steps'?"]),
+    ("evaluator-without-a-kind", append("eval: {evaluators: [{max_options: 3}]}\n"), [],
+     ["eval.evaluators.0: this evaluator block has no 'kind'", "generate"]),
+    ("evaluator-unknown-field", append("eval: {evaluators: [{kind: rank, max_optionz: 3}]}\n"), [],
+     ["eval.evaluators.0.rank.max_optionz: unknown key"]),
+    # A stage's preference file (source), and the pairs in it.
+    ("stage-source-is-a-folder", dpo("{kind: dpo, source: ./not_a_model}"), [],
+     ["stages.1.dpo.source", "not_a_model': it is a folder, not a file"]),
+    ("stage-source-is-a-fifo", dpo("{kind: dpo, source: ./pairs_fifo.jsonl}"), [], ["pairs_fifo.jsonl", "named pipe"]),
+    ("stage-source-missing", dpo("{kind: dpo, source: ./no_pairs.jsonl}"), [], ["no_pairs.jsonl': it does not exist"]),
+    ("reward-model-source-is-a-folder", dpo("{kind: reward_model, source: ./not_a_model}"), [],
+     ["stages.1.reward_model.source", "it is a folder"]),
+    ("stage-source-empty", dpo("{kind: dpo, source: ./pairs_empty.jsonl}"), [], ["pairs_empty.jsonl holds no pair(s)"]),
+    ("stage-source-not-utf8", dpo("{kind: dpo, source: ./pairs_latin1.jsonl, pairs: 1}"), [],
+     ["pairs_latin1.jsonl", "not UTF-8"]),
+    ("pairs-line-not-json", dpo("{kind: dpo, source: ./pairs_garbled.jsonl, pairs: 1}"), [],
+     ["pairs_garbled.jsonl", "field 'line 2'", "line 2 is not a JSON object", "it is not valid JSON"]),
+    ("pairs-row-without-rejected-after-empty-lines", dpo("{kind: dpo, source: ./pairs_norejected.jsonl, pairs: 1}"), [],
+     ["pairs_norejected.jsonl", "line 4 is not a JSON object", "it has no 'rejected'"]),
+    ("pairs-chosen-a-number", dpo("{kind: dpo, source: ./pairs_number.jsonl, pairs: 1}"), [],
+     ["line 1", "it has 'chosen' as a number, not a string"]),
+    ("pairs-chosen-empty", dpo("{kind: dpo, source: ./pairs_blank.jsonl, pairs: 1}"), [], ["line 1", "it has an empty 'chosen'"]),
+    ("pairs-row-a-list", dpo("{kind: dpo, source: ./pairs_list.jsonl, pairs: 1}"), [], ["line 1 is not a JSON object", "it is a list"]),
+    ("reward-model-pairs-line-not-json", dpo("{kind: reward_model, source: ./pairs_garbled.jsonl, pairs: 1}"), [],
+     ["line 2 is not a JSON object", "it is not valid JSON"]),
 ]
 
 
@@ -292,6 +431,26 @@ def _task_dirs(folder: Path) -> None:
     task = json.loads(empty.read_text())
     task["Instances"] = []
     empty.write_text(json.dumps(task))
+    shutil.copytree(FIXTURES / "tasks" / "tasks", folder / "nosplits" / "tasks")  # tasks/ and no splits/
+    # a model folder of a config alone: no tokenizer files (and no weights)
+    (folder / "config_only").mkdir()
+    (folder / "config_only" / "config.json").write_text(json.dumps(
+        {"model_type": "llama", "vocab_size": 64, "hidden_size": 64, "intermediate_size": 128,
+         "num_hidden_layers": 1, "num_attention_heads": 2}))
+    _preference_files(folder)
+
+
+def _preference_files(folder: Path) -> None:
+    """JSONL files of preference pairs, one fault each (a stage's `source`)."""
+    pair = '{"prompt": "p", "chosen": "a", "rejected": "b"}\n'
+    (folder / "pairs_empty.jsonl").write_text("")
+    (folder / "pairs_latin1.jsonl").write_bytes(b'{"prompt": "caf\xe9", "chosen": "a", "rejected": "b"}\n')
+    (folder / "pairs_garbled.jsonl").write_text(pair + '{"prompt": "p", "chosen": \n')
+    (folder / "pairs_norejected.jsonl").write_text(pair + "\n  \n" + '{"prompt": "p", "chosen": "a"}\n')
+    (folder / "pairs_number.jsonl").write_text('{"prompt": "p", "chosen": 5, "rejected": "b"}\n')
+    (folder / "pairs_blank.jsonl").write_text('{"prompt": "p", "chosen": " ", "rejected": "b"}\n')
+    (folder / "pairs_list.jsonl").write_text('["p", "a", "b"]\n')
+    os.mkfifo(folder / "pairs_fifo.jsonl")
 
 
 def _snapshot(folder: Path) -> set[str]:
@@ -323,6 +482,9 @@ def test_bad_input_exits_2_with_a_clear_message_and_starts_nothing(tmp_path, mon
 
 PROMPT = ["prompt", "corrupt/tasks/task901_edge_no_final_punct.json", "--encoding", "def", "--index", "0",
           "--max-source-length", "8"]
+EVALUATE = ["evaluate", "{model}", "--tasks", "clean"]
+MODEL_FOLDERS = ("model", "notok", "noweights", "damaged")  # the saved_models fixture's
+COMPARE = ["compare", "bad", "--tracking-uri", "{store}"]
 
 # Commands other than `sweep`, and their flags: (case id, argv, fragments the message must hold).
 COMMAND_CASES = [
@@ -384,6 +546,70 @@ COMMAND_CASES = [
      ["unreachable at 127.0.0.1:"]),
     ("ui-http-not-answering", ["ui", "--tracking-uri", "http://127.0.0.1:{port}"], ["unreachable"]),
     ("dashboard-out-under-proc", ["dashboard", "good.yaml", "--out", "/proc/ablate-site"], ["not writable", "--out"]),
+    # Round five (issue 39), by class.
+    # A device ablate evaluate cannot use: refused before anything loads ({model} and the others are
+    # the saved_models fixture's folders).
+    ("evaluate-device-gpu-99", [*EVALUATE, "--device", "cuda:99"], ["--device", "'cuda:99' asks for", "cpu"]),
+    ("evaluate-device-tpu", [*EVALUATE, "--device", "tpu"], ["--device", "'tpu' is not a device name", "cpu"]),
+    ("evaluate-device-gpu", [*EVALUATE, "--device", "gpu"], ["'gpu' is not a device name"]),
+    ("evaluate-device-index-not-a-number", [*EVALUATE, "--device", "cuda:x"], ["'cuda:x' is not a device name"]),
+    ("evaluate-device-meta", [*EVALUATE, "--device", "meta"], ["'meta' is not a device name"]),
+    ("evaluate-device-empty", [*EVALUATE, "--device", ""], ["--device", "is empty"]),
+    # Model folders that are not whole models.
+    ("evaluate-folder-without-config", ["evaluate", "./not_a_model", "--tasks", "clean"], ["no config.json", "MODEL"]),
+    ("evaluate-model-is-a-file", ["evaluate", "./bad.yaml", "--tasks", "clean"], ["is a file, not a model folder"]),
+    ("evaluate-folder-named-bare", ["evaluate", "not_a_model", "--tasks", "clean"], ["write ./not_a_model"]),
+    ("evaluate-folder-without-a-tokenizer", ["evaluate", "{notok}", "--tasks", "clean"],
+     ["cannot load the tokenizer", "holds none of tokenizer.json", "tokenizer.save_pretrained"]),
+    ("evaluate-folder-without-weights", ["evaluate", "{noweights}", "--tasks", "clean"],
+     ["holds no weights", "model.safetensors", "MODEL"]),
+    ("evaluate-damaged-weights", ["evaluate", "{damaged}", "--tasks", "clean"], ["cannot load the model's weights"]),
+    # Its other doors: the tasks, the split, the encoding, the predictions file.
+    ("evaluate-tasks-without-splits", ["evaluate", "{model}", "--tasks", "nosplits"], ["has no splits", "train_tasks.txt"]),
+    ("evaluate-split-misspelt", [*EVALUATE, "--split", "defualt"], ["split 'defualt' does not exist", "Did you mean 'default'?"]),
+    ("evaluate-unknown-encoding", [*EVALUATE, "--encoding", "garbage"], ["--encoding", "unknown element 'garbage'"]),
+    ("evaluate-explanations-alone", [*EVALUATE, "--encoding", "def+expl"], ["--encoding", "'expl' adds explanations"]),
+    ("evaluate-predictions-out-is-a-folder", [*EVALUATE, "--predictions-out", "corrupt"],
+     ["--predictions-out", "'corrupt' exists and it is a folder"]),
+    ("evaluate-predictions-out-is-a-fifo", [*EVALUATE, "--predictions-out", "fifo.jsonl"], ["named pipe"]),
+    ("evaluate-predictions-out-under-a-file", [*EVALUATE, "--predictions-out", "bad.yaml/p.jsonl"], ["is a file"]),
+    ("evaluate-predictions-out-under-proc", [*EVALUATE, "--predictions-out", "/proc/ablate/p.jsonl"], ["not writable"]),
+    ("baseline-tasks-without-splits", ["baseline", "--tasks", "nosplits"], ["has no splits"]),
+    ("init-out-is-a-folder", ["init", "--ablation", "num_tasks", "--out", "corrupt"], ["--out", "is a folder"]),
+    ("init-out-is-a-folder-with-force", ["init", "--ablation", "num_tasks", "--out", "spec_folder.yaml", "--force"],
+     ["--out", "is a folder"]),
+    # ablate compare on a sweep whose cells have not finished ({store}: the compare_store fixture).
+    ("compare-names-nothing", [*COMPARE, "nothing", "instances_per_task=8,train.learning_rate=0.001"],
+     ["field 'A'", "'nothing' names no cell of sweep 'bad'", "instances_per_task, train.learning_rate"]),
+    ("compare-unknown-axis", [*COMPARE, "num_tasks=8", "instances_per_task=8"],
+     ["field 'A'", "has no axis 'num_tasks'", "Available: instances_per_task, seed, train.learning_rate"]),
+    ("compare-value-not-in-the-sweep", [*COMPARE, "instances_per_task=8,train.learning_rate=0.001",
+                                        "instances_per_task=32,train.learning_rate=0.001"],
+     ["field 'B'", "never takes the value 32", "values of 'instances_per_task' in the sweep: 8, 16"]),
+    ("compare-the-same-setting-twice", [*COMPARE, "instances_per_task=8,train.learning_rate=0.001",
+                                        "train.learning_rate=0.001,instances_per_task=8"], ["field 'B'", "the same setting"]),
+    ("compare-more-than-one-setting", [*COMPARE, "instances_per_task=8", "instances_per_task=16"],
+     ["matches 2 settings", "add axis=value pairs"]),
+    ("compare-no-finished-cells", [*COMPARE, "instances_per_task=8,train.learning_rate=0.001",
+                                   "instances_per_task=16,train.learning_rate=0.001"],
+     ["field 'A'", "has no finished cell in 'bad' yet (1 to run)"]),
+    ("compare-empty-setting", [*COMPARE, "", "instances_per_task=8"], ["argument A", "is empty"]),
+    # Stores named wrongly, on the commands that read them.
+    ("validate-file-store", ["validate", "good.yaml", "--tracking-uri", "file:./mlruns"], ["names a folder store"]),
+    ("validate-file-store-in-the-spec", ["validate", "good.yaml", "--set", "tracking.tracking_uri=./mlruns"],
+     ["names a folder store"]),
+    ("plan-databricks", ["plan", "good.yaml", "--tracking-uri", "databricks"], ["Databricks workspace"]),
+    ("report-file-store", ["report", "nosuch", "--tracking-uri", "file:./mlruns"], ["names a folder store"]),
+    ("compare-sqlite-two-slashes", ["compare", "nosuch", "a", "b", "--tracking-uri", "sqlite://x.db"], ["three slashes"]),
+    ("ui-http-without-a-host", ["ui", "--tracking-uri", "http://"], ["names no host"]),
+    ("ui-postgresql-without-a-host-nor-socket", ["ui", "--tracking-uri", "postgresql:///m?host=/nonexistent"],
+     ["names no database host"]),
+    # An empty value (an unset shell variable), for every text argument.
+    ("sweep-empty-tracking-uri", ["sweep", "good.yaml", "--tracking-uri", ""], ["--tracking-uri", "is empty"]),
+    ("validate-empty-out", ["validate", "good.yaml", "--out", " "], ["--out", "is empty"]),
+    ("validate-empty-spec", ["validate", ""], ["argument spec", "is empty"]),
+    ("sweep-empty-storage-path", ["sweep", "good.yaml", "--storage-path", ""], ["--storage-path", "is empty"]),
+    ("report-empty-target", ["report", ""], ["argument target", "is empty"]),
 ]
 
 
@@ -401,11 +627,59 @@ def _command_inputs(folder: Path) -> None:
     split.mkdir()
     (split / "train_tasks.txt").write_text("")
     (split / "test_tasks.txt").write_text("task903_edge_punctuated_outputs\n")
+    (folder / "spec_folder.yaml").mkdir()
+
+
+@pytest.fixture(scope="module")
+def saved_models(tmp_path_factory) -> dict[str, str]:
+    """Model folders for `ablate evaluate`: a whole one (an untuned llama-nano and a word-level
+    tokenizer), one without tokenizer files, one without weights, one with damaged weights."""
+    from ablate.data.tokenizer import task_dir_tokenizer
+    from ablate.model import build_model
+
+    root = tmp_path_factory.mktemp("models")
+    tokenizer, _ = task_dir_tokenizer(FIXTURES / "tasks", root / "cache")
+    model = root / "model"
+    build_model("llama-nano", len(tokenizer), seed=0).save_pretrained(model)
+    tokenizer.save_pretrained(model)
+    folders = {"model": model}
+    for name, keep in (("notok", lambda f: "token" not in f.name), ("noweights", lambda f: f.suffix != ".safetensors"),
+                       ("damaged", lambda f: True)):
+        folders[name] = root / name
+        shutil.copytree(model, folders[name], ignore=lambda _, names, keep=keep: [n for n in names if not keep(Path(n))])
+    weights = folders["damaged"] / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    return {name: str(folder) for name, folder in folders.items()}
+
+
+@pytest.fixture(scope="module")
+def compare_store(tmp_path_factory) -> str:
+    """A SQLite store holding sweep 'bad' (2 x 2 settings) as a sweep records it before any cell
+    finishes: its experiment, parent run and plan, no cell runs."""
+    import json
+
+    from ablate import results
+    from ablate.plan import SweepPlan
+    from ablate.prepare import prepare_sweep
+    from ablate.track import Store, create_sqlite_store
+
+    folder = tmp_path_factory.mktemp("compare")
+    spec = folder / "bad.yaml"
+    spec.write_text(BASE + "axes:\n  instances_per_task: [8, 16]\n  train.learning_rate: [1.0e-3, 2.0e-3]\n")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(folder)  # MLflow puts the artifacts beside the store
+        prepared = prepare_sweep(str(spec), [])
+        create_sqlite_store(Path(prepared.tracking_uri[len("sqlite:///"):]))
+        store = Store(prepared.tracking_uri)
+        parent = store.start_parent_run(store.ensure_experiment(prepared.experiment), prepared.spec.name, {})
+        store.log_text(parent, json.dumps(SweepPlan(prepared.spec.name, list(prepared.cells)).to_json()),
+                       results.PLAN_ARTIFACT)
+    return prepared.tracking_uri
 
 
 @pytest.mark.parametrize("case, argv, fragments", COMMAND_CASES, ids=[c[0] for c in COMMAND_CASES])
 def test_bad_command_exits_2_with_a_clear_message_and_writes_nothing(tmp_path, monkeypatch, capsys, case, argv,
-                                                                       fragments):
+                                                                       fragments, request):
     import ray
 
     _task_dirs(tmp_path)
@@ -414,8 +688,13 @@ def test_bad_command_exits_2_with_a_clear_message_and_writes_nothing(tmp_path, m
     before = _snapshot(tmp_path)
     monkeypatch.chdir(tmp_path)
     port = _closed_port()
+    # the module's model folders and store, made once, for the cases that name them
+    named = " ".join(argv)
+    folders = {**(request.getfixturevalue("saved_models") if any(f"{{{name}}}" in named for name in MODEL_FOLDERS)
+                  else {}), **({"store": request.getfixturevalue("compare_store")} if "{store}" in named else {})}
+    capsys.readouterr()  # what making them printed
     try:
-        code = main([a.format(port=port) for a in argv])
+        code = main([a.format(port=port, **folders) for a in argv])
     except SystemExit as exc:  # argparse's errors, in ablate's form
         code = exc.code
     err = capsys.readouterr().err
@@ -426,6 +705,66 @@ def test_bad_command_exits_2_with_a_clear_message_and_writes_nothing(tmp_path, m
     assert err.count("Fix:") == 1 and len(err.strip().splitlines()) <= 3, err
     assert _snapshot(tmp_path) == before, "nothing written"
     assert not ray.is_initialized()
+
+
+@pytest.mark.parametrize("device", ["cuda", "cuda:0", "mps"])
+def test_a_device_this_machine_lacks_is_refused_before_the_model_loads(tmp_path, monkeypatch, capsys, device):
+    """`ablate evaluate --device` names a device of a kind torch knows, which this machine lacks
+    (where it has it, there is nothing to refuse)."""
+    import torch
+
+    if (device.startswith("cuda") and torch.cuda.is_available()) or (device == "mps" and torch.backends.mps.is_available()):
+        pytest.skip(f"this machine has {device}")
+    monkeypatch.chdir(tmp_path)
+    code = main(["evaluate", "./no_model_is_read", "--tasks", "nowhere", "--device", device])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("ablate: error: ") and "Traceback" not in err, err
+    assert "field '--device'" in err and f"'{device}' asks for" in err and "Fix: give one of the devices of this " \
+        "machine: cpu" in err and err.count("Fix:") == 1, err
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("uri, driver", [("mssql://127.0.0.1:{port}/mlflow", "pyodbc"),
+                                         ("mysql://127.0.0.1:{port}/mlflow", "pymysql")])
+def test_a_database_store_without_its_driver_is_refused_naming_the_install(tmp_path, monkeypatch, capsys, uri, driver):
+    """A database that answers, whose Python driver is not installed: the driver and its install
+    named before MLflow tries it (the catalogue's closed ports stop at the reachability check)."""
+    import importlib.util
+
+    if importlib.util.find_spec(driver):
+        pytest.skip(f"{driver} is installed")
+    (tmp_path / "good.yaml").write_text(BASE)
+    before = _snapshot(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    with socket.socket() as server:  # a port that accepts connections (the backlog answers)
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        code = main(["plan", "good.yaml", "--tracking-uri", uri.format(port=server.getsockname()[1])])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("ablate: error: ") and "Traceback" not in err, err
+    assert "needs the Python driver" in err and f"pip install {driver}" in err and err.count("Fix:") == 1, err
+    assert _snapshot(tmp_path) == before
+
+
+def test_a_cluster_without_a_node_that_fits_a_cell_is_refused(monkeypatch):
+    """On a cluster (--address), a cell's CPUs and GPUs must fit one node: Ray Tune would wait
+    forever for a cell no node can hold."""
+    import ray
+
+    from ablate.errors import AblateError
+    from ablate.ray_runtime import check_cluster_resources
+
+    nodes = [{"Alive": True, "Resources": {"CPU": 8.0}}, {"Alive": True, "Resources": {"CPU": 4.0, "GPU": 1.0}},
+             {"Alive": False, "Resources": {"CPU": 64.0, "GPU": 8.0}}]  # a dead node counts for nothing
+    monkeypatch.setattr(ray, "nodes", lambda: nodes)
+    for cpus, gpus in ((8, 0), (4, 1), (1, 0.5)):
+        check_cluster_resources(cpus, gpus)
+    for cpus, gpus, fragments in ((16, 0, ["resources.cpus_per_cell", "16 CPU(s)", "the largest node has 8"]),
+                                  (8, 1, ["resources.cpus_per_cell", "8 CPU(s) and 1 GPU(s)", "with 1 GPU(s): 4"]),
+                                  (1, 2, ["resources.gpus_per_cell", "2 GPU(s)", "largest node of the cluster has 1"])):
+        with pytest.raises(AblateError) as raised:
+            check_cluster_resources(cpus, gpus)
+        assert all(f in raised.value.render() for f in fragments), raised.value.render()
 
 
 def test_catalogue_is_large_enough():

@@ -59,6 +59,15 @@ def test_init_never_overwrites_and_refuses_bad_names(tmp_path, capsys):
     assert not (tmp_path / "ablate.schema.json").exists()  # named, so not written
 
 
+def test_init_refuses_a_file_name_that_is_no_sweep_name_and_takes_name(tmp_path, capsys):
+    out = tmp_path / "my spec(1).yaml"
+    assert main(["init", "--ablation", "clusters", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "--name" in err and "'my spec(1)' is not a sweep name" in err and not out.exists()
+    assert main(["init", "--ablation", "clusters", "--out", str(out), "--name", "my_spec"]) == 0
+    assert load_spec(out).name == "my_spec"
+
+
 def test_init_unknown_ablation_lists_the_known_ones(capsys):
     with pytest.raises(SystemExit) as exit_:
         main(["init", "--ablation", "num_task", "--out", "x.yaml"])

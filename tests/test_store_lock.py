@@ -14,7 +14,8 @@ import pytest
 
 from ablate.errors import AblateError
 from ablate.track import Store
-from ablate.track.store_lock import BEAT, HOST, PID, STALE_SECONDS, StoreLock, lock_name
+from ablate.track.store_lock import BEAT, HOLDER, HOST, PID, PID_NAMESPACE, STALE_SECONDS, StoreLock, _pid_namespace, \
+    lock_name
 from tests.conftest import REPO, ablate_cli, start_cli
 
 
@@ -52,10 +53,25 @@ def test_a_lock_whose_holder_is_gone_is_taken_over(tmp_path):
     # A process of this machine that no longer runs: taken over at once.
     dead = subprocess.Popen(["true"])
     dead.wait()
-    store.client.create_experiment(lock_name("e"), tags={HOST: socket.gethostname(), PID: str(dead.pid),
-                                                          BEAT: f"{time.time():.3f}"})
+    here = {HOST: socket.gethostname(), PID_NAMESPACE: _pid_namespace(), BEAT: f"{time.time():.3f}"}
+    store.client.create_experiment(lock_name("e"), tags={**here, PID: str(dead.pid)})
     with StoreLock(store, "e", tmp_path):
         pass
+    # The same host name in another process namespace (a container): its PID says nothing here.
+    store.client.create_experiment(lock_name("e"), tags={**here, PID: str(dead.pid), PID_NAMESPACE: "other"})
+    with pytest.raises(AblateError, match="already running"):
+        with StoreLock(store, "e", tmp_path):
+            pass
+
+
+def test_a_lock_this_sweep_created_though_the_answer_was_lost_is_its_own(tmp_path):
+    store = Store(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    lock = StoreLock(store, "e", tmp_path)
+    store.client.create_experiment(lock_name("e"), tags={HOLDER: lock.holder, HOST: "elsewhere",
+                                                          BEAT: f"{time.time():.3f}"})
+    with lock:
+        assert lock.lock_id is not None
+    assert not _locks(store, "e")
 
 
 @pytest.mark.slow

@@ -5,7 +5,7 @@ settings and reads their per-instance scores (ablate.analyse.instances)."""
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from typing import Callable
 
 import numpy as np
@@ -18,6 +18,7 @@ from ablate.analyse.report_model import (Comparison, ComparisonGroup, Comparison
                                          SignalToNoise, VarianceShares, _Model)
 from ablate import results
 from ablate.errors import AblateError
+from ablate.status import CellStatus
 from ablate.track.retry import DEFAULT_RETRY_SECONDS
 
 Reader = Callable[[CellRecord, str], "InstanceScores | None"]
@@ -49,6 +50,14 @@ def compare_two(sweep: SweepRecords, a: str, b: str, read: Reader, metric: str =
     if {r.cell.id for r in a_cells} == {r.cell.id for r in b_cells}:
         raise AblateError(f"A ('{a}') and B ('{b}') name the same setting.", field="B",
                           fix="name two different settings of the sweep.")
+    for side, cells in (("A", a_cells), ("B", b_cells)):
+        if not any(r.status == CellStatus.DONE for r in cells):
+            counts = Counter(str(r.status) for r in cells)
+            raise AblateError(f"{side} ({setting_label(cells[0])}) has no finished cell in '{sweep.experiment}' yet "
+                              f"({', '.join(f'{n} {status}' for status, n in counts.items())}), so it has no scores "
+                              "to compare.", field=side,
+                              fix="run the sweep until its cells finish (`ablate plan SPEC` shows each cell's "
+                                  "status), or compare settings that have finished.")
     encodings = a_cells[0].cell.settings.test_encodings
     encoding = encoding or encodings[0]
     if encoding not in encodings or encoding not in b_cells[0].cell.settings.test_encodings:

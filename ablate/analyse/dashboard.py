@@ -15,6 +15,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ablate.analyse.report_model import Report
+from ablate.credentials import redact
 from ablate.errors import AblateError, did_you_mean, problem_list, validation_problems
 
 
@@ -138,7 +139,7 @@ def render_page(page: Page, tracking_uri: str) -> str:
             report = make_report(tracking_uri, section.experiment, page.metric)
         except AblateError as exc:
             hint = f" Run: <code>ablate sweep {html.escape(section.spec)}</code>" if section.spec else ""
-            sections.append(body + f"<p class='bad'>Not available: {html.escape(exc.message)}{hint}</p>")
+            sections.append(body + f"<p class='bad'>Not available: {html.escape(redact(exc.message))}{hint}</p>")
             continue
         figure, interactive = report_figures(report, include_plotlyjs=not plotly_included)
         plotly_included = plotly_included or "interactive" in section.show
@@ -161,7 +162,7 @@ def render_page(page: Page, tracking_uri: str) -> str:
     return (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(page.title)}</title>"
             f"<style>{style}</style></head><body><h1>{html.escape(page.title)}</h1>"
             f"<p>{html.escape(page.intro)}</p>{''.join(f'<section>{s}</section>' for s in sections)}"
-            f"<footer><p>Made by ablate from {html.escape(tracking_uri)}.</p></footer></body></html>")
+            f"<footer><p>Made by ablate from {html.escape(redact(tracking_uri))}.</p></footer></body></html>")
 
 
 def write_dashboard(page_file: str, out_dir: str, tracking_uri: str | None) -> Path:

@@ -144,13 +144,36 @@ def select_setting(sweep: SweepRecords, selector: str, field: str) -> list[CellR
         found = [r for r in sweep.cells if _setting_of(r) == _setting_of(found[0])]
     settings = list(dict.fromkeys(_setting_of(r) for r in found))
     if not found:
-        raise AblateError(f"'{selector}' names no cell of sweep '{sweep.experiment}'.", field=field,
-                          fix=f"give a cell id, a cell name or axis=value with an axis of the sweep ({', '.join(axes) or 'none'}).")
+        reason, fix = _why_no_cell(sweep, selector, axes)
+        raise AblateError(f"'{selector}' names no cell of sweep '{sweep.experiment}'{reason}.", field=field,
+                          fix=fix or f"give a cell id, a cell name or axis=value with an axis of the sweep "
+                                     f"({', '.join(axes) or 'none'}).")
     if len(settings) > 1:
         labels = list(dict.fromkeys(setting_label(r) for r in found))
         raise AblateError(f"'{selector}' matches {len(settings)} settings: {'; '.join(labels[:6])}.", field=field,
                           fix="add axis=value pairs, comma-separated, until one setting is left.")
     return found
+
+
+def _why_no_cell(sweep: SweepRecords, selector: str, axes: list[str]) -> tuple[str, str | None]:
+    """Why `axis=value` pairs match no cell: an axis the sweep does not have, or a value it never
+    takes ("" when each pair matches some cell, and only their combination is missing)."""
+    from ablate.errors import did_you_mean
+    from ablate.plan import format_value
+
+    parts = _selector_parts(selector, axes)
+    if not parts or not all("=" in part for part in parts):
+        return "", None
+    for part in parts:
+        axis, value = (side.strip() for side in part.split("=", 1))
+        if axis not in [*axes, "seed"]:
+            return f": it has no axis '{axis}'", f"name an axis of the sweep. {did_you_mean(axis, [*axes, 'seed'])}"
+        if not any(axis in r.cell.axis_values and _value_matches(value, r.cell.axis_values[axis]) for r in sweep.cells):
+            taken = list(dict.fromkeys(format_value(r.cell.axis_values[axis]) for r in sweep.cells
+                                       if axis in r.cell.axis_values))
+            return (f": axis '{axis}' never takes the value {value} in it",
+                    f"give one of the values of '{axis}' in the sweep: {', '.join(taken)}.")
+    return "", None
 
 
 def paired_scores(a_cells: Sequence[CellRecord], b_cells: Sequence[CellRecord], encoding: str, metric: str,

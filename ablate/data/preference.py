@@ -99,28 +99,51 @@ def pairs_from_test(test_pairs: Sequence[tuple[Task, Instance]], sources: Sequen
     return found
 
 
+PAIRS_FIX = 'write one {"prompt": ..., "chosen": ..., "rejected": ...} object per line (non-empty strings).'
+
+
 def read_pairs(path: str | Path) -> list[PreferencePair]:
-    """Every row of a JSONL preference file; an AblateError naming the first bad row."""
+    """Every row of a JSONL preference file; an AblateError naming the file, the first bad line
+    and what is wrong with it. Read as every user file is (ablate.files: a regular UTF-8 file)."""
+    from ablate.files import read_text
+
     pairs = []
-    try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise AblateError(f"cannot read the preference file ({exc.strerror}).", file=str(path),
-                          fix="give a JSONL file of {prompt, chosen, rejected} rows.") from None
+    lines = read_text(path, "the preference file", PAIRS_FIX).splitlines()
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
-        try:
-            row = json.loads(line)
-        except ValueError:
-            row = None
-        if not isinstance(row, dict) or not all(isinstance(row.get(k), str) and row[k].strip() for k in PAIR_FIELDS):
-            raise AblateError(f"line {number} is not a JSON object with non-empty strings prompt, chosen and "
-                              "rejected.", file=str(path), fix="write one {\"prompt\": ..., \"chosen\": ..., "
-                                                               "\"rejected\": ...} object per line.")
+        row = _pair_row(line, path, number)
         pairs.append(PreferencePair(row["prompt"], row["chosen"], row["rejected"], str(row.get("task") or "(no task)"),
                                     str(row.get("category") or "(no category)"), f"{Path(path).name}-{number}"))
     return pairs
+
+
+def _pair_row(line: str, path: str | Path, number: int) -> dict:
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError as exc:
+        problem = f"is not valid JSON ({exc.msg} at column {exc.colno})"
+    except RecursionError:
+        problem = "is JSON nested too deeply to read"
+    else:
+        wrong = [k for k in PAIR_FIELDS if not isinstance(row.get(k), str) or not row[k].strip()] \
+            if isinstance(row, dict) else None
+        if wrong is None:
+            problem = f"is {_json_kind(row)}"
+        elif wrong:
+            key = wrong[0]
+            problem = (f"has no '{key}'" if key not in row else f"has an empty '{key}'" if isinstance(row[key], str)
+                       else f"has '{key}' as {_json_kind(row[key])}, not a string")
+        else:
+            return row
+    raise AblateError(f"line {number} is not a JSON object with non-empty strings prompt, chosen and rejected: it "
+                      f"{problem}.", file=str(path), field=f"line {number}", fix=PAIRS_FIX)
+
+
+def _json_kind(value) -> str:
+    """What a JSON value is, in JSON's words."""
+    kinds = ((bool, "a boolean"), ((int, float), "a number"), (list, "a list"), (dict, "an object"), (str, "a string"))
+    return "null" if value is None else next(word for types, word in kinds if isinstance(value, types))
 
 
 def sample_pairs(pairs: Sequence[PreferencePair], count: int, seed: int) -> list[PreferencePair]:
@@ -137,9 +160,13 @@ def is_abstention_question(references: Sequence[str]) -> bool:
 
 def existing_preference_file(value: str | None, otherwise: str) -> str | None:
     """A stage's `source`: a preference file that exists, or None (the stage then does `otherwise`)."""
-    from pathlib import Path
+    from ablate.files import check_regular_file
 
-    if value is not None and not Path(value).is_file():
-        raise ValueError(f"preference file '{value}' does not exist; give a JSONL file of {{prompt, chosen, "
-                         f"rejected}} rows, or null to {otherwise}")
+    if value is not None:
+        try:
+            check_regular_file(value, "the preference file", "")
+        except AblateError as exc:  # it does not exist, is a folder, a FIFO, a broken link...
+            reason = exc.message.removeprefix("cannot read the preference file: ").rstrip(".")
+            raise ValueError(f"preference file '{value}': {reason}; give a JSONL file of {{prompt, chosen, "
+                             f"rejected}} rows, or null to {otherwise}") from None
     return value

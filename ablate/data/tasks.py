@@ -265,8 +265,16 @@ def load_split(task_dir: str | Path, split: str) -> TaskSplit:
     task_dir = check_task_dir(task_dir)
     split_dir = task_dir / "splits" / split
     if not split_dir.is_dir():
+        from ablate.errors import did_you_mean
+
+        splits = list_splits(task_dir)
+        if not splits:
+            raise AblateError(f"split '{split}' does not exist: the task directory has no splits (no "
+                              "splits/<name>/ folder).", file=str(split_dir),
+                              fix=f"add {split_dir}/train_tasks.txt and test_tasks.txt (one task name per line, as "
+                                  "in a Super-NaturalInstructions clone).")
         raise AblateError(f"split '{split}' does not exist.", file=str(split_dir),
-                          fix=f"use one of: {', '.join(list_splits(task_dir)) or '(none found)'}.")
+                          fix=f"use one of the splits there. {did_you_mean(split, splits)}")
     result = {}
     for kind in ("train_tasks", "test_tasks"):
         path = split_dir / f"{kind}.txt"

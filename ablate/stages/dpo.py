@@ -110,8 +110,8 @@ def trl_stage_errors(cell, kind: str, trainer: str, source: str | None, pairs: i
             errors.append(f"stages: {exc.as_item()}")
         else:
             if rows < pairs:
-                errors.append(f"stages: {kind} asks for {pairs} pairs, but {source} holds {rows}; lower "
-                              "pairs or add rows.")
+                errors.append(f"stages: {kind} asks for {pairs} pairs, but {source} holds {rows or 'no'} pair(s); "
+                              "lower pairs or add rows.")
     return errors
 
 

@@ -145,20 +145,27 @@ def run(given: StageInput, config: RlooConfig) -> StageOutput:
     resumed_history(resume, history)
     peft = hasattr(model, "peft_config")
     frozen = config.beta > 0 and not peft  # a reference of its own (with LoRA: the adapters disabled)
-    # The policy as the stage found it: TRL's reference, kept for a resumed stage (the policy moves on).
-    reference_state = (resume["reference"] if resume is not None else state_dict_copy(model)) if frozen else None
-    reward_state = resume["reward_model"] if resume is not None else None
-    callbacks, trained = trainer_callbacks(
-        config.steps, results.RLOO_SERIES, history, given.save_checkpoint,
-        lambda: {"reward_model": reward_state if reward_state is not None else state_dict_copy(reward_model),
-                 "reference": reference_state})
+    # What a checkpoint of the stage holds besides the Trainer's: the policy as the stage found it
+    # (TRL's reference; the policy moves on) and the frozen reward model, each copied once, and only
+    # where checkpoints are written.
+    kept = {"reward_model": resume["reward_model"], "reference": resume["reference"]} if resume is not None else {}
+    if resume is None and given.save_checkpoint is not None and frozen:
+        kept["reference"] = state_dict_copy(model)
+
+    def checkpoint_state() -> dict:
+        if "reward_model" not in kept:
+            kept["reward_model"] = state_dict_copy(reward_model)
+        return {"reward_model": kept["reward_model"], "reference": kept.get("reference")}
+
+    callbacks, trained = trainer_callbacks(config.steps, results.RLOO_SERIES, history, given.save_checkpoint,
+                                           checkpoint_state)
 
     named = model.config._name_or_path
     with tempfile.TemporaryDirectory(prefix="ablate-rloo-") as folder:
         if frozen:
             reference = Path(folder) / "reference"
             if resume is not None:  # written from the state it had (the Trainer then loads the resumed policy)
-                model.load_state_dict(reference_state)
+                model.load_state_dict(kept["reference"])
             model.save_pretrained(reference)
             model.config._name_or_path = str(reference)  # where TRL loads its frozen reference from
         args = trl.RLOOConfig(

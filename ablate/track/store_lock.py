@@ -5,9 +5,11 @@ The store arbitrates: the lock is an MLflow experiment named after the sweep's e
 name in every store: SQLite, PostgreSQL, a tracking server), so of two sweeps started at once
 exactly one creates it. Its tags say who holds it (host, process, folder, start) and when it last
 beat; the holder beats every HEARTBEAT_SECONDS. A lock whose holder is gone does not block for
-long: one left by a process of this machine that no longer runs is taken over at once, and any
-other once it has not beaten for STALE_SECONDS. Released, the lock experiment is renamed (the
-name is free again) and deleted (hidden in the UI).
+long: one left by a process of this machine (same host name and process namespace) that no
+longer runs is taken over at once, and any other once it has not beaten for STALE_SECONDS by
+this machine's clock (clocks are assumed in step, as NTP keeps them). Released, the lock
+experiment is renamed (the name is free again) and deleted (hidden in the UI; `mlflow gc`
+removes deleted experiments for good).
 """
 
 from __future__ import annotations
@@ -21,21 +23,30 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from ablate.errors import AblateError
+from ablate.results import (LOCK_FOLDER as FOLDER, LOCK_HEARTBEAT as BEAT, LOCK_HOLDER as HOLDER, LOCK_HOST as HOST,
+                            LOCK_PID as PID, LOCK_PID_NAMESPACE as PID_NAMESPACE, LOCK_STARTED as STARTED)
+from ablate.track.retry import refused_status
 
 HEARTBEAT_SECONDS = 15.0
 STALE_SECONDS = 90.0
 SUFFIX = " (ablate sweep running)"
-HOLDER, HOST, PID, FOLDER, STARTED, BEAT = ("ablate.lock.holder", "ablate.lock.host", "ablate.lock.pid",
-                                            "ablate.lock.folder", "ablate.lock.started", "ablate.lock.heartbeat")
 
 
 def lock_name(experiment: str) -> str:
     return f"{experiment}{SUFFIX}"
 
 
+def _pid_namespace() -> str:
+    try:
+        return str(os.stat("/proc/self/ns/pid").st_ino)
+    except OSError:
+        return ""
+
+
 def _alive_here(tags: dict[str, str]) -> bool:
-    """Whether the holder may still run: always, unless it is a process of this machine that is gone."""
-    if tags.get(HOST) != socket.gethostname():
+    """Whether the holder may still run: always, unless it is a process of this machine (its host
+    name and process namespace) that is gone."""
+    if tags.get(HOST) != socket.gethostname() or tags.get(PID_NAMESPACE, "") != _pid_namespace():
         return True
     try:
         os.kill(int(tags.get(PID, "0")), 0)
@@ -67,6 +78,11 @@ class StoreLock:
             if held is None:
                 continue  # released between the two calls
             experiment_id, tags = held
+            if tags.get(HOLDER) == self.holder:  # created by this sweep, though the store's answer was lost
+                self.lock_id = experiment_id
+                self._beating = threading.Thread(target=self._beat, name="ablate-store-lock", daemon=True)
+                self._beating.start()
+                return self
             age = self.now() - float(tags.get(BEAT, "0") or 0)
             if age > STALE_SECONDS or not _alive_here(tags):
                 self._retire(experiment_id)
@@ -94,7 +110,7 @@ class StoreLock:
                 pass
 
     def _tags(self) -> dict[str, str]:
-        return {HOLDER: self.holder, HOST: socket.gethostname(), PID: str(os.getpid()),
+        return {HOLDER: self.holder, HOST: socket.gethostname(), PID: str(os.getpid()), PID_NAMESPACE: _pid_namespace(),
                 FOLDER: str(self.folder.resolve()), STARTED: f"{self.now():.3f}", BEAT: f"{self.now():.3f}"}
 
     def _create(self) -> bool:
@@ -123,12 +139,30 @@ class StoreLock:
         try:
             self.store.client.rename_experiment(experiment_id, f"{lock_name(self.experiment)} released {uuid.uuid4().hex}")
             self.store.client.delete_experiment(experiment_id)
-        except MlflowException:
-            pass  # another sweep retired it first
+        except MlflowException as exc:
+            if refused_status(exc) is not None:  # another user's lock, which this user may not remove
+                raise AblateError(
+                    f"the sweep '{self.experiment}' holds a lock in the tracking store that its holder left behind "
+                    f"(the experiment '{lock_name(self.experiment)}', id {experiment_id}), and this user may not "
+                    "remove it.", field="tracking.experiment",
+                    fix=f"ask its holder or the server's admin to delete experiment {experiment_id}, then run again.") \
+                    from None
+            # otherwise another sweep retired it first
 
     def _beat(self) -> None:
+        import sys
+
+        warned = False
         while not self._stop.wait(HEARTBEAT_SECONDS):
             try:
+                held = self._held()
+                if held is None or held[0] != self.lock_id or held[1].get(HOLDER) != self.holder:
+                    if not warned:  # taken over (this sweep looked stale): say so, once
+                        print(f"ablate: warning: the lock of the sweep '{self.experiment}' in the tracking store was "
+                              "taken over by another sweep (this one's heartbeat was late); cells both run may be "
+                              "trained twice.", file=sys.stderr)
+                        warned = True
+                    continue
                 self.store.client.set_experiment_tag(self.lock_id, BEAT, f"{self.now():.3f}")
             except Exception:  # noqa: BLE001 - a store that blinks: the next beat tries again
                 pass
