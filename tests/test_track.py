@@ -205,3 +205,31 @@ def test_a_cell_shorter_than_the_sampling_interval_still_logs_system_metrics(tmp
     metrics = store.client.get_run(tracker.run_id).data.metrics
     assert any(key.startswith("system/cpu_utilization") for key in metrics), sorted(metrics)
     assert any(key.startswith("system/system_memory_usage") for key in metrics), sorted(metrics)
+
+
+@pytest.mark.slow
+def test_processes_opening_an_empty_database_store_at_once_all_open_it(tmp_path):
+    """The first client of an empty PostgreSQL store creates its tables; several at once race
+    (a sweep's status prefetch and its driver did), and every one must open the store."""
+    import multiprocessing
+
+    from tests.services import start_postgres
+
+    (tmp_path / "services").mkdir()
+    service, uri = start_postgres(tmp_path / "services")
+    try:
+        context = multiprocessing.get_context("spawn")
+        with context.Pool(3) as pool:
+            opened = pool.map(_open_and_create, [(uri, f"e{i}") for i in range(3)])
+        assert sorted(opened) == ["e0", "e1", "e2"]
+    finally:
+        service.stop()
+
+
+def _open_and_create(job: tuple[str, str]) -> str:
+    from ablate.track.client import mlflow_client
+
+    uri, name = job
+    client = mlflow_client(uri)
+    client.create_experiment(name)
+    return client.get_experiment_by_name(name).name

@@ -11,13 +11,26 @@ from ablate.track.uri import sqlite_path
 
 def mlflow_client(uri: str):
     """The one way ablate opens a store. A SQLite store that does not exist yet is made whole first
-    (`create_sqlite_store`), so every process sees either no file or a fully migrated one."""
+    (`create_sqlite_store`), so every process sees either no file or a fully migrated one. A new
+    database store is given its tables by the first client that opens it: two processes opening
+    an empty database at once (a sweep's status prefetch and its driver) race to create them,
+    and the one that loses waits for the other's tables and opens them."""
+    import time
+
     from mlflow.tracking import MlflowClient
+
+    from ablate.track.retry import duplicate_insert
 
     path = sqlite_path(uri)
     if path is not None and not path.is_file():
         create_sqlite_store(path)
-    return MlflowClient(tracking_uri=uri)
+    for attempt in range(6):
+        try:
+            return MlflowClient(tracking_uri=uri)
+        except Exception as exc:  # noqa: BLE001 - only the creation race is waited out
+            if attempt == 5 or not (duplicate_insert(exc) or "already exists" in str(exc)):
+                raise
+            time.sleep(0.5 * (attempt + 1))
 
 
 def create_sqlite_store(path: Path) -> None:
